@@ -1,0 +1,288 @@
+//! `sensor-anomaly`: the Azure Functions custom handler and its tools.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use sensor_anomaly::configuration::Settings;
+use sensor_anomaly::demo::{self, DemoOptions};
+use sensor_anomaly::records;
+use sensor_anomaly::scoring::Model;
+use sensor_anomaly::simulate::{self, FaultKind, SimConfig};
+use sensor_anomaly::startup::Application;
+use sensor_anomaly::windowing::{self, WindowSpec};
+use sensor_anomaly::{schema, telemetry, timefmt};
+
+#[derive(Parser)]
+#[command(name = "sensor-anomaly", version, about = "Real-time anomaly detection for industrial IoT sensor windows")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the custom handler the Functions host starts (settings from the environment).
+    Serve,
+    /// Generate labelled telemetry for a simulated fleet, as JSON lines.
+    Simulate {
+        #[command(flatten)]
+        sim: SimArgs,
+        /// Output file (default: standard output).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Compute Stream Analytics window features from telemetry JSON lines.
+    Window {
+        /// Telemetry JSON lines ('-' for standard input).
+        #[arg(long, default_value = "-")]
+        input: PathBuf,
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Window size in seconds.
+        #[arg(long, default_value_t = 60)]
+        size_secs: i64,
+        /// Hop in seconds for hopping windows (default: the size, i.e. tumbling).
+        #[arg(long)]
+        hop_secs: Option<i64>,
+    },
+    /// Score window records offline: JSON lines in, scored JSON lines out.
+    Score {
+        #[arg(long, default_value = "models/default.onnx")]
+        model: PathBuf,
+        #[arg(long, default_value = "-")]
+        input: PathBuf,
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Run the whole pipeline locally and report detection quality and speed.
+    Demo {
+        #[command(flatten)]
+        sim: SimArgs,
+        #[arg(long, default_value_t = 60)]
+        window_secs: i64,
+        /// Events per ScoreWindows invocation (the host's maxEventBatchSize).
+        #[arg(long, default_value_t = 256)]
+        batch_size: usize,
+        /// Invocations in flight at once.
+        #[arg(long, default_value_t = 2)]
+        concurrency: usize,
+        #[arg(long, default_value = "models/default.onnx")]
+        model: PathBuf,
+        /// The embedded store the demo writes (recreated on every run).
+        #[arg(long, default_value = "data/demo-anomalies.sqlite")]
+        db: PathBuf,
+        /// Print the report as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(clap::Args, Clone)]
+struct SimArgs {
+    #[arg(long, default_value_t = 20)]
+    devices: usize,
+    #[arg(long, default_value_t = 6.0)]
+    hours: f64,
+    /// Seconds between samples of one device.
+    #[arg(long, default_value_t = 1.0)]
+    interval_secs: f64,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Expected faults per device per hour.
+    #[arg(long, default_value_t = 0.4)]
+    fault_rate: f64,
+    /// Fault kinds to inject (comma-separated): spike, dip, drift, flatline, noise_burst.
+    #[arg(long, value_delimiter = ',')]
+    fault_kinds: Vec<String>,
+    /// Channels faults may hit (comma-separated; default: all).
+    #[arg(long, value_delimiter = ',')]
+    fault_channels: Vec<String>,
+    /// Fault duration range in minutes, as MIN,MAX.
+    #[arg(long, value_delimiter = ',', num_args = 2, default_values_t = [8.0, 20.0])]
+    fault_minutes: Vec<f64>,
+    /// Simulation start (RFC 3339).
+    #[arg(long, default_value = "2026-01-01T00:00:00Z")]
+    start: String,
+    /// No faults at all (training data).
+    #[arg(long)]
+    healthy: bool,
+}
+
+impl SimArgs {
+    fn config(&self) -> Result<SimConfig> {
+        if self.devices == 0 || !(self.hours > 0.0) || !(self.interval_secs > 0.0) {
+            bail!("--devices, --hours and --interval-secs must be positive");
+        }
+        if !(self.fault_rate >= 0.0) {
+            bail!("--fault-rate must be zero or positive");
+        }
+        let fault_kinds = if self.fault_kinds.is_empty() {
+            FaultKind::ALL.to_vec()
+        } else {
+            self.fault_kinds
+                .iter()
+                .map(|k| FaultKind::parse(k.trim()).with_context(|| format!("unknown fault kind {k:?} (spike, dip, drift, flatline, noise_burst)")))
+                .collect::<Result<_>>()?
+        };
+        let fault_channels: Vec<String> = if self.fault_channels.is_empty() {
+            schema::CHANNELS.iter().map(|c| c.to_string()).collect()
+        } else {
+            for c in &self.fault_channels {
+                if !schema::CHANNELS.contains(&c.as_str()) {
+                    bail!("unknown channel {c:?} (channels: {})", schema::CHANNELS.join(", "));
+                }
+            }
+            self.fault_channels.clone()
+        };
+        let (lo, hi) = (self.fault_minutes[0], self.fault_minutes[1]);
+        if !(lo > 0.0 && hi >= lo) {
+            bail!("--fault-minutes must be MIN,MAX with 0 < MIN <= MAX");
+        }
+        let start = timefmt::parse(&self.start).with_context(|| format!("--start {:?} is not an RFC 3339 timestamp", self.start))?;
+        Ok(SimConfig {
+            devices: self.devices,
+            hours: self.hours,
+            interval_secs: self.interval_secs,
+            seed: self.seed,
+            fault_rate: if self.healthy { 0.0 } else { self.fault_rate },
+            fault_kinds,
+            fault_channels,
+            fault_minutes: (lo, hi),
+            start,
+        })
+    }
+}
+
+fn writer(out: &Option<PathBuf>) -> Result<Box<dyn Write>> {
+    Ok(match out {
+        Some(path) => {
+            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+            }
+            Box::new(BufWriter::new(File::create(path).with_context(|| format!("cannot create {}", path.display()))?))
+        }
+        None => Box::new(BufWriter::new(std::io::stdout().lock())),
+    })
+}
+
+fn read_input(path: &Path) -> Result<String> {
+    let mut text = String::new();
+    if path == Path::new("-") {
+        std::io::stdin().read_to_string(&mut text).context("cannot read standard input")?;
+    } else {
+        text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    }
+    Ok(text)
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve => {
+            telemetry::init("info");
+            let settings = Settings::from_env().context("invalid configuration")?;
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(async {
+                let app = Application::build(settings).await?;
+                app.run_until_stopped().await?;
+                anyhow::Ok(())
+            })
+        }
+        Command::Simulate { sim, out } => {
+            let config = sim.config()?;
+            let mut w = writer(&out)?;
+            let mut result = Ok(());
+            simulate::simulate(&config, |sample| {
+                if result.is_ok() {
+                    result = serde_json::to_writer(&mut w, &sample).map_err(anyhow::Error::from).and_then(|_| Ok(w.write_all(b"\n")?));
+                }
+            });
+            result?;
+            w.flush()?;
+            Ok(())
+        }
+        Command::Window { input, out, size_secs, hop_secs } => {
+            let spec = WindowSpec::hopping(size_secs, hop_secs.unwrap_or(size_secs))?;
+            let windows = windowing::window_lines(&read_input(&input)?, spec)?;
+            let mut w = writer(&out)?;
+            for record in windows {
+                serde_json::to_writer(&mut w, &record)?;
+                w.write_all(b"\n")?;
+            }
+            w.flush()?;
+            Ok(())
+        }
+        Command::Score { model, input, out } => score_file(&model, &input, &out),
+        Command::Demo { sim, window_secs, batch_size, concurrency, model, db, json } => {
+            if !json {
+                telemetry::init("warn");
+            }
+            let options = DemoOptions {
+                sim: sim.config()?,
+                window_secs,
+                batch_size,
+                concurrency,
+                model_path: model,
+                db_path: db,
+                progress: !json,
+            };
+            let runtime = tokio::runtime::Runtime::new()?;
+            let report = runtime.block_on(demo::run(options))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", demo::render(&report));
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Scores a JSON-lines file of windows; unreadable lines are reported on stderr and skipped.
+fn score_file(model_path: &Path, input: &Path, out: &Option<PathBuf>) -> Result<()> {
+    let model = Model::load_file(model_path)?;
+    let reader: Box<dyn BufRead> = if input == Path::new("-") {
+        Box::new(BufReader::new(std::io::stdin().lock()))
+    } else {
+        Box::new(BufReader::new(File::open(input).with_context(|| format!("cannot read {}", input.display()))?))
+    };
+    let mut w = writer(out)?;
+    let mut batch = Vec::new();
+    let (mut scored, mut refused) = (0usize, 0usize);
+    let flush = |batch: &mut Vec<records::WindowRecord>, w: &mut Box<dyn Write>| -> Result<usize> {
+        let results = model.score(batch)?;
+        for r in &results {
+            serde_json::to_writer(&mut *w, r)?;
+            w.write_all(b"\n")?;
+        }
+        batch.clear();
+        Ok(results.len())
+    };
+    for (i, line) in reader.lines().enumerate() {
+        let line = line.with_context(|| format!("cannot read line {}", i + 1))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let record = serde_json::from_str::<serde_json::Value>(&line)
+            .map_err(|e| e.to_string())
+            .and_then(|v| v.as_object().cloned().ok_or_else(|| "not a JSON object".to_string()))
+            .and_then(|m| records::extract(&m, &model.info.feature_names).map_err(|e| e.to_string()));
+        match record {
+            Ok(r) => batch.push(r),
+            Err(reason) => {
+                refused += 1;
+                eprintln!("line {}: refused: {reason}", i + 1);
+            }
+        }
+        if batch.len() >= 4096 {
+            scored += flush(&mut batch, &mut w)?;
+        }
+    }
+    scored += flush(&mut batch, &mut w)?;
+    w.flush()?;
+    eprintln!("scored {scored} windows with model {} ({refused} refused)", model.info.model_version);
+    Ok(())
+}

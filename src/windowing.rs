@@ -1,0 +1,297 @@
+//! Window features with Azure Stream Analytics semantics, so that the model is trained on and
+//! scores exactly what the production query (`infra/stream-analytics/windows.asaql`) emits.
+//!
+//! - Timelines are per device (`PARTITION BY`/`GROUP BY device_id`).
+//! - A window covers `(end - size, end]`: start exclusive, end inclusive; windows are aligned to
+//!   multiples of the hop (the size, for tumbling windows) from the epoch, and `window_end` is
+//!   `System.Timestamp()`.
+//! - `std` is the sample standard deviation (`STDEV`, n-1); null for fewer than two values.
+//! - Only windows with at least one event are emitted; null channel values are ignored, as SQL
+//!   aggregates ignore nulls.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::schema::{CHANNELS, STATS};
+use crate::timefmt;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WindowError {
+    #[error("window size must be a positive number of seconds")]
+    Size,
+    #[error("hop must be positive and at most the window size (got hop {hop}s, size {size}s)")]
+    Hop { hop: i64, size: i64 },
+    #[error("line {line}: {problem}")]
+    Input { line: usize, problem: String },
+}
+
+/// One raw telemetry sample (what a device sends), optionally labelled by the simulator.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Sample {
+    pub device_id: String,
+    pub timestamp: String,
+    #[serde(flatten)]
+    pub values: BTreeMap<String, Value>,
+    #[serde(default)]
+    pub fault_kind: Option<String>,
+    #[serde(default)]
+    pub fault_channel: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct WindowSpec {
+    pub size_secs: i64,
+    pub hop_secs: i64,
+}
+
+impl WindowSpec {
+    pub fn tumbling(size_secs: i64) -> Result<Self, WindowError> {
+        Self::hopping(size_secs, size_secs)
+    }
+
+    pub fn hopping(size_secs: i64, hop_secs: i64) -> Result<Self, WindowError> {
+        if size_secs <= 0 {
+            return Err(WindowError::Size);
+        }
+        if hop_secs <= 0 || hop_secs > size_secs {
+            return Err(WindowError::Hop { hop: hop_secs, size: size_secs });
+        }
+        Ok(WindowSpec { size_secs, hop_secs })
+    }
+
+    /// Ends (unix seconds) of every window containing instant `t` (unix seconds, fractional):
+    /// multiples `e` of the hop with `e - size < t <= e`.
+    pub fn window_ends(&self, t: f64) -> impl Iterator<Item = i64> {
+        let hop = self.hop_secs;
+        let first = (t / hop as f64).ceil() as i64 * hop;
+        let size = self.size_secs;
+        (0..).map(move |k| first + k * hop).take_while(move |&e| ((e - size) as f64) < t)
+    }
+}
+
+/// Running statistics of one channel in one window (Welford, for a stable sample variance).
+#[derive(Debug, Clone, Copy, Default)]
+struct ChannelAcc {
+    n: u64,
+    mean: f64,
+    m2: f64,
+    min: f64,
+    max: f64,
+}
+
+impl ChannelAcc {
+    fn push(&mut self, x: f64) {
+        if self.n == 0 {
+            self.min = x;
+            self.max = x;
+        }
+        self.n += 1;
+        let delta = x - self.mean;
+        self.mean += delta / self.n as f64;
+        self.m2 += delta * (x - self.mean);
+        self.min = self.min.min(x);
+        self.max = self.max.max(x);
+    }
+
+    fn stat(&self, stat: &str) -> Option<f64> {
+        match (stat, self.n) {
+            (_, 0) => None,
+            ("mean", _) => Some(self.mean),
+            ("std", 1) => None,
+            ("std", n) => Some((self.m2 / (n - 1) as f64).max(0.0).sqrt()),
+            ("min", _) => Some(self.min),
+            ("max", _) => Some(self.max),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct WindowAcc {
+    count: u64,
+    channels: [ChannelAcc; CHANNELS.len()],
+    faulty: u64,
+    /// (kind, channel) -> samples, to name the window's dominant fault.
+    faults: BTreeMap<(String, String), u64>,
+}
+
+/// Fraction of a window's samples that must be faulty for the window to be labelled anomalous.
+pub const LABEL_MIN_FAULTY_FRACTION: f64 = 0.5;
+
+/// Accumulates samples into windows per device.
+pub struct Windower {
+    spec: WindowSpec,
+    windows: BTreeMap<(i64, String), WindowAcc>,
+}
+
+impl Windower {
+    pub fn new(spec: WindowSpec) -> Self {
+        Windower { spec, windows: BTreeMap::new() }
+    }
+
+    pub fn push(&mut self, sample: &Sample) -> Result<(), String> {
+        let t = timefmt::parse(&sample.timestamp).ok_or_else(|| format!("timestamp {:?} is not RFC 3339", sample.timestamp))?;
+        let seconds = t.unix_timestamp() as f64 + f64::from(t.nanosecond()) / 1e9;
+        for end in self.spec.window_ends(seconds) {
+            let acc = self.windows.entry((end, sample.device_id.clone())).or_default();
+            acc.count += 1;
+            for (i, channel) in CHANNELS.iter().enumerate() {
+                if let Some(v) = sample.values.get(*channel).and_then(Value::as_f64).filter(|v| v.is_finite()) {
+                    acc.channels[i].push(v);
+                }
+            }
+            if let Some(kind) = &sample.fault_kind {
+                acc.faulty += 1;
+                let channel = sample.fault_channel.clone().unwrap_or_default();
+                *acc.faults.entry((kind.clone(), channel)).or_default() += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// The windows in (window end, device) order, as Stream Analytics output records.
+    pub fn finish(self, with_labels: bool) -> Vec<Map<String, Value>> {
+        let size = self.spec.size_secs;
+        self.windows
+            .into_iter()
+            .map(|((end, device), acc)| {
+                let mut m = Map::new();
+                m.insert("device_id".into(), Value::String(device));
+                m.insert("window_start".into(), Value::String(timefmt::format(timefmt::from_unix_seconds(end - size))));
+                m.insert("window_end".into(), Value::String(timefmt::format(timefmt::from_unix_seconds(end))));
+                m.insert("sample_count".into(), Value::from(acc.count));
+                for (i, channel) in CHANNELS.iter().enumerate() {
+                    for stat in STATS {
+                        let v = acc.channels[i].stat(stat).and_then(serde_json::Number::from_f64).map_or(Value::Null, Value::Number);
+                        m.insert(format!("{channel}_{stat}"), v);
+                    }
+                }
+                if with_labels {
+                    let anomalous = acc.count > 0 && acc.faulty as f64 >= LABEL_MIN_FAULTY_FRACTION * acc.count as f64;
+                    let dominant = acc.faults.iter().max_by_key(|(_, n)| **n).map(|((k, c), _)| (k.clone(), c.clone()));
+                    m.insert("label".into(), Value::from(u8::from(anomalous)));
+                    m.insert("faulty_samples".into(), Value::from(acc.faulty));
+                    let (kind, channel) = dominant.map_or((Value::Null, Value::Null), |(k, c)| (Value::String(k), Value::String(c)));
+                    m.insert("fault_kind".into(), kind);
+                    m.insert("fault_channel".into(), channel);
+                }
+                m
+            })
+            .collect()
+    }
+}
+
+/// Windows JSON-lines samples; returns the records, or the first unreadable line.
+pub fn window_lines(text: &str, spec: WindowSpec) -> Result<Vec<Map<String, Value>>, WindowError> {
+    let mut windower = Windower::new(spec);
+    let mut labelled = false;
+    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let sample: Sample = serde_json::from_str(line).map_err(|e| WindowError::Input { line: i + 1, problem: e.to_string() })?;
+        labelled |= sample.fault_kind.is_some() || line.contains("\"fault_kind\"");
+        windower.push(&sample).map_err(|problem| WindowError::Input { line: i + 1, problem })?;
+    }
+    Ok(windower.finish(labelled))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(device: &str, ts: &str, temperature: f64) -> Sample {
+        let mut values = BTreeMap::new();
+        values.insert("temperature".into(), Value::from(temperature));
+        Sample { device_id: device.into(), timestamp: ts.into(), values, fault_kind: None, fault_channel: None }
+    }
+
+    #[test]
+    fn tumbling_windows_are_start_exclusive_end_inclusive_per_device() {
+        let spec = WindowSpec::tumbling(60).unwrap();
+        let mut w = Windower::new(spec);
+        // 00:00:00 belongs to the window ending at 00:00:00; 00:01:00 closes the next one.
+        for (device, ts, v) in [
+            ("a", "2026-01-01T00:00:00Z", 100.0),
+            ("a", "2026-01-01T00:00:01Z", 1.0),
+            ("a", "2026-01-01T00:00:30Z", 2.0),
+            ("a", "2026-01-01T00:01:00Z", 6.0),
+            ("a", "2026-01-01T00:01:00.5Z", 50.0),
+            ("b", "2026-01-01T00:00:59Z", 7.0),
+        ] {
+            w.push(&sample(device, ts, v)).unwrap();
+        }
+        let out = w.finish(false);
+        let keys: Vec<(String, String, u64)> = out
+            .iter()
+            .map(|m| (m["device_id"].as_str().unwrap().to_string(), m["window_end"].as_str().unwrap().to_string(), m["sample_count"].as_u64().unwrap()))
+            .collect();
+        assert_eq!(
+            keys,
+            vec![
+                ("a".into(), "2026-01-01T00:00:00Z".into(), 1),
+                ("a".into(), "2026-01-01T00:01:00Z".into(), 3),
+                ("b".into(), "2026-01-01T00:01:00Z".into(), 1),
+                ("a".into(), "2026-01-01T00:02:00Z".into(), 1),
+            ]
+        );
+        let a1 = &out[1];
+        assert_eq!(a1["window_start"], "2026-01-01T00:00:00Z");
+        // Values 1, 2, 6: mean 3, sample variance ((4 + 1 + 9) / 2) = 7.
+        assert_eq!(a1["temperature_mean"].as_f64().unwrap(), 3.0);
+        assert!((a1["temperature_std"].as_f64().unwrap() - 7f64.sqrt()).abs() < 1e-12);
+        assert_eq!(a1["temperature_min"].as_f64().unwrap(), 1.0);
+        assert_eq!(a1["temperature_max"].as_f64().unwrap(), 6.0);
+        // One value: STDEV is null; a channel with no values has null features.
+        assert_eq!(out[0]["temperature_std"], Value::Null);
+        assert_eq!(out[0]["humidity_mean"], Value::Null);
+    }
+
+    #[test]
+    fn hopping_windows_cover_each_sample_size_over_hop_times() {
+        let spec = WindowSpec::hopping(60, 20).unwrap();
+        let ends: Vec<i64> = spec.window_ends(65.0).collect();
+        assert_eq!(ends, vec![80, 100, 120]);
+        let ends: Vec<i64> = spec.window_ends(60.0).collect();
+        assert_eq!(ends, vec![60, 80, 100]);
+        assert!(WindowSpec::hopping(60, 90).is_err());
+        assert!(WindowSpec::tumbling(0).is_err());
+
+        let mut w = Windower::new(spec);
+        for (ts, v) in [("2026-01-01T00:00:10Z", 1.0), ("2026-01-01T00:00:30Z", 3.0), ("2026-01-01T00:00:50Z", 8.0)] {
+            w.push(&sample("a", ts, v)).unwrap();
+        }
+        let out = w.finish(false);
+        let summary: Vec<(String, u64, f64)> = out
+            .iter()
+            .map(|m| (m["window_end"].as_str().unwrap().to_string(), m["sample_count"].as_u64().unwrap(), m["temperature_mean"].as_f64().unwrap()))
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                ("2026-01-01T00:00:20Z".into(), 1, 1.0),
+                ("2026-01-01T00:00:40Z".into(), 2, 2.0),
+                ("2026-01-01T00:01:00Z".into(), 3, 4.0),
+                ("2026-01-01T00:01:20Z".into(), 2, 5.5),
+                ("2026-01-01T00:01:40Z".into(), 1, 8.0),
+            ]
+        );
+    }
+
+    #[test]
+    fn labels_need_a_faulty_majority() {
+        let spec = WindowSpec::tumbling(60).unwrap();
+        let mut w = Windower::new(spec);
+        for s in 1..=4 {
+            let mut x = sample("a", &format!("2026-01-01T00:00:{:02}Z", s * 10), 1.0);
+            if s >= 3 {
+                x.fault_kind = Some("spike".into());
+                x.fault_channel = Some("temperature".into());
+            }
+            w.push(&x).unwrap();
+        }
+        let out = w.finish(true);
+        assert_eq!(out[0]["label"], 1);
+        assert_eq!(out[0]["fault_kind"], "spike");
+        assert_eq!(out[0]["fault_channel"], "temperature");
+    }
+}
