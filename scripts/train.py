@@ -77,6 +77,7 @@ OPSET = 17
 IR_VERSION = 8
 INPUT_NAME = "features"
 OUTPUT_NAME = "contributions"
+EXPECTED_NAME = "expected"  # optional output: the value the model expected, raw units
 
 FEATURE_QUANTILES = {"q01": 0.01, "q05": 0.05, "q50": 0.50, "q95": 0.95, "q99": 0.99}
 SCORE_QUANTILES = {"p50": 0.50, "p90": 0.90, "p99": 0.99, "p995": 0.995, "p999": 0.999}
@@ -252,7 +253,7 @@ class _IterationFilter(io.TextIOBase):
 
 
 def train_autoencoder(Z_train: np.ndarray, hidden: tuple[int, ...], seed: int, max_iter: int,
-                      tol: float = 1e-6, progress: bool = True):
+                      tol: float = 1e-6, progress: bool = True, Z_target: np.ndarray | None = None):
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.neural_network import MLPRegressor
 
@@ -262,12 +263,40 @@ def train_autoencoder(Z_train: np.ndarray, hidden: tuple[int, ...], seed: int, m
     sink = _IterationFilter(max(1, max_iter // 10)) if progress else io.StringIO()
     with warnings.catch_warnings(record=True) as caught, contextlib.redirect_stdout(sink):
         warnings.simplefilter("always", ConvergenceWarning)
-        model.fit(Z_train, Z_train)
+        model.fit(Z_train, Z_train if Z_target is None else Z_target)
     if progress:
         log(f"stage=fit done iterations={model.n_iter_} final_loss={model.loss_:.8f}")
         if any(issubclass(w.category, ConvergenceWarning) for w in caught):
             log(f"stage=fit note: reached --max-iter={max_iter} before convergence (tol={tol})")
     return model
+
+
+def corrupt_channels(X: np.ndarray, std: np.ndarray, channels: int, rng: np.random.Generator) -> np.ndarray:
+    """Copies of the windows with one channel each made faulty: shifted, stuck or noisy.
+
+    Trained to map these back to the clean windows (a denoising autoencoder), the network learns
+    to predict each channel from the others instead of copying it, so a faulty channel's error
+    stays on that channel and the per-channel contributions name it.
+    Features are grouped per channel as [mean, std, min, max] (the contract order).
+    """
+    Xc = X.astype(np.float64).copy()
+    n = Xc.shape[0]
+    which = rng.integers(0, channels, size=n)
+    kind = rng.integers(0, 3, size=n)
+    for i in range(n):
+        m, s, lo, hi = (4 * which[i] + k for k in range(4))
+        if kind[i] == 0:  # shift (drift, dip, offset)
+            delta = rng.uniform(1.0, 5.0) * std[m] * rng.choice([-1.0, 1.0])
+            Xc[i, [m, lo, hi]] += delta
+        elif kind[i] == 1:  # stuck sensor
+            Xc[i, s] = 0.0
+            Xc[i, lo] = Xc[i, hi] = Xc[i, m]
+        else:  # noisier sensor
+            k = rng.uniform(3.0, 8.0)
+            Xc[i, s] *= k
+            Xc[i, lo] = Xc[i, m] - (Xc[i, m] - Xc[i, lo]) * k
+            Xc[i, hi] = Xc[i, m] + (Xc[i, hi] - Xc[i, m]) * k
+    return Xc
 
 
 def reconstruction_mse(model, Z: np.ndarray) -> np.ndarray:
@@ -309,11 +338,15 @@ def build_graph_model(mean, std, layers, metadata: dict | None = None):
             h = f"layer{i}_act"
     nodes += [helper.make_node("Sub", ["z", "reconstruction"], ["residual"], name="residual"),
               helper.make_node("Mul", ["residual", "residual"], ["squared"], name="square"),
-              helper.make_node("Mul", ["squared", "inv_num_features"], [OUTPUT_NAME], name="scale")]
+              helper.make_node("Mul", ["squared", "inv_num_features"], [OUTPUT_NAME], name="scale"),
+              # What the model expected each feature to be, in raw units (for explanations).
+              helper.make_node("Mul", ["reconstruction", "feature_std"], ["expected_centered"], name="unscale"),
+              helper.make_node("Add", ["expected_centered", "feature_mean"], [EXPECTED_NAME], name="uncenter")]
     graph = helper.make_graph(
         nodes, "sensor_anomaly_autoencoder",
         inputs=[helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, ["N", N_FEATURES])],
-        outputs=[helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["N", N_FEATURES])],
+        outputs=[helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["N", N_FEATURES]),
+                 helper.make_tensor_value_info(EXPECTED_NAME, TensorProto.FLOAT, ["N", N_FEATURES])],
         initializer=inits)
     m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
                           producer_name="sensor-anomaly scripts/train.py", producer_version="1")
@@ -349,7 +382,8 @@ def _floats(a) -> list[float]:
 
 
 def build_metadata(*, mean, std, layers, threshold: float, X_train, val_scores, rows_train,
-                   rows_validation, seed, hidden, iterations, threshold_quantile, source) -> dict:
+                   rows_validation, seed, hidden, iterations, threshold_quantile, source,
+                   denoise: bool = False) -> dict:
     threshold_str = repr(float(threshold))
     fq = {k: _floats(np.quantile(X_train, q, axis=0)) for k, q in FEATURE_QUANTILES.items()}
     sq = {k: float(np.quantile(val_scores, q)) for k, q in SCORE_QUANTILES.items()}
@@ -363,6 +397,7 @@ def build_metadata(*, mean, std, layers, threshold: float, X_train, val_scores, 
         "threshold_quantile": float(threshold_quantile),
         "validation_score_quantiles": sq,
         "source": source,
+        "denoising": bool(denoise),
     }
     return {
         "anomaly.contract": "1",
@@ -384,7 +419,8 @@ def build_metadata(*, mean, std, layers, threshold: float, X_train, val_scores, 
 # --------------------------------------------------------------------------
 
 def train_from_matrix(X: np.ndarray, *, seed: int, hidden: tuple[int, ...], max_iter: int,
-                      threshold_quantile: float, source: str, progress: bool = True):
+                      threshold_quantile: float, source: str, progress: bool = True,
+                      denoise: bool = True):
     """Train + export.  Returns (model_bytes, info dict)."""
     n = X.shape[0]
     train_idx, val_idx = split_indices(n, seed)
@@ -395,7 +431,15 @@ def train_from_matrix(X: np.ndarray, *, seed: int, hidden: tuple[int, ...], max_
     Z_train = standardize(X_train, mean, std)
     if progress:
         log(f"stage=fit hidden={','.join(map(str, hidden))} activation={ACTIVATION} max_iter={max_iter}")
-    model = train_autoencoder(Z_train, hidden, seed, max_iter, progress=progress)
+    Z_input, Z_target = Z_train, Z_train
+    if denoise and X.shape[1] % 4 == 0:
+        rng = np.random.default_rng(seed)
+        Xc = corrupt_channels(X_train, std, X.shape[1] // 4, rng)
+        Z_input = np.vstack([Z_train, standardize(Xc, mean, std)])
+        Z_target = np.vstack([Z_train, Z_train])
+        if progress:
+            log(f"stage=fit denoising: {len(Z_train)} clean + {len(Xc)} corrupted rows (one channel each)")
+    model = train_autoencoder(Z_input, hidden, seed, max_iter, progress=progress, Z_target=Z_target)
     layers = model_layers(model)
 
     bare = build_graph_model(mean, std, layers).SerializeToString()
@@ -409,7 +453,7 @@ def train_from_matrix(X: np.ndarray, *, seed: int, hidden: tuple[int, ...], max_
                           val_scores=val_scores, rows_train=len(train_idx),
                           rows_validation=len(val_idx), seed=seed, hidden=hidden,
                           iterations=model.n_iter_, threshold_quantile=threshold_quantile,
-                          source=source)
+                          source=source, denoise=denoise)
     final = build_graph_model(mean, std, layers, meta).SerializeToString()
     info = {"rows": n, "rows_train": len(train_idx), "rows_validation": len(val_idx),
             "threshold": threshold, "model_version": meta["anomaly.model_version"],
@@ -491,6 +535,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="seed for simulation, the train/validation split and MLP initialization")
     mdl.add_argument("--hidden", type=parse_hidden, default="16,8,16", metavar="SIZES",
                      help="comma-separated hidden layer sizes of the autoencoder")
+    mdl.add_argument("--no-denoise", action="store_true",
+                     help="train a plain autoencoder (identity target) instead of the denoising one, "
+                          "which learns to restore one corrupted channel and so attributes faults better")
     mdl.add_argument("--max-iter", type=_positive_int, default=200, help="maximum training epochs (adam)")
     mdl.add_argument("--threshold-quantile", type=_quantile_arg, default=0.999, metavar="Q",
                      help="alert threshold = this quantile of validation scores")
@@ -520,7 +567,8 @@ def run(args) -> dict:
         log(f"stage=load rows={X.shape[0]} features={X.shape[1]} sha256={digest}")
     source = f"{source_desc} sha256={digest}"
     data, info = train_from_matrix(X, seed=args.seed, hidden=hidden, max_iter=args.max_iter,
-                                   threshold_quantile=args.threshold_quantile, source=source)
+                                   threshold_quantile=args.threshold_quantile, source=source,
+                                   denoise=not args.no_denoise)
     out = Path(args.out)
     write_atomic(out, data)
     log(f"stage=write out={out} bytes={len(data)} sha256={hashlib.sha256(data).hexdigest()[:16]}")

@@ -22,6 +22,10 @@ use crate::runtime::{self, RuntimeError};
 
 pub const INPUT_NAME: &str = "features";
 pub const OUTPUT_NAME: &str = "contributions";
+/// Optional output `[N, F]`: what the model expected each feature to be, in raw units. With it,
+/// explanations measure how far a reading is from its expected value; without it, from the
+/// training mean.
+pub const EXPECTED_NAME: &str = "expected";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
@@ -64,6 +68,7 @@ pub struct ModelInfo {
 pub struct Model {
     pub info: ModelInfo,
     channel_of_feature: Vec<usize>,
+    has_expected: bool,
     sessions: Vec<Mutex<Session>>,
     next: AtomicUsize,
     pub source: String,
@@ -121,7 +126,8 @@ pub struct ScoredWindow {
     /// The score split over the channels; the values sum to `score`.
     pub contributions: BTreeMap<String, f64>,
     pub top_channel: String,
-    /// The feature of the top channel furthest from its training mean, in training sd.
+    /// The feature of the top channel contributing most, and how far it is from the value the
+    /// model expected, in training sd.
     pub top_feature: String,
     pub top_feature_z: f64,
     pub explanation: String,
@@ -155,6 +161,7 @@ impl Model {
         }
         let info = read_info(&sessions[0])?;
         check_graph(&sessions[0], info.feature_names.len())?;
+        let has_expected = sessions[0].outputs().iter().any(|o| o.name() == EXPECTED_NAME);
         let channel_of_feature = info
             .feature_channels
             .iter()
@@ -163,12 +170,13 @@ impl Model {
         let model = Model {
             info,
             channel_of_feature,
+            has_expected,
             sessions: sessions.into_iter().map(Mutex::new).collect(),
             next: AtomicUsize::new(0),
             source: source.to_string(),
         };
         let probe: Vec<f32> = model.info.feature_mean.iter().map(|&m| m as f32).collect();
-        let out = model.contributions(&probe, 1)?;
+        let (out, _) = model.run(&probe, 1)?;
         if out.iter().any(|v| !v.is_finite()) {
             return Err(ModelError::Contract("probe inference on the training means gave non-finite contributions".into()));
         }
@@ -179,14 +187,15 @@ impl Model {
         self.info.feature_names.len()
     }
 
-    /// One ONNX Runtime run for the whole batch: `rows` is `[n, F]` row-major.
-    pub fn contributions(&self, rows: &[f32], n: usize) -> Result<Vec<f32>, ModelError> {
+    /// One ONNX Runtime run for the whole batch: `rows` is `[n, F]` row-major. Returns the
+    /// contributions and, when the model has that output, the expected values.
+    pub fn run(&self, rows: &[f32], n: usize) -> Result<(Vec<f32>, Option<Vec<f32>>), ModelError> {
         let f = self.feature_count();
         if rows.len() != n * f {
             return Err(ModelError::Inference(format!("expected {} values for {n} rows, got {}", n * f, rows.len())));
         }
         if n == 0 {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), self.has_expected.then(Vec::new)));
         }
         let input = Tensor::from_array(([n, f], rows.to_vec())).map_err(|e| ModelError::Inference(e.to_string()))?;
         let start = self.next.fetch_add(1, Ordering::Relaxed);
@@ -198,11 +207,17 @@ impl Model {
             .unwrap_or_else(|| self.sessions[start % count].lock())
             .map_err(|_| ModelError::Inference("a previous inference panicked".into()))?;
         let outputs = guard.run(ort::inputs![INPUT_NAME => input]).map_err(|e| ModelError::Inference(e.to_string()))?;
-        let (shape, data) = outputs[OUTPUT_NAME].try_extract_tensor::<f32>().map_err(|e| ModelError::Inference(e.to_string()))?;
-        if shape.len() != 2 || shape[0] as usize != n || shape[1] as usize != f {
-            return Err(ModelError::Contract(format!("output `{OUTPUT_NAME}` has shape {:?}, expected [{n}, {f}]", &shape[..])));
-        }
-        Ok(data.to_vec())
+        let extract = |name: &str| -> Result<Vec<f32>, ModelError> {
+            let value = outputs.get(name).ok_or_else(|| ModelError::Contract(format!("no output named `{name}`")))?;
+            let (shape, data) = value.try_extract_tensor::<f32>().map_err(|e| ModelError::Inference(e.to_string()))?;
+            if shape.len() != 2 || shape[0] as usize != n || shape[1] as usize != f {
+                return Err(ModelError::Contract(format!("output `{name}` has shape {:?}, expected [{n}, {f}]", &shape[..])));
+            }
+            Ok(data.to_vec())
+        };
+        let contributions = extract(OUTPUT_NAME)?;
+        let expected = if self.has_expected { Some(extract(EXPECTED_NAME)?) } else { None };
+        Ok((contributions, expected))
     }
 
     /// Scores a batch of validated windows.
@@ -216,16 +231,20 @@ impl Model {
             }
             rows.extend_from_slice(&r.features);
         }
-        let contributions = self.contributions(&rows, records.len())?;
+        let (contributions, expected) = self.run(&rows, records.len())?;
         let per_window_us = started.elapsed().as_secs_f64() * 1e6 / records.len().max(1) as f64;
         Ok(records
             .iter()
-            .zip(contributions.chunks_exact(f.max(1)))
-            .map(|(record, c)| self.explain(record, c, per_window_us))
+            .enumerate()
+            .map(|(i, record)| {
+                let row = i * f..(i + 1) * f;
+                let expected = expected.as_ref().map(|e| &e[row.clone()]);
+                self.explain(record, &contributions[row], expected, per_window_us)
+            })
             .collect())
     }
 
-    fn explain(&self, record: &WindowRecord, feature_contrib: &[f32], processing_time_us: f64) -> ScoredWindow {
+    fn explain(&self, record: &WindowRecord, feature_contrib: &[f32], expected: Option<&[f32]>, processing_time_us: f64) -> ScoredWindow {
         let info = &self.info;
         let mut by_channel = vec![0f64; info.channels.len()];
         for (i, &c) in feature_contrib.iter().enumerate() {
@@ -239,15 +258,16 @@ impl Model {
             .map(|(i, _)| i)
             .unwrap_or(0);
         let top_channel = info.channels.get(top).cloned().unwrap_or_default();
-        // Within the top channel, the feature furthest from normal in training sd.
+        // Within the top channel, the feature with the largest contribution, and how many training
+        // sd it is from the value the model expected (or from the training mean).
         let (top_feature, z) = (0..feature_contrib.len())
             .filter(|&i| self.channel_of_feature[i] == top)
+            .max_by(|&a, &b| feature_contrib[a].total_cmp(&feature_contrib[b]))
             .map(|i| {
+                let normal = expected.map_or(info.feature_mean[i], |e| f64::from(e[i]));
                 let sd = info.feature_std[i].max(1e-12);
-                (i, (f64::from(record.features[i]) - info.feature_mean[i]) / sd)
+                (info.feature_names[i].clone(), (f64::from(record.features[i]) - normal) / sd)
             })
-            .max_by(|a, b| a.1.abs().total_cmp(&b.1.abs()))
-            .map(|(i, z)| (info.feature_names[i].clone(), z))
             .unwrap_or_default();
         let ratio = if info.threshold > 0.0 { score / info.threshold } else { f64::INFINITY };
         let severity = Severity::from_ratio(ratio);
