@@ -171,7 +171,7 @@ class TrainTests(unittest.TestCase):
         self.assertEqual(info["model_version"], cli_meta["anomaly.model_version"])
         sess = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
         self.assertEqual([i.name for i in sess.get_inputs()], ["features"])
-        self.assertEqual([o.name for o in sess.get_outputs()], ["contributions"])
+        self.assertEqual([o.name for o in sess.get_outputs()], ["contributions", "expected"])
         self.assertEqual(sess.get_inputs()[0].shape, ["N", 20])
         X = synthetic_features(257, seed=9)
         out = sess.run(["contributions"], {"features": X.astype(np.float32)})[0]
@@ -182,6 +182,10 @@ class TrainTests(unittest.TestCase):
         expected = train.reconstruction_mse(info["sklearn_model"], Z)
         got = out.astype(np.float64).sum(axis=1)
         np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5)
+        # `expected` is the reconstruction in raw units.
+        exp = sess.run(["expected"], {"features": X.astype(np.float32)})[0]
+        want = info["sklearn_model"].predict(Z) * info["std"].astype(np.float64) + info["mean"].astype(np.float64)
+        np.testing.assert_allclose(exp, want, rtol=1e-4, atol=1e-3)
 
     def test_d_offset_feature_dominates(self):
         sess = ort.InferenceSession(str(self.model_a), providers=["CPUExecutionProvider"])
