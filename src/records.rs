@@ -93,9 +93,13 @@ fn collect_from_text(text: &str, depth: usize, out: &mut Vec<Result<Map<String, 
         return;
     }
     if !trimmed.starts_with(['{', '[', '"']) {
-        match decode_base64_text(trimmed) {
-            Some(decoded) => collect_from_text(&decoded, depth + 1, out),
-            None => out.push(Err(RecordError::NotJson(preview(trimmed)))),
+        if let Ok(scalar) = serde_json::from_str::<Value>(trimmed) {
+            collect_objects(&scalar, depth, out);
+        } else {
+            match decode_base64_text(trimmed) {
+                Some(decoded) => collect_from_text(&decoded, depth + 1, out),
+                None => out.push(Err(RecordError::NotJson(preview(trimmed)))),
+            }
         }
         return;
     }
