@@ -7,7 +7,11 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum ConfigError {
     #[error("setting {name}={value:?} is invalid: {problem}")]
-    Invalid { name: &'static str, value: String, problem: String },
+    Invalid {
+        name: &'static str,
+        value: String,
+        problem: String,
+    },
     #[error("setting {0} is set, but this build has no Azure SQL sink yet; unset it to use the embedded SQLite store (ANOMALY_SQLITE_PATH)")]
     Unsupported(&'static str),
 }
@@ -62,26 +66,60 @@ impl Settings {
         }
         Ok(Settings {
             port: number(&get, "FUNCTIONS_CUSTOMHANDLER_PORT", defaults.port, 1)?,
-            model_path: get("ANOMALY_MODEL_PATH").map(PathBuf::from).unwrap_or(defaults.model_path),
-            sqlite_path: get("ANOMALY_SQLITE_PATH").map(PathBuf::from).unwrap_or(defaults.sqlite_path),
-            store_timeout: Duration::from_millis(number(&get, "ANOMALY_STORE_TIMEOUT_MS", 5000u64, 1)?),
+            model_path: get("ANOMALY_MODEL_PATH")
+                .map(PathBuf::from)
+                .unwrap_or(defaults.model_path),
+            sqlite_path: get("ANOMALY_SQLITE_PATH")
+                .map(PathBuf::from)
+                .unwrap_or(defaults.sqlite_path),
+            store_timeout: Duration::from_millis(number(
+                &get,
+                "ANOMALY_STORE_TIMEOUT_MS",
+                5000u64,
+                1,
+            )?),
             max_batch: number(&get, "ANOMALY_MAX_BATCH", defaults.max_batch, 1)?,
-            max_body_bytes: number(&get, "ANOMALY_MAX_BODY_BYTES", defaults.max_body_bytes, 1024)?,
-            max_invocation_bytes: number(&get, "ANOMALY_MAX_INVOCATION_BYTES", defaults.max_invocation_bytes, 1024)?,
+            max_body_bytes: number(
+                &get,
+                "ANOMALY_MAX_BODY_BYTES",
+                defaults.max_body_bytes,
+                1024,
+            )?,
+            max_invocation_bytes: number(
+                &get,
+                "ANOMALY_MAX_INVOCATION_BYTES",
+                defaults.max_invocation_bytes,
+                1024,
+            )?,
             trigger_binding: get("ANOMALY_TRIGGER_BINDING").unwrap_or(defaults.trigger_binding),
         })
     }
 }
 
-fn number<T>(get: &impl Fn(&str) -> Option<String>, name: &'static str, default: T, min: T) -> Result<T, ConfigError>
+fn number<T>(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: T,
+    min: T,
+) -> Result<T, ConfigError>
 where
     T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
 {
-    let Some(text) = get(name) else { return Ok(default) };
+    let Some(text) = get(name) else {
+        return Ok(default);
+    };
     match text.trim().parse::<T>() {
         Ok(v) if v >= min => Ok(v),
-        Ok(_) => Err(ConfigError::Invalid { name, value: text, problem: format!("must be at least {min}") }),
-        Err(_) => Err(ConfigError::Invalid { name, value: text, problem: "is not a whole number".into() }),
+        Ok(_) => Err(ConfigError::Invalid {
+            name,
+            value: text,
+            problem: format!("must be at least {min}"),
+        }),
+        Err(_) => Err(ConfigError::Invalid {
+            name,
+            value: text,
+            problem: "is not a whole number".into(),
+        }),
     }
 }
 
@@ -91,7 +129,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn settings(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
-        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Settings::from_lookup(|k| map.get(k).cloned())
     }
 
@@ -100,16 +141,26 @@ mod tests {
         let s = settings(&[]).unwrap();
         assert_eq!(s.port, 8080);
         assert_eq!(s.trigger_binding, "events");
-        let s = settings(&[("FUNCTIONS_CUSTOMHANDLER_PORT", "41234"), ("ANOMALY_MAX_BATCH", "50")]).unwrap();
+        let s = settings(&[
+            ("FUNCTIONS_CUSTOMHANDLER_PORT", "41234"),
+            ("ANOMALY_MAX_BATCH", "50"),
+        ])
+        .unwrap();
         assert_eq!((s.port, s.max_batch), (41234, 50));
     }
 
     #[test]
     fn invalid_values_name_the_setting() {
         let err = settings(&[("FUNCTIONS_CUSTOMHANDLER_PORT", "http")]).unwrap_err();
-        assert!(err.to_string().contains("FUNCTIONS_CUSTOMHANDLER_PORT"), "{err}");
+        assert!(
+            err.to_string().contains("FUNCTIONS_CUSTOMHANDLER_PORT"),
+            "{err}"
+        );
         let err = settings(&[("ANOMALY_MAX_BATCH", "0")]).unwrap_err();
         assert!(err.to_string().contains("at least 1"), "{err}");
-        assert_eq!(settings(&[("ANOMALY_SQL_CONNECTION_STRING", "Server=x")]).unwrap_err(), ConfigError::Unsupported("ANOMALY_SQL_CONNECTION_STRING"));
+        assert_eq!(
+            settings(&[("ANOMALY_SQL_CONNECTION_STRING", "Server=x")]).unwrap_err(),
+            ConfigError::Unsupported("ANOMALY_SQL_CONNECTION_STRING")
+        );
     }
 }

@@ -73,6 +73,15 @@ pub struct DemoReport {
     pub quality: Quality,
 }
 
+/// What the driving workers gather from the replies.
+#[derive(Debug, Clone, Default)]
+struct Collected {
+    latencies_ms: Vec<f64>,
+    /// (device, window end) of each alert, with its top channel.
+    predicted: HashMap<(String, String), String>,
+    refused: usize,
+}
+
 fn progress(enabled: bool, message: &str) {
     if enabled {
         let mut err = std::io::stderr().lock();
@@ -83,7 +92,13 @@ fn progress(enabled: bool, message: &str) {
 pub async fn run(options: DemoOptions) -> Result<DemoReport, DemoError> {
     let show = options.progress;
     let sim = &options.sim;
-    progress(show, &format!("simulating {} devices for {} h at one sample every {} s (seed {}) ...", sim.devices, sim.hours, sim.interval_secs, sim.seed));
+    progress(
+        show,
+        &format!(
+            "simulating {} devices for {} h at one sample every {} s (seed {}) ...",
+            sim.devices, sim.hours, sim.interval_secs, sim.seed
+        ),
+    );
     let started = Instant::now();
     let mut windower = Windower::new(WindowSpec::tumbling(options.window_secs)?);
     let mut samples = 0usize;
@@ -96,7 +111,10 @@ pub async fn run(options: DemoOptions) -> Result<DemoReport, DemoError> {
     });
     let windows = windower.finish(true);
     if windows.is_empty() {
-        return Err(DemoError::Empty { devices: sim.devices, hours: sim.hours });
+        return Err(DemoError::Empty {
+            devices: sim.devices,
+            hours: sim.hours,
+        });
     }
     progress(
         show,
@@ -106,9 +124,19 @@ pub async fn run(options: DemoOptions) -> Result<DemoReport, DemoError> {
     let truth: HashMap<(String, String), Truth> = windows
         .iter()
         .map(|w| {
-            let key = (w["device_id"].as_str().unwrap_or_default().to_string(), w["window_end"].as_str().unwrap_or_default().to_string());
+            let key = (
+                w["device_id"].as_str().unwrap_or_default().to_string(),
+                w["window_end"].as_str().unwrap_or_default().to_string(),
+            );
             let text = |k: &str| w.get(k).and_then(Value::as_str).map(str::to_string);
-            (key, Truth { anomalous: w.get("label").and_then(Value::as_u64) == Some(1), fault_kind: text("fault_kind"), fault_channel: text("fault_channel") })
+            (
+                key,
+                Truth {
+                    anomalous: w.get("label").and_then(Value::as_u64) == Some(1),
+                    fault_kind: text("fault_kind"),
+                    fault_channel: text("fault_channel"),
+                },
+            )
         })
         .collect();
 
@@ -116,7 +144,12 @@ pub async fn run(options: DemoOptions) -> Result<DemoReport, DemoError> {
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", options.db_path.display()));
     }
-    let settings = Settings { port: 0, model_path: options.model_path.clone(), sqlite_path: options.db_path.clone(), ..Settings::default() };
+    let settings = Settings {
+        port: 0,
+        model_path: options.model_path.clone(),
+        sqlite_path: options.db_path.clone(),
+        ..Settings::default()
+    };
     let binding = settings.trigger_binding.clone();
     let app = Application::build(settings).await?;
     let port = app.port();
@@ -125,32 +158,54 @@ pub async fn run(options: DemoOptions) -> Result<DemoReport, DemoError> {
     let server = tokio::spawn(app.run_until_stopped());
 
     // Stream Analytics writes one record per event here; each batch is one host invocation.
-    let bodies: Vec<String> = windows.iter().map(|w| Value::Object(w.clone()).to_string()).collect();
+    let bodies: Vec<String> = windows
+        .iter()
+        .map(|w| Value::Object(w.clone()).to_string())
+        .collect();
     let batches: Vec<String> = bodies
         .chunks(options.batch_size.max(1))
         .enumerate()
         .map(|(i, chunk)| {
             let partition = (i % 4).to_string();
             let enqueued = crate::timefmt::format(crate::timefmt::now());
-            host::many_string_invocation(&binding, chunk, &partition, (i * options.batch_size) as i64, &enqueued).to_string()
+            host::many_string_invocation(
+                &binding,
+                chunk,
+                &partition,
+                (i * options.batch_size) as i64,
+                &enqueued,
+            )
+            .to_string()
         })
         .collect();
     progress(show, &format!("driving ScoreWindows on 127.0.0.1:{port}: {} invocations of up to {} events, {} at a time ...", batches.len(), options.batch_size, options.concurrency));
 
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().map_err(|e| DemoError::Http(e.to_string()))?;
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .map_err(|e| DemoError::Http(e.to_string()))?;
     let url = format!("http://127.0.0.1:{port}/ScoreWindows");
     let batches = Arc::new(batches);
     let next = Arc::new(AtomicUsize::new(0));
     let done = Arc::new(AtomicUsize::new(0));
-    let results: Arc<Mutex<(Vec<f64>, HashMap<(String, String), String>, usize)>> = Arc::new(Mutex::new((Vec::new(), HashMap::new(), 0)));
+    let results = Arc::new(Mutex::new(Collected::default()));
     let drive_started = Instant::now();
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..options.concurrency.max(1) {
-        let (client, url, batches, next, done, results) = (client.clone(), url.clone(), Arc::clone(&batches), Arc::clone(&next), Arc::clone(&done), Arc::clone(&results));
+        let (client, url, batches, next, done, results) = (
+            client.clone(),
+            url.clone(),
+            Arc::clone(&batches),
+            Arc::clone(&next),
+            Arc::clone(&done),
+            Arc::clone(&results),
+        );
         workers.spawn(async move {
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(body) = batches.get(i) else { return Ok::<(), DemoError>(()) };
+                let Some(body) = batches.get(i) else {
+                    return Ok::<(), DemoError>(());
+                };
                 let sent = Instant::now();
                 let response = client
                     .post(&url)
@@ -160,28 +215,67 @@ pub async fn run(options: DemoOptions) -> Result<DemoReport, DemoError> {
                     .await
                     .map_err(|e| DemoError::Http(e.to_string()))?;
                 let status = response.status();
-                let bytes = response.bytes().await.map_err(|e| DemoError::Http(e.to_string()))?;
+                let bytes = response
+                    .bytes()
+                    .await
+                    .map_err(|e| DemoError::Http(e.to_string()))?;
                 let latency_ms = sent.elapsed().as_secs_f64() * 1e3;
                 if !status.is_success() {
-                    return Err(DemoError::Http(format!("status {status}: {}", String::from_utf8_lossy(&bytes))));
+                    return Err(DemoError::Http(format!(
+                        "status {status}: {}",
+                        String::from_utf8_lossy(&bytes)
+                    )));
                 }
-                let reply: host::InvocationResponse = serde_json::from_slice(&bytes).map_err(|e| DemoError::Http(format!("unreadable response: {e}")))?;
-                let alerts = reply.outputs.get("alerts").and_then(Value::as_array).cloned().unwrap_or_default();
-                let refused = reply.outputs.get("deadletter").and_then(Value::as_array).map_or(0, Vec::len);
-                let mut guard = results.lock().map_err(|_| DemoError::Http("result collector poisoned".into()))?;
-                guard.0.push(latency_ms);
-                guard.2 += refused;
+                let reply: host::InvocationResponse = serde_json::from_slice(&bytes)
+                    .map_err(|e| DemoError::Http(format!("unreadable response: {e}")))?;
+                let alerts = reply
+                    .outputs
+                    .get("alerts")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default();
+                let refused = reply
+                    .outputs
+                    .get("deadletter")
+                    .and_then(Value::as_array)
+                    .map_or(0, Vec::len);
+                let mut guard = results
+                    .lock()
+                    .map_err(|_| DemoError::Http("result collector poisoned".into()))?;
+                guard.latencies_ms.push(latency_ms);
+                guard.refused += refused;
                 for alert in alerts {
-                    let parsed: Value = alert.as_str().and_then(|s| serde_json::from_str(s).ok()).unwrap_or(Value::Null);
-                    let key = (parsed["device_id"].as_str().unwrap_or_default().to_string(), parsed["window_end"].as_str().unwrap_or_default().to_string());
-                    guard.1.insert(key, parsed["top_channel"].as_str().unwrap_or_default().to_string());
+                    let parsed: Value = alert
+                        .as_str()
+                        .and_then(|s| serde_json::from_str(s).ok())
+                        .unwrap_or(Value::Null);
+                    let key = (
+                        parsed["device_id"].as_str().unwrap_or_default().to_string(),
+                        parsed["window_end"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_string(),
+                    );
+                    guard.predicted.insert(
+                        key,
+                        parsed["top_channel"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_string(),
+                    );
                 }
                 drop(guard);
                 let finished = done.fetch_add(1, Ordering::Relaxed) + 1;
                 let total = batches.len();
                 let step = (total / 10).max(1);
                 if finished % step == 0 || finished == total {
-                    progress(show, &format!("  {finished}/{total} invocations ({:.0}%)", 100.0 * finished as f64 / total as f64));
+                    progress(
+                        show,
+                        &format!(
+                            "  {finished}/{total} invocations ({:.0}%)",
+                            100.0 * finished as f64 / total as f64
+                        ),
+                    );
                 }
             }
         });
@@ -192,14 +286,28 @@ pub async fn run(options: DemoOptions) -> Result<DemoReport, DemoError> {
     let drive_seconds = drive_started.elapsed().as_secs_f64();
     server.abort();
 
-    let (mut latencies, predicted, refused) = match Arc::try_unwrap(results) {
+    let Collected {
+        latencies_ms: mut latencies,
+        predicted,
+        refused,
+    } = match Arc::try_unwrap(results) {
         Ok(m) => m.into_inner().unwrap_or_default(),
         Err(shared) => shared.lock().map(|g| g.clone()).unwrap_or_default(),
     };
     if refused > 0 {
-        progress(show, &format!("warning: {refused} windows were dead-lettered"));
+        progress(
+            show,
+            &format!("warning: {refused} windows were dead-lettered"),
+        );
     }
-    let stored = state.store.history(HistoryQuery { limit: usize::MAX >> 1, ..HistoryQuery::default() }).await?.len();
+    let stored = state
+        .store
+        .history(HistoryQuery {
+            limit: usize::MAX >> 1,
+            ..HistoryQuery::default()
+        })
+        .await?
+        .len();
     let quality = evaluation::evaluate(&truth, &predicted);
     Ok(DemoReport {
         devices: sim.devices,
@@ -230,18 +338,42 @@ pub fn render(report: &DemoReport) -> String {
     let q = &report.quality;
     let mut out = String::new();
     out.push_str(&format!("\nDemo report (model {})\n", report.model_version));
-    out.push_str(&format!("  fleet              {} devices x {} h, seed {}\n", report.devices, report.hours, report.seed));
+    out.push_str(&format!(
+        "  fleet              {} devices x {} h, seed {}\n",
+        report.devices, report.hours, report.seed
+    ));
     out.push_str(&format!("  windows scored     {}\n", report.windows_scored));
-    out.push_str(&format!("  anomalies          {} flagged, {} stored, {} labelled\n", report.anomalies, report.anomalies_stored, q.labelled_anomalous));
-    out.push_str(&format!("  precision          {:.3}  ({} true, {} false alarms)\n", report.precision, q.true_positives, q.false_positives));
-    out.push_str(&format!("  recall             {:.3}  ({} missed)\n", report.recall, q.false_negatives));
+    out.push_str(&format!(
+        "  anomalies          {} flagged, {} stored, {} labelled\n",
+        report.anomalies, report.anomalies_stored, q.labelled_anomalous
+    ));
+    out.push_str(&format!(
+        "  precision          {:.3}  ({} true, {} false alarms)\n",
+        report.precision, q.true_positives, q.false_positives
+    ));
+    out.push_str(&format!(
+        "  recall             {:.3}  ({} missed)\n",
+        report.recall, q.false_negatives
+    ));
     out.push_str(&format!("  F1                 {:.3}\n", report.f1));
-    out.push_str(&format!("  top-channel acc.   {:.3}  (top contribution names the faulty channel)\n", report.top_channel_accuracy));
+    out.push_str(&format!(
+        "  top-channel acc.   {:.3}  (top contribution names the faulty channel)\n",
+        report.top_channel_accuracy
+    ));
     out.push_str("  per fault kind     windows  recall  top-channel\n");
     for (kind, k) in &q.per_fault_kind {
-        out.push_str(&format!("    {kind:<16} {:>7}  {:>6.3}  {:>11.3}\n", k.windows, k.recall, k.top_channel_accuracy));
+        out.push_str(&format!(
+            "    {kind:<16} {:>7}  {:>6.3}  {:>11.3}\n",
+            k.windows, k.recall, k.top_channel_accuracy
+        ));
     }
-    out.push_str(&format!("  throughput         {:.0} windows/s over HTTP ({} invocations of {})\n", report.windows_per_second, report.batches, report.batch_size));
-    out.push_str(&format!("  batch latency      p50 {:.2} ms, p99 {:.2} ms\n", report.batch_latency_ms.p50, report.batch_latency_ms.p99));
+    out.push_str(&format!(
+        "  throughput         {:.0} windows/s over HTTP ({} invocations of {})\n",
+        report.windows_per_second, report.batches, report.batch_size
+    ));
+    out.push_str(&format!(
+        "  batch latency      p50 {:.2} ms, p99 {:.2} ms\n",
+        report.batch_latency_ms.p50, report.batch_latency_ms.p99
+    ));
     out
 }

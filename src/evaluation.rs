@@ -44,7 +44,10 @@ fn ratio(a: usize, b: usize) -> f64 {
 
 /// `truth` and `predicted` are keyed by (device, window end); `predicted` maps each window
 /// flagged anomalous to its top channel.
-pub fn evaluate(truth: &HashMap<(String, String), Truth>, predicted: &HashMap<(String, String), String>) -> Quality {
+pub fn evaluate(
+    truth: &HashMap<(String, String), Truth>,
+    predicted: &HashMap<(String, String), String>,
+) -> Quality {
     let mut q = Quality::default();
     let mut channel_hits = 0;
     let mut channel_total = 0;
@@ -53,7 +56,9 @@ pub fn evaluate(truth: &HashMap<(String, String), Truth>, predicted: &HashMap<(S
         let flagged = predicted.get(key);
         if t.anomalous {
             q.labelled_anomalous += 1;
-            let kind = kinds.entry(t.fault_kind.clone().unwrap_or_else(|| "unknown".into())).or_default();
+            let kind = kinds
+                .entry(t.fault_kind.clone().unwrap_or_else(|| "unknown".into()))
+                .or_default();
             kind.0 += 1;
             match flagged {
                 Some(top) => {
@@ -76,12 +81,24 @@ pub fn evaluate(truth: &HashMap<(String, String), Truth>, predicted: &HashMap<(S
     }
     q.precision = ratio(q.true_positives, q.true_positives + q.false_positives);
     q.recall = ratio(q.true_positives, q.true_positives + q.false_negatives);
-    q.f1 = if q.precision + q.recall > 0.0 { 2.0 * q.precision * q.recall / (q.precision + q.recall) } else { 0.0 };
+    q.f1 = if q.precision + q.recall > 0.0 {
+        2.0 * q.precision * q.recall / (q.precision + q.recall)
+    } else {
+        0.0
+    };
     q.top_channel_accuracy = ratio(channel_hits, channel_total);
     q.per_fault_kind = kinds
         .into_iter()
         .map(|(k, (windows, detected, hits, total))| {
-            (k, KindReport { windows, detected, recall: ratio(detected, windows), top_channel_accuracy: ratio(hits, total) })
+            (
+                k,
+                KindReport {
+                    windows,
+                    detected,
+                    recall: ratio(detected, windows),
+                    top_channel_accuracy: ratio(hits, total),
+                },
+            )
         })
         .collect();
     q
@@ -108,23 +125,52 @@ mod tests {
     #[test]
     fn confusion_counts_and_channel_accuracy() {
         let mut truth = HashMap::new();
-        let faulty = |kind: &str, ch: &str| Truth { anomalous: true, fault_kind: Some(kind.into()), fault_channel: Some(ch.into()) };
+        let faulty = |kind: &str, ch: &str| Truth {
+            anomalous: true,
+            fault_kind: Some(kind.into()),
+            fault_channel: Some(ch.into()),
+        };
         truth.insert(key("a", "1"), faulty("spike", "vibration"));
         truth.insert(key("a", "2"), faulty("spike", "vibration"));
         truth.insert(key("a", "3"), faulty("drift", "pressure"));
-        truth.insert(key("a", "4"), Truth { anomalous: false, fault_kind: None, fault_channel: None });
-        truth.insert(key("a", "5"), Truth { anomalous: false, fault_kind: None, fault_channel: None });
+        truth.insert(
+            key("a", "4"),
+            Truth {
+                anomalous: false,
+                fault_kind: None,
+                fault_channel: None,
+            },
+        );
+        truth.insert(
+            key("a", "5"),
+            Truth {
+                anomalous: false,
+                fault_kind: None,
+                fault_channel: None,
+            },
+        );
         let mut predicted = HashMap::new();
         predicted.insert(key("a", "1"), "vibration".to_string());
         predicted.insert(key("a", "3"), "sound".to_string());
         predicted.insert(key("a", "4"), "sound".to_string());
         let q = evaluate(&truth, &predicted);
-        assert_eq!((q.true_positives, q.false_positives, q.false_negatives), (2, 1, 1));
+        assert_eq!(
+            (q.true_positives, q.false_positives, q.false_negatives),
+            (2, 1, 1)
+        );
         assert!((q.precision - 2.0 / 3.0).abs() < 1e-12);
         assert!((q.recall - 2.0 / 3.0).abs() < 1e-12);
         assert!((q.f1 - 2.0 / 3.0).abs() < 1e-12);
         assert_eq!(q.top_channel_accuracy, 0.5);
-        assert_eq!(q.per_fault_kind["spike"], KindReport { windows: 2, detected: 1, recall: 0.5, top_channel_accuracy: 1.0 });
+        assert_eq!(
+            q.per_fault_kind["spike"],
+            KindReport {
+                windows: 2,
+                detected: 1,
+                recall: 0.5,
+                top_channel_accuracy: 1.0
+            }
+        );
         assert_eq!(q.per_fault_kind["drift"].top_channel_accuracy, 0.0);
     }
 

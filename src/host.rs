@@ -62,7 +62,12 @@ pub fn unwrap_value(value: &Value) -> Value {
 }
 
 fn meta<'a>(metadata: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
-    metadata.get(key).or_else(|| metadata.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v))
+    metadata.get(key).or_else(|| {
+        metadata
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v)
+    })
 }
 
 fn as_text(value: &Value) -> Option<String> {
@@ -91,7 +96,10 @@ fn as_time(value: &Value) -> Option<String> {
 fn partition_id(metadata: &Map<String, Value>) -> Option<String> {
     let context = unwrap_value(meta(metadata, "PartitionContext")?);
     let object = context.as_object()?;
-    ["PartitionId", "partitionId"].iter().find_map(|k| object.get(*k)).and_then(as_text)
+    ["PartitionId", "partitionId"]
+        .iter()
+        .find_map(|k| object.get(*k))
+        .and_then(as_text)
 }
 
 /// The per-event list for an `...Array` metadata key (cardinality many).
@@ -106,15 +114,25 @@ fn array_meta(metadata: &Map<String, Value>, key: &str) -> Vec<Value> {
 ///
 /// Cardinality `many` (the host sends `SequenceNumberArray`) gives a JSON array of bodies;
 /// cardinality `one` gives a single body, which may itself be a Stream Analytics array of records.
-pub fn trigger_events(request: &InvocationRequest, binding: &str) -> Result<Vec<TriggerEvent>, ProtocolError> {
+pub fn trigger_events(
+    request: &InvocationRequest,
+    binding: &str,
+) -> Result<Vec<TriggerEvent>, ProtocolError> {
     let raw = request
         .data
         .get(binding)
-        .or_else(|| request.data.iter().find(|(k, _)| k.eq_ignore_ascii_case(binding)).map(|(_, v)| v))
+        .or_else(|| {
+            request
+                .data
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(binding))
+                .map(|(_, v)| v)
+        })
         .ok_or_else(|| ProtocolError::MissingTrigger(binding.to_string()))?;
     let metadata = &request.metadata;
     let partition = partition_id(metadata);
-    let many = meta(metadata, "SequenceNumberArray").is_some() || meta(metadata, "EnqueuedTimeUtcArray").is_some();
+    let many = meta(metadata, "SequenceNumberArray").is_some()
+        || meta(metadata, "EnqueuedTimeUtcArray").is_some();
 
     if many {
         let bodies = match unwrap_outer_array(raw) {
@@ -156,10 +174,12 @@ pub fn trigger_events(request: &InvocationRequest, binding: &str) -> Result<Vec<
 fn unwrap_outer_array(raw: &Value) -> Option<Vec<Value>> {
     match raw {
         Value::Array(items) => Some(items.clone()),
-        Value::String(text) if text.trim_start().starts_with('[') => match serde_json::from_str::<Value>(text) {
-            Ok(Value::Array(items)) => Some(items),
-            _ => None,
-        },
+        Value::String(text) if text.trim_start().starts_with('[') => {
+            match serde_json::from_str::<Value>(text) {
+                Ok(Value::Array(items)) => Some(items),
+                _ => None,
+            }
+        }
         _ => None,
     }
 }
@@ -167,7 +187,13 @@ fn unwrap_outer_array(raw: &Value) -> Option<Vec<Value>> {
 /// Builds the request the host sends for an Event Hubs trigger with `cardinality: many` and
 /// `dataType: string`: the bodies as one JSON-encoded array of strings, the per-event metadata as
 /// JSON-encoded arrays. The demo plays the host with it.
-pub fn many_string_invocation(binding: &str, bodies: &[String], partition_id: &str, first_sequence: i64, enqueued_time: &str) -> Value {
+pub fn many_string_invocation(
+    binding: &str,
+    bodies: &[String],
+    partition_id: &str,
+    first_sequence: i64,
+    enqueued_time: &str,
+) -> Value {
     let n = bodies.len() as i64;
     let sequence: Vec<i64> = (first_sequence..first_sequence + n).collect();
     let offsets: Vec<String> = sequence.iter().map(|s| (s * 512).to_string()).collect();
@@ -198,7 +224,10 @@ mod tests {
     #[test]
     fn unwrap_peels_encoded_layers_but_keeps_plain_text() {
         assert_eq!(unwrap_value(&json!("[1,2]")), json!([1, 2]));
-        assert_eq!(unwrap_value(&json!("\"2026-01-01T00:00:00Z\"")), json!("2026-01-01T00:00:00Z"));
+        assert_eq!(
+            unwrap_value(&json!("\"2026-01-01T00:00:00Z\"")),
+            json!("2026-01-01T00:00:00Z")
+        );
         assert_eq!(unwrap_value(&json!("pump-7")), json!("pump-7"));
         assert_eq!(unwrap_value(&json!({"a": 1})), json!({"a": 1}));
     }
@@ -206,6 +235,9 @@ mod tests {
     #[test]
     fn missing_trigger_binding_is_a_protocol_error() {
         let request = InvocationRequest::default();
-        assert_eq!(trigger_events(&request, "events"), Err(ProtocolError::MissingTrigger("events".into())));
+        assert_eq!(
+            trigger_events(&request, "events"),
+            Err(ProtocolError::MissingTrigger("events".into()))
+        );
     }
 }

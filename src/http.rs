@@ -37,13 +37,19 @@ pub fn router(state: Arc<AppState>) -> Router {
     let invocation_limit = state.settings.max_invocation_bytes;
     Router::new()
         .route("/", get(ready))
-        .route("/ScoreWindows", post(score_windows).layer(DefaultBodyLimit::max(invocation_limit)))
+        .route(
+            "/ScoreWindows",
+            post(score_windows).layer(DefaultBodyLimit::max(invocation_limit)),
+        )
         .route("/api/score", post(score_one))
         .route("/api/score/batch", post(score_batch))
         .route("/api/health", get(health))
         .route("/api/history", get(history))
         .route("/api/model", get(model_info))
-        .route("/api/reload", post(reload).layer(DefaultBodyLimit::max(MAX_MODEL_BYTES)))
+        .route(
+            "/api/reload",
+            post(reload).layer(DefaultBodyLimit::max(MAX_MODEL_BYTES)),
+        )
         .route("/api/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(api_limit))
         .with_state(state)
@@ -59,13 +65,21 @@ pub struct ApiError {
 
 impl ApiError {
     fn new(status: StatusCode, message: impl Into<String>, field: Option<String>) -> Self {
-        ApiError { status, message: message.into(), field }
+        ApiError {
+            status,
+            message: message.into(),
+            field,
+        }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(json!({"error": self.message, "field": self.field}))).into_response()
+        (
+            self.status,
+            Json(json!({"error": self.message, "field": self.field})),
+        )
+            .into_response()
     }
 }
 
@@ -81,9 +95,17 @@ impl From<BytesRejection> for ApiError {
     }
 }
 
-fn parse_json<T: serde::de::DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
+fn parse_json<T: serde::de::DeserializeOwned>(
+    body: Result<Bytes, BytesRejection>,
+) -> Result<T, ApiError> {
     let bytes = body?;
-    serde_json::from_slice(&bytes).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("invalid JSON body: {e}"), None))
+    serde_json::from_slice(&bytes).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("invalid JSON body: {e}"),
+            None,
+        )
+    })
 }
 
 async fn ready() -> &'static str {
@@ -116,10 +138,18 @@ async fn score_windows(State(state): AppStateRef, body: Result<Bytes, BytesRejec
     }
 }
 
-fn window_record(value: &Value, model: &Model, path: &str) -> Result<records::WindowRecord, ApiError> {
-    let map = value
-        .as_object()
-        .ok_or_else(|| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "a window must be a JSON object", Some(path.trim_end_matches('.').to_string())))?;
+fn window_record(
+    value: &Value,
+    model: &Model,
+    path: &str,
+) -> Result<records::WindowRecord, ApiError> {
+    let map = value.as_object().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "a window must be a JSON object",
+            Some(path.trim_end_matches('.').to_string()),
+        )
+    })?;
     records::extract(map, &model.info.feature_names).map_err(|e| {
         let field = e.field().map(|f| format!("{path}{f}"));
         ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string(), field)
@@ -131,33 +161,62 @@ fn model_failure(e: crate::scoring::ModelError) -> ApiError {
 }
 
 /// `POST /api/score`: one window in, its score and explanation out. Nothing is stored.
-async fn score_one(State(state): AppStateRef, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+async fn score_one(
+    State(state): AppStateRef,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
     let value: Value = parse_json(body)?;
     let model = state.model();
     let record = window_record(&value, &model, "")?;
-    let mut scored = model.score(std::slice::from_ref(&record)).map_err(model_failure)?;
+    let mut scored = model
+        .score(std::slice::from_ref(&record))
+        .map_err(model_failure)?;
     state.metrics.windows_scored.inc();
     state.metrics.invocation("Score", "ok");
     Ok(Json(scored.pop()).into_response())
 }
 
 /// `POST /api/score/batch`: `{"windows": [...]}` (or a bare array) of at most `ANOMALY_MAX_BATCH`.
-async fn score_batch(State(state): AppStateRef, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+async fn score_batch(
+    State(state): AppStateRef,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
     let value: Value = parse_json(body)?;
     let windows = match &value {
         Value::Array(items) => items,
         Value::Object(map) => match map.get("windows") {
             Some(Value::Array(items)) => items,
-            Some(_) => return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "`windows` must be an array", Some("windows".into()))),
-            None => return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "missing field `windows`", Some("windows".into()))),
+            Some(_) => {
+                return Err(ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "`windows` must be an array",
+                    Some("windows".into()),
+                ))
+            }
+            None => {
+                return Err(ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "missing field `windows`",
+                    Some("windows".into()),
+                ))
+            }
         },
-        _ => return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "body must be {\"windows\": [...]}", Some("windows".into()))),
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "body must be {\"windows\": [...]}",
+                Some("windows".into()),
+            ))
+        }
     };
     let limit = state.settings.max_batch;
     if windows.len() > limit {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            format!("{} windows is more than the limit of {limit} (ANOMALY_MAX_BATCH)", windows.len()),
+            format!(
+                "{} windows is more than the limit of {limit} (ANOMALY_MAX_BATCH)",
+                windows.len()
+            ),
             Some("windows".into()),
         ));
     }
@@ -184,28 +243,58 @@ async fn health(State(state): AppStateRef) -> Response {
         "store": {"kind": state.store.kind(), "reachable": store.is_ok(), "error": store.err().map(|e| e.to_string())},
         "uptime_seconds": state.started.elapsed().as_secs_f64(),
     });
-    let status = if body["store"]["reachable"] == json!(true) { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if body["store"]["reachable"] == json!(true) {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (status, Json(body)).into_response()
 }
 
 /// `GET /api/history?device=&since=&limit=`: stored anomalies, newest window first.
-async fn history(State(state): AppStateRef, Query(params): Query<HashMap<String, String>>) -> Result<Response, ApiError> {
-    let bad = |field: &str, message: String| ApiError::new(StatusCode::BAD_REQUEST, message, Some(field.to_string()));
-    if let Some(unknown) = params.keys().find(|k| !["device", "since", "limit"].contains(&k.as_str())) {
-        return Err(bad(unknown, format!("unknown query parameter `{unknown}` (expected device, since, limit)")));
+async fn history(
+    State(state): AppStateRef,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let bad = |field: &str, message: String| {
+        ApiError::new(StatusCode::BAD_REQUEST, message, Some(field.to_string()))
+    };
+    if let Some(unknown) = params
+        .keys()
+        .find(|k| !["device", "since", "limit"].contains(&k.as_str()))
+    {
+        return Err(bad(
+            unknown,
+            format!("unknown query parameter `{unknown}` (expected device, since, limit)"),
+        ));
     }
     let since = match params.get("since").filter(|s| !s.is_empty()) {
-        Some(text) => Some(timefmt::canonical(text).ok_or_else(|| bad("since", format!("`since` is not an RFC 3339 timestamp: {text}")))?),
+        Some(text) => Some(timefmt::canonical(text).ok_or_else(|| {
+            bad(
+                "since",
+                format!("`since` is not an RFC 3339 timestamp: {text}"),
+            )
+        })?),
         None => None,
     };
-    let limit = match params.get("limit").filter(|s| !s.is_empty()) {
-        Some(text) => match text.parse::<usize>() {
-            Ok(n) if (1..=MAX_HISTORY_LIMIT).contains(&n) => n,
-            _ => return Err(bad("limit", format!("`limit` must be a whole number from 1 to {MAX_HISTORY_LIMIT}, got {text}"))),
-        },
-        None => 100,
+    let limit =
+        match params.get("limit").filter(|s| !s.is_empty()) {
+            Some(text) => match text.parse::<usize>() {
+                Ok(n) if (1..=MAX_HISTORY_LIMIT).contains(&n) => n,
+                _ => return Err(bad(
+                    "limit",
+                    format!(
+                        "`limit` must be a whole number from 1 to {MAX_HISTORY_LIMIT}, got {text}"
+                    ),
+                )),
+            },
+            None => 100,
+        };
+    let query = HistoryQuery {
+        device_id: params.get("device").filter(|s| !s.is_empty()).cloned(),
+        since,
+        limit,
     };
-    let query = HistoryQuery { device_id: params.get("device").filter(|s| !s.is_empty()).cloned(), since, limit };
     let rows = state
         .store
         .history(query)
@@ -240,7 +329,11 @@ struct ReloadRequest {
 /// `POST /api/reload`: `{"path": "models/new.onnx"}` (a file the handler can read), or the model
 /// bytes as `application/octet-stream`, or no body to re-read `ANOMALY_MODEL_PATH`. The new model
 /// is fully loaded and probed before it replaces the old one; a broken file changes nothing.
-async fn reload(State(state): AppStateRef, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+async fn reload(
+    State(state): AppStateRef,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
     let bytes = body?;
     let is_binary = headers
         .get(header::CONTENT_TYPE)
@@ -249,11 +342,25 @@ async fn reload(State(state): AppStateRef, headers: HeaderMap, body: Result<Byte
     let path = if is_binary || bytes.is_empty() {
         None
     } else {
-        let request: ReloadRequest = serde_json::from_slice(&bytes)
-            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("invalid JSON body: {e}"), None))?;
-        Some(request.path.filter(|p| !p.trim().is_empty()).ok_or_else(|| {
-            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "`path` must name the model file", Some("path".into()))
-        })?)
+        let request: ReloadRequest = serde_json::from_slice(&bytes).map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("invalid JSON body: {e}"),
+                None,
+            )
+        })?;
+        Some(
+            request
+                .path
+                .filter(|p| !p.trim().is_empty())
+                .ok_or_else(|| {
+                    ApiError::new(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "`path` must name the model file",
+                        Some("path".into()),
+                    )
+                })?,
+        )
     };
     let default_path = state.settings.model_path.clone();
     let loaded = tokio::task::spawn_blocking(move || match (is_binary, path) {
@@ -262,18 +369,32 @@ async fn reload(State(state): AppStateRef, headers: HeaderMap, body: Result<Byte
         (false, None) => Model::load_file(&default_path),
     })
     .await
-    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("reload task failed: {e}"), None))?;
+    .map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("reload task failed: {e}"),
+            None,
+        )
+    })?;
     match loaded {
         Ok(model) => {
             let new_version = model.info.model_version.clone();
             let source = model.source.clone();
             let old = state.replace_model(model);
-            state.metrics.model_reloads.get_or_create(&labels(&[("outcome", "ok")])).inc();
+            state
+                .metrics
+                .model_reloads
+                .get_or_create(&labels(&[("outcome", "ok")]))
+                .inc();
             tracing::info!(from = %old.info.model_version, to = %new_version, %source, "model reloaded");
             Ok(Json(json!({"status": "reloaded", "model_version": new_version, "previous_version": old.info.model_version, "source": source})).into_response())
         }
         Err(e) => {
-            state.metrics.model_reloads.get_or_create(&labels(&[("outcome", "refused")])).inc();
+            state
+                .metrics
+                .model_reloads
+                .get_or_create(&labels(&[("outcome", "refused")]))
+                .inc();
             let serving = state.model().info.model_version.clone();
             tracing::warn!(error = %e, %serving, "model reload refused; the serving model is unchanged");
             Err(ApiError::new(
@@ -286,5 +407,12 @@ async fn reload(State(state): AppStateRef, headers: HeaderMap, body: Result<Byte
 }
 
 async fn metrics(State(state): AppStateRef) -> Response {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render()).into_response()
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
 }

@@ -16,7 +16,11 @@ use sensor_anomaly::windowing::{self, WindowSpec};
 use sensor_anomaly::{schema, telemetry, timefmt};
 
 #[derive(Parser)]
-#[command(name = "sensor-anomaly", version, about = "Real-time anomaly detection for industrial IoT sensor windows")]
+#[command(
+    name = "sensor-anomaly",
+    version,
+    about = "Real-time anomaly detection for industrial IoT sensor windows"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -61,6 +65,7 @@ enum Command {
     Demo {
         #[command(flatten)]
         sim: SimArgs,
+        /// Tumbling window size in seconds (the default model is trained on 60).
         #[arg(long, default_value_t = 60)]
         window_secs: i64,
         /// Events per ScoreWindows invocation (the host's maxEventBatchSize).
@@ -69,6 +74,7 @@ enum Command {
         /// Invocations in flight at once.
         #[arg(long, default_value_t = 2)]
         concurrency: usize,
+        /// The ONNX model to serve.
         #[arg(long, default_value = "models/default.onnx")]
         model: PathBuf,
         /// The embedded store the demo writes (recreated on every run).
@@ -82,13 +88,16 @@ enum Command {
 
 #[derive(clap::Args, Clone)]
 struct SimArgs {
+    /// Devices in the fleet.
     #[arg(long, default_value_t = 20)]
     devices: usize,
+    /// Simulated hours per device.
     #[arg(long, default_value_t = 6.0)]
     hours: f64,
     /// Seconds between samples of one device.
     #[arg(long, default_value_t = 1.0)]
     interval_secs: f64,
+    /// Random seed: the same seed gives the same fleet and faults.
     #[arg(long, default_value_t = 42)]
     seed: u64,
     /// Expected faults per device per hour.
@@ -101,7 +110,7 @@ struct SimArgs {
     #[arg(long, value_delimiter = ',')]
     fault_channels: Vec<String>,
     /// Fault duration range in minutes, as MIN,MAX.
-    #[arg(long, value_delimiter = ',', num_args = 2, default_values_t = [8.0, 20.0])]
+    #[arg(long, value_delimiter = ',', default_values_t = [8.0, 20.0])]
     fault_minutes: Vec<f64>,
     /// Simulation start (RFC 3339).
     #[arg(long, default_value = "2026-01-01T00:00:00Z")]
@@ -113,10 +122,11 @@ struct SimArgs {
 
 impl SimArgs {
     fn config(&self) -> Result<SimConfig> {
-        if self.devices == 0 || !(self.hours > 0.0) || !(self.interval_secs > 0.0) {
+        let positive = |x: f64| x.is_finite() && x > 0.0;
+        if self.devices == 0 || !positive(self.hours) || !positive(self.interval_secs) {
             bail!("--devices, --hours and --interval-secs must be positive");
         }
-        if !(self.fault_rate >= 0.0) {
+        if !self.fault_rate.is_finite() || self.fault_rate < 0.0 {
             bail!("--fault-rate must be zero or positive");
         }
         let fault_kinds = if self.fault_kinds.is_empty() {
@@ -124,7 +134,13 @@ impl SimArgs {
         } else {
             self.fault_kinds
                 .iter()
-                .map(|k| FaultKind::parse(k.trim()).with_context(|| format!("unknown fault kind {k:?} (spike, dip, drift, flatline, noise_burst)")))
+                .map(|k| {
+                    FaultKind::parse(k.trim()).with_context(|| {
+                        format!(
+                            "unknown fault kind {k:?} (spike, dip, drift, flatline, noise_burst)"
+                        )
+                    })
+                })
                 .collect::<Result<_>>()?
         };
         let fault_channels: Vec<String> = if self.fault_channels.is_empty() {
@@ -132,16 +148,22 @@ impl SimArgs {
         } else {
             for c in &self.fault_channels {
                 if !schema::CHANNELS.contains(&c.as_str()) {
-                    bail!("unknown channel {c:?} (channels: {})", schema::CHANNELS.join(", "));
+                    bail!(
+                        "unknown channel {c:?} (channels: {})",
+                        schema::CHANNELS.join(", ")
+                    );
                 }
             }
             self.fault_channels.clone()
         };
-        let (lo, hi) = (self.fault_minutes[0], self.fault_minutes[1]);
-        if !(lo > 0.0 && hi >= lo) {
+        let &[lo, hi] = &self.fault_minutes[..] else {
+            bail!("--fault-minutes must be MIN,MAX (two numbers)");
+        };
+        if !positive(lo) || !hi.is_finite() || hi < lo {
             bail!("--fault-minutes must be MIN,MAX with 0 < MIN <= MAX");
         }
-        let start = timefmt::parse(&self.start).with_context(|| format!("--start {:?} is not an RFC 3339 timestamp", self.start))?;
+        let start = timefmt::parse(&self.start)
+            .with_context(|| format!("--start {:?} is not an RFC 3339 timestamp", self.start))?;
         Ok(SimConfig {
             devices: self.devices,
             hours: self.hours,
@@ -160,9 +182,12 @@ fn writer(out: &Option<PathBuf>) -> Result<Box<dyn Write>> {
     Ok(match out {
         Some(path) => {
             if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-                std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+                std::fs::create_dir_all(parent)
+                    .with_context(|| format!("cannot create {}", parent.display()))?;
             }
-            Box::new(BufWriter::new(File::create(path).with_context(|| format!("cannot create {}", path.display()))?))
+            Box::new(BufWriter::new(
+                File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
+            ))
         }
         None => Box::new(BufWriter::new(std::io::stdout().lock())),
     })
@@ -171,15 +196,28 @@ fn writer(out: &Option<PathBuf>) -> Result<Box<dyn Write>> {
 fn read_input(path: &Path) -> Result<String> {
     let mut text = String::new();
     if path == Path::new("-") {
-        std::io::stdin().read_to_string(&mut text).context("cannot read standard input")?;
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("cannot read standard input")?;
     } else {
-        text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
     }
     Ok(text)
 }
 
-fn main() -> Result<()> {
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Serve => {
             telemetry::init("info");
@@ -197,14 +235,21 @@ fn main() -> Result<()> {
             let mut result = Ok(());
             simulate::simulate(&config, |sample| {
                 if result.is_ok() {
-                    result = serde_json::to_writer(&mut w, &sample).map_err(anyhow::Error::from).and_then(|_| Ok(w.write_all(b"\n")?));
+                    result = serde_json::to_writer(&mut w, &sample)
+                        .map_err(anyhow::Error::from)
+                        .and_then(|_| Ok(w.write_all(b"\n")?));
                 }
             });
             result?;
             w.flush()?;
             Ok(())
         }
-        Command::Window { input, out, size_secs, hop_secs } => {
+        Command::Window {
+            input,
+            out,
+            size_secs,
+            hop_secs,
+        } => {
             let spec = WindowSpec::hopping(size_secs, hop_secs.unwrap_or(size_secs))?;
             let windows = windowing::window_lines(&read_input(&input)?, spec)?;
             let mut w = writer(&out)?;
@@ -216,7 +261,15 @@ fn main() -> Result<()> {
             Ok(())
         }
         Command::Score { model, input, out } => score_file(&model, &input, &out),
-        Command::Demo { sim, window_secs, batch_size, concurrency, model, db, json } => {
+        Command::Demo {
+            sim,
+            window_secs,
+            batch_size,
+            concurrency,
+            model,
+            db,
+            json,
+        } => {
             if !json {
                 telemetry::init("warn");
             }
@@ -247,7 +300,9 @@ fn score_file(model_path: &Path, input: &Path, out: &Option<PathBuf>) -> Result<
     let reader: Box<dyn BufRead> = if input == Path::new("-") {
         Box::new(BufReader::new(std::io::stdin().lock()))
     } else {
-        Box::new(BufReader::new(File::open(input).with_context(|| format!("cannot read {}", input.display()))?))
+        Box::new(BufReader::new(
+            File::open(input).with_context(|| format!("cannot read {}", input.display()))?,
+        ))
     };
     let mut w = writer(out)?;
     let mut batch = Vec::new();
@@ -268,8 +323,14 @@ fn score_file(model_path: &Path, input: &Path, out: &Option<PathBuf>) -> Result<
         }
         let record = serde_json::from_str::<serde_json::Value>(&line)
             .map_err(|e| e.to_string())
-            .and_then(|v| v.as_object().cloned().ok_or_else(|| "not a JSON object".to_string()))
-            .and_then(|m| records::extract(&m, &model.info.feature_names).map_err(|e| e.to_string()));
+            .and_then(|v| {
+                v.as_object()
+                    .cloned()
+                    .ok_or_else(|| "not a JSON object".to_string())
+            })
+            .and_then(|m| {
+                records::extract(&m, &model.info.feature_names).map_err(|e| e.to_string())
+            });
         match record {
             Ok(r) => batch.push(r),
             Err(reason) => {
@@ -283,6 +344,9 @@ fn score_file(model_path: &Path, input: &Path, out: &Option<PathBuf>) -> Result<
     }
     scored += flush(&mut batch, &mut w)?;
     w.flush()?;
-    eprintln!("scored {scored} windows with model {} ({refused} refused)", model.info.model_version);
+    eprintln!(
+        "scored {scored} windows with model {} ({refused} refused)",
+        model.info.model_version
+    );
     Ok(())
 }

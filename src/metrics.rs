@@ -36,23 +36,60 @@ impl Metrics {
         let batch_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 14));
         let model_reloads = Family::<Labels, Counter>::default();
         let model_info = Family::<Labels, Gauge>::default();
-        registry.register("invocations", "Function invocations by function and outcome", invocations.clone());
+        registry.register(
+            "invocations",
+            "Function invocations by function and outcome",
+            invocations.clone(),
+        );
         registry.register("windows_scored", "Windows scored", windows_scored.clone());
-        registry.register("anomalies", "Anomalous windows by severity", anomalies.clone());
-        registry.register("rejected_records", "Events or records refused (dead-lettered) by reason", rejected.clone());
-        registry.register("batch_duration_seconds", "Time to process one ScoreWindows batch", batch_seconds.clone());
-        registry.register("model_reloads", "Model reload attempts by outcome", model_reloads.clone());
-        registry.register("model_info", "The model being served (value 1)", model_info.clone());
-        Metrics { registry, invocations, windows_scored, anomalies, rejected, batch_seconds, model_reloads, model_info }
+        registry.register(
+            "anomalies",
+            "Anomalous windows by severity",
+            anomalies.clone(),
+        );
+        registry.register(
+            "rejected_records",
+            "Events or records refused (dead-lettered) by reason",
+            rejected.clone(),
+        );
+        registry.register(
+            "batch_duration_seconds",
+            "Time to process one ScoreWindows batch",
+            batch_seconds.clone(),
+        );
+        registry.register(
+            "model_reloads",
+            "Model reload attempts by outcome",
+            model_reloads.clone(),
+        );
+        registry.register(
+            "model_info",
+            "The model being served (value 1)",
+            model_info.clone(),
+        );
+        Metrics {
+            registry,
+            invocations,
+            windows_scored,
+            anomalies,
+            rejected,
+            batch_seconds,
+            model_reloads,
+            model_info,
+        }
     }
 
     pub fn invocation(&self, function: &str, outcome: &str) {
-        self.invocations.get_or_create(&labels(&[("function", function), ("outcome", outcome)])).inc();
+        self.invocations
+            .get_or_create(&labels(&[("function", function), ("outcome", outcome)]))
+            .inc();
     }
 
     pub fn set_model(&self, version: &str, detector: &str) {
         self.model_info.clear();
-        self.model_info.get_or_create(&labels(&[("version", version), ("detector", detector)])).set(1);
+        self.model_info
+            .get_or_create(&labels(&[("version", version), ("detector", detector)]))
+            .set(1);
     }
 
     pub fn render(&self) -> String {
@@ -64,5 +101,8 @@ impl Metrics {
 }
 
 pub fn labels(pairs: &[(&str, &str)]) -> Labels {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }

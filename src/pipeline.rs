@@ -55,7 +55,10 @@ pub struct DeadLetter {
 }
 
 pub fn alert_id(scored: &ScoredWindow) -> String {
-    format!("{}/{}/{}", scored.model_version, scored.device_id, scored.window_end)
+    format!(
+        "{}/{}/{}",
+        scored.model_version, scored.device_id, scored.window_end
+    )
 }
 
 /// Valid windows with the index of the event each came from, and the refused parts.
@@ -66,7 +69,11 @@ pub struct Decoded {
 }
 
 pub fn decode_events(events: &[TriggerEvent], feature_names: &[String]) -> Decoded {
-    let mut decoded = Decoded { records: Vec::new(), origin: Vec::new(), rejected: Vec::new() };
+    let mut decoded = Decoded {
+        records: Vec::new(),
+        origin: Vec::new(),
+        rejected: Vec::new(),
+    };
     for (index, event) in events.iter().enumerate() {
         for item in records::decode_event_body(&event.body) {
             match item.and_then(|map| records::extract(&map, feature_names)) {
@@ -104,7 +111,12 @@ fn reason_label(reason: &str) -> &'static str {
     }
 }
 
-pub fn anomaly_row(scored: &ScoredWindow, record: &WindowRecord, model: &Model, lineage: &Lineage) -> AnomalyRow {
+pub fn anomaly_row(
+    scored: &ScoredWindow,
+    record: &WindowRecord,
+    model: &Model,
+    lineage: &Lineage,
+) -> AnomalyRow {
     let features: Map<String, Value> = model
         .info
         .feature_names
@@ -129,15 +141,26 @@ pub fn anomaly_row(scored: &ScoredWindow, record: &WindowRecord, model: &Model, 
 }
 
 /// Handles one `ScoreWindows` invocation.
-pub async fn score_windows(state: &AppState, request: InvocationRequest) -> Result<InvocationResponse, PipelineError> {
+pub async fn score_windows(
+    state: &AppState,
+    request: InvocationRequest,
+) -> Result<InvocationResponse, PipelineError> {
     let started = Instant::now();
     let model = state.model();
     let events = host::trigger_events(&request, &state.settings.trigger_binding)?;
-    let Decoded { records, origin, rejected } = decode_events(&events, &model.info.feature_names);
+    let Decoded {
+        records,
+        origin,
+        rejected,
+    } = decode_events(&events, &model.info.feature_names);
 
     let mut logs = Vec::new();
     for dead in &rejected {
-        state.metrics.rejected.get_or_create(&labels(&[("reason", reason_label(&dead.reason))])).inc();
+        state
+            .metrics
+            .rejected
+            .get_or_create(&labels(&[("reason", reason_label(&dead.reason))]))
+            .inc();
         tracing::warn!(
             partition = ?dead.lineage.partition_id,
             sequence_number = ?dead.lineage.sequence_number,
@@ -149,7 +172,9 @@ pub async fn score_windows(state: &AppState, request: InvocationRequest) -> Resu
                 "refused event {} (partition {}, sequence number {}): {}",
                 dead.event_index,
                 dead.lineage.partition_id.as_deref().unwrap_or("?"),
-                dead.lineage.sequence_number.map_or("?".to_string(), |n| n.to_string()),
+                dead.lineage
+                    .sequence_number
+                    .map_or("?".to_string(), |n| n.to_string()),
                 dead.reason
             ));
         }
@@ -165,9 +190,19 @@ pub async fn score_windows(state: &AppState, request: InvocationRequest) -> Resu
         }
         let lineage = &events[event].lineage;
         rows.push(anomaly_row(s, record, &model, lineage));
-        let alert = Alert { alert_id: alert_id(s), scored: s, lineage };
-        alerts.push(Value::String(serde_json::to_string(&alert).unwrap_or_default()));
-        state.metrics.anomalies.get_or_create(&labels(&[("severity", s.severity.as_str())])).inc();
+        let alert = Alert {
+            alert_id: alert_id(s),
+            scored: s,
+            lineage,
+        };
+        alerts.push(Value::String(
+            serde_json::to_string(&alert).unwrap_or_default(),
+        ));
+        state
+            .metrics
+            .anomalies
+            .get_or_create(&labels(&[("severity", s.severity.as_str())]))
+            .inc();
     }
     let anomalies = rows.len();
     let inserted = match state.store.insert(rows).await {
@@ -197,12 +232,22 @@ pub async fn score_windows(state: &AppState, request: InvocationRequest) -> Resu
     tracing::info!("{summary}");
     logs.insert(0, summary);
     if rejected.len() > MAX_LOG_LINES {
-        logs.push(format!("... and {} more refused records", rejected.len() - MAX_LOG_LINES));
+        logs.push(format!(
+            "... and {} more refused records",
+            rejected.len() - MAX_LOG_LINES
+        ));
     }
 
-    let dead_letters: Vec<Value> = rejected.iter().map(|d| Value::String(serde_json::to_string(d).unwrap_or_default())).collect();
+    let dead_letters: Vec<Value> = rejected
+        .iter()
+        .map(|d| Value::String(serde_json::to_string(d).unwrap_or_default()))
+        .collect();
     let mut outputs = Map::new();
     outputs.insert(ALERTS_OUTPUT.into(), Value::Array(alerts));
     outputs.insert(DEAD_LETTER_OUTPUT.into(), Value::Array(dead_letters));
-    Ok(InvocationResponse { outputs, logs, return_value: Value::Null })
+    Ok(InvocationResponse {
+        outputs,
+        logs,
+        return_value: Value::Null,
+    })
 }

@@ -31,10 +31,17 @@ pub fn search_paths() -> Vec<PathBuf> {
     if let Some(p) = std::env::var_os("ORT_DYLIB_PATH").filter(|p| !p.is_empty()) {
         paths.push(PathBuf::from(p));
     }
-    if let Some(dir) = std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf)) {
+    if let Some(dir) = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(Path::to_path_buf))
+    {
         paths.push(dir);
     }
-    paths.push(Path::new(env!("CARGO_MANIFEST_DIR")).join(".ort").join("lib"));
+    paths.push(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join(".ort")
+            .join("lib"),
+    );
     paths
 }
 
@@ -62,7 +69,11 @@ pub fn locate() -> Result<PathBuf, RuntimeError> {
         }
     }
     Err(RuntimeError::NotFound {
-        searched: candidates.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),
+        searched: candidates
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
     })
 }
 
@@ -70,7 +81,10 @@ pub fn locate() -> Result<PathBuf, RuntimeError> {
 pub fn environment() -> Result<&'static Environment, RuntimeError> {
     let loaded = ENVIRONMENT.get_or_init(|| {
         let path = locate()?;
-        let load_error = |reason: String| RuntimeError::Load { path: path.display().to_string(), reason };
+        let load_error = |reason: String| RuntimeError::Load {
+            path: path.display().to_string(),
+            reason,
+        };
         ort::init_from(&path)
             .map_err(|e| load_error(e.to_string()))?
             .with_name("sensor-anomaly")

@@ -31,8 +31,8 @@ pub const EXPECTED_NAME: &str = "expected";
 pub enum ModelError {
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
-    #[error("cannot read model file {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    #[error("cannot read model file {path}: {error}")]
+    Read { path: String, error: std::io::Error },
     #[error("ONNX Runtime rejected the model: {0}")]
     Onnx(String),
     #[error("model metadata `{key}` {problem}")]
@@ -76,7 +76,10 @@ pub struct Model {
 
 impl std::fmt::Debug for Model {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Model").field("version", &self.info.model_version).field("source", &self.source).finish()
+        f.debug_struct("Model")
+            .field("version", &self.info.model_version)
+            .field("source", &self.source)
+            .finish()
     }
 }
 
@@ -138,7 +141,10 @@ pub struct ScoredWindow {
 
 impl Model {
     pub fn load_file(path: &Path) -> Result<Self, ModelError> {
-        let bytes = std::fs::read(path).map_err(|source| ModelError::Read { path: path.display().to_string(), source })?;
+        let bytes = std::fs::read(path).map_err(|error| ModelError::Read {
+            path: path.display().to_string(),
+            error,
+        })?;
         Self::load_bytes(&bytes, &path.display().to_string())
     }
 
@@ -146,7 +152,10 @@ impl Model {
     /// means, so a broken file is refused here and never replaces a serving model.
     pub fn load_bytes(bytes: &[u8], source: &str) -> Result<Self, ModelError> {
         let env = runtime::environment()?;
-        let pool = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).clamp(1, 8);
+        let pool = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+            .clamp(1, 8);
         let mut sessions = Vec::with_capacity(pool);
         for _ in 0..pool {
             let session = Session::builder(env)
@@ -161,7 +170,10 @@ impl Model {
         }
         let info = read_info(&sessions[0])?;
         check_graph(&sessions[0], info.feature_names.len())?;
-        let has_expected = sessions[0].outputs().iter().any(|o| o.name() == EXPECTED_NAME);
+        let has_expected = sessions[0]
+            .outputs()
+            .iter()
+            .any(|o| o.name() == EXPECTED_NAME);
         let channel_of_feature = info
             .feature_channels
             .iter()
@@ -178,7 +190,9 @@ impl Model {
         let probe: Vec<f32> = model.info.feature_mean.iter().map(|&m| m as f32).collect();
         let (out, _) = model.run(&probe, 1)?;
         if out.iter().any(|v| !v.is_finite()) {
-            return Err(ModelError::Contract("probe inference on the training means gave non-finite contributions".into()));
+            return Err(ModelError::Contract(
+                "probe inference on the training means gave non-finite contributions".into(),
+            ));
         }
         Ok(model)
     }
@@ -192,12 +206,17 @@ impl Model {
     pub fn run(&self, rows: &[f32], n: usize) -> Result<(Vec<f32>, Option<Vec<f32>>), ModelError> {
         let f = self.feature_count();
         if rows.len() != n * f {
-            return Err(ModelError::Inference(format!("expected {} values for {n} rows, got {}", n * f, rows.len())));
+            return Err(ModelError::Inference(format!(
+                "expected {} values for {n} rows, got {}",
+                n * f,
+                rows.len()
+            )));
         }
         if n == 0 {
             return Ok((Vec::new(), self.has_expected.then(Vec::new)));
         }
-        let input = Tensor::from_array(([n, f], rows.to_vec())).map_err(|e| ModelError::Inference(e.to_string()))?;
+        let input = Tensor::from_array(([n, f], rows.to_vec()))
+            .map_err(|e| ModelError::Inference(e.to_string()))?;
         let start = self.next.fetch_add(1, Ordering::Relaxed);
         // Take the first free session, starting at a rotating index; wait on one only if all are busy.
         let count = self.sessions.len();
@@ -206,17 +225,30 @@ impl Model {
             .map(Ok)
             .unwrap_or_else(|| self.sessions[start % count].lock())
             .map_err(|_| ModelError::Inference("a previous inference panicked".into()))?;
-        let outputs = guard.run(ort::inputs![INPUT_NAME => input]).map_err(|e| ModelError::Inference(e.to_string()))?;
+        let outputs = guard
+            .run(ort::inputs![INPUT_NAME => input])
+            .map_err(|e| ModelError::Inference(e.to_string()))?;
         let extract = |name: &str| -> Result<Vec<f32>, ModelError> {
-            let value = outputs.get(name).ok_or_else(|| ModelError::Contract(format!("no output named `{name}`")))?;
-            let (shape, data) = value.try_extract_tensor::<f32>().map_err(|e| ModelError::Inference(e.to_string()))?;
+            let value = outputs
+                .get(name)
+                .ok_or_else(|| ModelError::Contract(format!("no output named `{name}`")))?;
+            let (shape, data) = value
+                .try_extract_tensor::<f32>()
+                .map_err(|e| ModelError::Inference(e.to_string()))?;
             if shape.len() != 2 || shape[0] as usize != n || shape[1] as usize != f {
-                return Err(ModelError::Contract(format!("output `{name}` has shape {:?}, expected [{n}, {f}]", &shape[..])));
+                return Err(ModelError::Contract(format!(
+                    "output `{name}` has shape {:?}, expected [{n}, {f}]",
+                    &shape[..]
+                )));
             }
             Ok(data.to_vec())
         };
         let contributions = extract(OUTPUT_NAME)?;
-        let expected = if self.has_expected { Some(extract(EXPECTED_NAME)?) } else { None };
+        let expected = if self.has_expected {
+            Some(extract(EXPECTED_NAME)?)
+        } else {
+            None
+        };
         Ok((contributions, expected))
     }
 
@@ -227,7 +259,11 @@ impl Model {
         let mut rows = Vec::with_capacity(records.len() * f);
         for r in records {
             if r.features.len() != f {
-                return Err(ModelError::Inference(format!("window {} has {} features, model expects {f}", r.device_id, r.features.len())));
+                return Err(ModelError::Inference(format!(
+                    "window {} has {} features, model expects {f}",
+                    r.device_id,
+                    r.features.len()
+                )));
             }
             rows.extend_from_slice(&r.features);
         }
@@ -244,7 +280,13 @@ impl Model {
             .collect())
     }
 
-    fn explain(&self, record: &WindowRecord, feature_contrib: &[f32], expected: Option<&[f32]>, processing_time_us: f64) -> ScoredWindow {
+    fn explain(
+        &self,
+        record: &WindowRecord,
+        feature_contrib: &[f32],
+        expected: Option<&[f32]>,
+        processing_time_us: f64,
+    ) -> ScoredWindow {
         let info = &self.info;
         let mut by_channel = vec![0f64; info.channels.len()];
         for (i, &c) in feature_contrib.iter().enumerate() {
@@ -266,12 +308,23 @@ impl Model {
             .map(|i| {
                 let normal = expected.map_or(info.feature_mean[i], |e| f64::from(e[i]));
                 let sd = info.feature_std[i].max(1e-12);
-                (info.feature_names[i].clone(), (f64::from(record.features[i]) - normal) / sd)
+                (
+                    info.feature_names[i].clone(),
+                    (f64::from(record.features[i]) - normal) / sd,
+                )
             })
             .unwrap_or_default();
-        let ratio = if info.threshold > 0.0 { score / info.threshold } else { f64::INFINITY };
+        let ratio = if info.threshold > 0.0 {
+            score / info.threshold
+        } else {
+            f64::INFINITY
+        };
         let severity = Severity::from_ratio(ratio);
-        let share = if score > 0.0 { by_channel[top] / score } else { 0.0 };
+        let share = if score > 0.0 {
+            by_channel[top] / score
+        } else {
+            0.0
+        };
         let explanation = explanation_text(severity, &top_channel, &top_feature, z, share, ratio);
         ScoredWindow {
             device_id: record.device_id.clone(),
@@ -291,26 +344,60 @@ impl Model {
     }
 }
 
-fn explanation_text(severity: Severity, channel: &str, feature: &str, z: f64, share: f64, ratio: f64) -> String {
-    let stat = feature.strip_prefix(channel).map(|s| s.trim_start_matches('_')).filter(|s| !s.is_empty()).unwrap_or(feature);
+fn explanation_text(
+    severity: Severity,
+    channel: &str,
+    feature: &str,
+    z: f64,
+    share: f64,
+    ratio: f64,
+) -> String {
+    let stat = feature
+        .strip_prefix(channel)
+        .map(|s| s.trim_start_matches('_'))
+        .filter(|s| !s.is_empty())
+        .unwrap_or(feature);
     let direction = if z >= 0.0 { "above" } else { "below" };
-    let what = format!("{channel} {stat} is {:.1} sd {direction} normal; {channel} explains {:.0}% of the error", z.abs(), share * 100.0);
+    let what = format!(
+        "{channel} {stat} is {:.1} sd {direction} normal; {channel} explains {:.0}% of the error",
+        z.abs(),
+        share * 100.0
+    );
     if severity == Severity::Normal {
-        format!("within normal range (score at {:.0}% of threshold); largest deviation: {what}", ratio * 100.0)
+        format!(
+            "within normal range (score at {:.0}% of threshold); largest deviation: {what}",
+            ratio * 100.0
+        )
     } else {
-        format!("{what} (score {:.1}x threshold, {})", ratio, severity.as_str())
+        format!(
+            "{what} (score {:.1}x threshold, {})",
+            ratio,
+            severity.as_str()
+        )
     }
 }
 
-fn meta_json<T: serde::de::DeserializeOwned>(raw: &BTreeMap<String, String>, key: &'static str) -> Result<T, ModelError> {
-    let text = raw.get(key).ok_or(ModelError::Metadata { key, problem: "is missing".into() })?;
-    serde_json::from_str(text).map_err(|e| ModelError::Metadata { key, problem: format!("is not valid JSON of the expected shape: {e}") })
+fn meta_json<T: serde::de::DeserializeOwned>(
+    raw: &BTreeMap<String, String>,
+    key: &'static str,
+) -> Result<T, ModelError> {
+    let text = raw.get(key).ok_or(ModelError::Metadata {
+        key,
+        problem: "is missing".into(),
+    })?;
+    serde_json::from_str(text).map_err(|e| ModelError::Metadata {
+        key,
+        problem: format!("is not valid JSON of the expected shape: {e}"),
+    })
 }
 
 fn read_info(session: &Session) -> Result<ModelInfo, ModelError> {
     let meta = session.metadata().map_err(onnx)?;
     let keys = meta.custom_keys().map_err(onnx)?;
-    let raw: BTreeMap<String, String> = keys.into_iter().filter_map(|k| meta.custom(&k).map(|v| (k, v))).collect();
+    let raw: BTreeMap<String, String> = keys
+        .into_iter()
+        .filter_map(|k| meta.custom(&k).map(|v| (k, v)))
+        .collect();
     let feature_names: Vec<String> = meta_json(&raw, "anomaly.feature_names")?;
     let feature_channels: Vec<String> = meta_json(&raw, "anomaly.feature_channels")?;
     let feature_mean: Vec<f64> = meta_json(&raw, "anomaly.feature_mean")?;
@@ -318,21 +405,37 @@ fn read_info(session: &Session) -> Result<ModelInfo, ModelError> {
     let threshold: f64 = meta_json(&raw, "anomaly.threshold")?;
     let f = feature_names.len();
     if f == 0 {
-        return Err(ModelError::Metadata { key: "anomaly.feature_names", problem: "is empty".into() });
+        return Err(ModelError::Metadata {
+            key: "anomaly.feature_names",
+            problem: "is empty".into(),
+        });
     }
-    for (key, len) in [("anomaly.feature_channels", feature_channels.len()), ("anomaly.feature_mean", feature_mean.len()), ("anomaly.feature_std", feature_std.len())] {
+    for (key, len) in [
+        ("anomaly.feature_channels", feature_channels.len()),
+        ("anomaly.feature_mean", feature_mean.len()),
+        ("anomaly.feature_std", feature_std.len()),
+    ] {
         if len != f {
-            return Err(ModelError::Metadata { key, problem: format!("has {len} entries for {f} features") });
+            return Err(ModelError::Metadata {
+                key,
+                problem: format!("has {len} entries for {f} features"),
+            });
         }
     }
     if !(threshold.is_finite() && threshold > 0.0) {
-        return Err(ModelError::Metadata { key: "anomaly.threshold", problem: format!("must be a positive finite number, got {threshold}") });
+        return Err(ModelError::Metadata {
+            key: "anomaly.threshold",
+            problem: format!("must be a positive finite number, got {threshold}"),
+        });
     }
     let model_version = raw
         .get("anomaly.model_version")
         .filter(|v| !v.trim().is_empty())
         .cloned()
-        .ok_or(ModelError::Metadata { key: "anomaly.model_version", problem: "is missing".into() })?;
+        .ok_or(ModelError::Metadata {
+            key: "anomaly.model_version",
+            problem: "is missing".into(),
+        })?;
     let mut channels: Vec<String> = Vec::new();
     for c in &feature_channels {
         if !channels.contains(c) {
@@ -341,15 +444,20 @@ fn read_info(session: &Session) -> Result<ModelInfo, ModelError> {
     }
     Ok(ModelInfo {
         model_version,
-        detector: raw.get("anomaly.detector").cloned().unwrap_or_else(|| "unknown".into()),
+        detector: raw
+            .get("anomaly.detector")
+            .cloned()
+            .unwrap_or_else(|| "unknown".into()),
         feature_names,
         feature_channels,
         channels,
         threshold,
         feature_mean,
         feature_std,
-        feature_quantiles: meta_json(&raw, "anomaly.feature_quantiles").unwrap_or(serde_json::Value::Null),
-        training_summary: meta_json(&raw, "anomaly.training_summary").unwrap_or(serde_json::Value::Null),
+        feature_quantiles: meta_json(&raw, "anomaly.feature_quantiles")
+            .unwrap_or(serde_json::Value::Null),
+        training_summary: meta_json(&raw, "anomaly.training_summary")
+            .unwrap_or(serde_json::Value::Null),
     })
 }
 
@@ -361,11 +469,16 @@ fn check_graph(session: &Session, features: usize) -> Result<(), ModelError> {
         .ok_or_else(|| ModelError::Contract(format!("no input named `{INPUT_NAME}`")))?;
     if let Some(shape) = input.dtype().tensor_shape() {
         if shape.len() != 2 || (shape[1] >= 0 && shape[1] as usize != features) {
-            return Err(ModelError::Contract(format!("input `{INPUT_NAME}` has shape {:?}, expected [N, {features}]", &shape[..])));
+            return Err(ModelError::Contract(format!(
+                "input `{INPUT_NAME}` has shape {:?}, expected [N, {features}]",
+                &shape[..]
+            )));
         }
     }
     if !session.outputs().iter().any(|o| o.name() == OUTPUT_NAME) {
-        return Err(ModelError::Contract(format!("no output named `{OUTPUT_NAME}`")));
+        return Err(ModelError::Contract(format!(
+            "no output named `{OUTPUT_NAME}`"
+        )));
     }
     Ok(())
 }
@@ -385,9 +498,31 @@ mod tests {
 
     #[test]
     fn explanation_names_channel_statistic_and_share() {
-        let text = explanation_text(Severity::High, "vibration", "vibration_max", 7.14, 0.823, 5.0);
-        assert!(text.starts_with("vibration max is 7.1 sd above normal; vibration explains 82% of the error"), "{text}");
-        let text = explanation_text(Severity::Low, "temperature", "temperature_std", -11.0, 0.5, 1.2);
-        assert!(text.contains("temperature std is 11.0 sd below normal"), "{text}");
+        let text = explanation_text(
+            Severity::High,
+            "vibration",
+            "vibration_max",
+            7.14,
+            0.823,
+            5.0,
+        );
+        assert!(
+            text.starts_with(
+                "vibration max is 7.1 sd above normal; vibration explains 82% of the error"
+            ),
+            "{text}"
+        );
+        let text = explanation_text(
+            Severity::Low,
+            "temperature",
+            "temperature_std",
+            -11.0,
+            0.5,
+            1.2,
+        );
+        assert!(
+            text.contains("temperature std is 11.0 sd below normal"),
+            "{text}"
+        );
     }
 }

@@ -32,7 +32,13 @@ pub enum FaultKind {
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 5] = [FaultKind::Spike, FaultKind::Dip, FaultKind::Drift, FaultKind::Flatline, FaultKind::NoiseBurst];
+    pub const ALL: [FaultKind; 5] = [
+        FaultKind::Spike,
+        FaultKind::Dip,
+        FaultKind::Drift,
+        FaultKind::Flatline,
+        FaultKind::NoiseBurst,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -45,7 +51,9 @@ impl FaultKind {
     }
 
     pub fn parse(text: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.name() == text || (text == "drop" && *k == FaultKind::Dip))
+        Self::ALL
+            .into_iter()
+            .find(|k| k.name() == text || (text == "drop" && *k == FaultKind::Dip))
     }
 }
 
@@ -153,12 +161,15 @@ pub fn simulate(config: &SimConfig, mut emit: impl FnMut(Sample)) {
         let absolute = start_unix + t;
         let day_phase = TAU * (absolute.rem_euclid(86_400.0)) / 86_400.0;
         let timestamp = timefmt::format(
-            OffsetDateTime::from_unix_timestamp_nanos((absolute * 1e9).round() as i128).unwrap_or(config.start),
+            OffsetDateTime::from_unix_timestamp_nanos((absolute * 1e9).round() as i128)
+                .unwrap_or(config.start),
         );
         for d in &mut devices {
             // Warmest mid-afternoon; load follows two shifts, peaking late morning.
             let temp_cycle = d.temp_amp * (day_phase - TAU * 9.0 / 24.0 + d.phase).sin();
-            let load = (0.55 + d.load_offset + 0.3 * (day_phase - TAU * 5.0 / 24.0 + d.phase).sin()).clamp(0.05, 1.0);
+            let load =
+                (0.55 + d.load_offset + 0.3 * (day_phase - TAU * 5.0 / 24.0 + d.phase).sin())
+                    .clamp(0.05, 1.0);
             let clean = [
                 d.temp_base + temp_cycle + 3.0 * (load - 0.55),
                 55.0 - 1.8 * temp_cycle + d.humidity_offset,
@@ -175,18 +186,33 @@ pub fn simulate(config: &SimConfig, mut emit: impl FnMut(Sample)) {
                 d.fault = None;
                 d.next_fault_at = t + 600.0 + exponential(&mut rng, rate);
             }
-            if d.fault.is_none() && t >= d.next_fault_at && !allowed_channels.is_empty() && !config.fault_kinds.is_empty() {
+            if d.fault.is_none()
+                && t >= d.next_fault_at
+                && !allowed_channels.is_empty()
+                && !config.fault_kinds.is_empty()
+            {
                 let kind = config.fault_kinds[rng.random_range(0..config.fault_kinds.len())];
                 let channel = allowed_channels[rng.random_range(0..allowed_channels.len())];
-                let minutes = rng.random_range(config.fault_minutes.0..=config.fault_minutes.1.max(config.fault_minutes.0));
+                let minutes = rng.random_range(
+                    config.fault_minutes.0..=config.fault_minutes.1.max(config.fault_minutes.0),
+                );
                 let magnitude = match kind {
                     FaultKind::Spike => rng.random_range(2.5..4.0),
                     FaultKind::Dip => rng.random_range(1.5..2.5),
-                    FaultKind::Drift => rng.random_range(1.5..2.5) * if rng.random::<bool>() { 1.0 } else { -1.0 },
+                    FaultKind::Drift => {
+                        rng.random_range(1.5..2.5) * if rng.random::<bool>() { 1.0 } else { -1.0 }
+                    }
                     FaultKind::Flatline => 0.0,
                     FaultKind::NoiseBurst => rng.random_range(5.0..8.0),
                 };
-                d.fault = Some(ActiveFault { kind, channel, start: t, end: t + minutes * 60.0, magnitude, stuck_value: None });
+                d.fault = Some(ActiveFault {
+                    kind,
+                    channel,
+                    start: t,
+                    end: t + minutes * 60.0,
+                    magnitude,
+                    stuck_value: None,
+                });
             }
             let mut labels = (None, None);
             if let Some(f) = d.fault.as_mut() {
@@ -199,18 +225,34 @@ pub fn simulate(config: &SimConfig, mut emit: impl FnMut(Sample)) {
                         }
                     }
                     FaultKind::Dip => *x -= f.magnitude * SPAN[c],
-                    FaultKind::Drift => *x += f.magnitude * SPAN[c] * ((t - f.start) / 120.0).min(1.0),
+                    FaultKind::Drift => {
+                        *x += f.magnitude * SPAN[c] * ((t - f.start) / 120.0).min(1.0)
+                    }
                     FaultKind::Flatline => *x = *f.stuck_value.get_or_insert(*x),
-                    FaultKind::NoiseBurst => *x += (f.magnitude - 1.0) * NOISE[c] * normal(&mut rng),
+                    FaultKind::NoiseBurst => {
+                        *x += (f.magnitude - 1.0) * NOISE[c] * normal(&mut rng)
+                    }
                 }
-                labels = (Some(f.kind.name().to_string()), Some(CHANNELS[c].to_string()));
+                labels = (
+                    Some(f.kind.name().to_string()),
+                    Some(CHANNELS[c].to_string()),
+                );
             }
             let mut map = BTreeMap::new();
             for (i, channel) in CHANNELS.iter().enumerate() {
                 // Readings are reported with sensor resolution.
-                map.insert(channel.to_string(), Value::from((values[i] * 1e4).round() / 1e4));
+                map.insert(
+                    channel.to_string(),
+                    Value::from((values[i] * 1e4).round() / 1e4),
+                );
             }
-            emit(Sample { device_id: d.id.clone(), timestamp: timestamp.clone(), values: map, fault_kind: labels.0, fault_channel: labels.1 });
+            emit(Sample {
+                device_id: d.id.clone(),
+                timestamp: timestamp.clone(),
+                values: map,
+                fault_kind: labels.0,
+                fault_channel: labels.1,
+            });
         }
     }
 }
@@ -227,17 +269,29 @@ mod tests {
 
     #[test]
     fn same_seed_same_fleet_and_ranges_are_realistic() {
-        let config = SimConfig { devices: 3, hours: 24.0, interval_secs: 10.0, fault_rate: 0.0, ..SimConfig::default() };
+        let config = SimConfig {
+            devices: 3,
+            hours: 24.0,
+            interval_secs: 10.0,
+            fault_rate: 0.0,
+            ..SimConfig::default()
+        };
         let a = run(&config);
         assert_eq!(a, run(&config));
         assert_eq!(a.len(), 3 * 24 * 360);
         let range = |c: &str| {
             let v: Vec<f64> = a.iter().map(|s| s.values[c].as_f64().unwrap()).collect();
-            (v.iter().cloned().fold(f64::INFINITY, f64::min), v.iter().cloned().fold(f64::NEG_INFINITY, f64::max))
+            (
+                v.iter().cloned().fold(f64::INFINITY, f64::min),
+                v.iter().cloned().fold(f64::NEG_INFINITY, f64::max),
+            )
         };
         let within = |c: &str, lo: f64, hi: f64| {
             let (min, max) = range(c);
-            assert!(min >= lo && max <= hi, "{c} in [{min}, {max}], expected within [{lo}, {hi}]");
+            assert!(
+                min >= lo && max <= hi,
+                "{c} in [{min}, {max}], expected within [{lo}, {hi}]"
+            );
         };
         within("temperature", 15.0, 40.0);
         within("humidity", 30.0, 80.0);
@@ -261,10 +315,18 @@ mod tests {
         let samples = run(&config);
         let faulty: Vec<&Sample> = samples.iter().filter(|s| s.fault_kind.is_some()).collect();
         assert!(!faulty.is_empty());
-        assert!(faulty.iter().all(|s| s.fault_kind.as_deref() == Some("flatline") && s.fault_channel.as_deref() == Some("vibration")));
+        assert!(faulty
+            .iter()
+            .all(|s| s.fault_kind.as_deref() == Some("flatline")
+                && s.fault_channel.as_deref() == Some("vibration")));
         // A flatlined channel repeats one value for consecutive samples of a device.
         let device = faulty[0].device_id.clone();
-        let stuck: Vec<f64> = faulty.iter().filter(|s| s.device_id == device).take(30).map(|s| s.values["vibration"].as_f64().unwrap()).collect();
+        let stuck: Vec<f64> = faulty
+            .iter()
+            .filter(|s| s.device_id == device)
+            .take(30)
+            .map(|s| s.values["vibration"].as_f64().unwrap())
+            .collect();
         assert!(stuck.windows(2).all(|w| w[0] == w[1]));
     }
 }

@@ -13,12 +13,15 @@ use crate::store::{AnomalyStore, SqliteStore, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
-    #[error("cannot load model {path}: {source}")]
-    Model { path: String, source: ModelError },
+    #[error("cannot load model {path}: {error}")]
+    Model { path: String, error: ModelError },
     #[error("cannot open the anomaly store: {0}")]
     Store(#[from] StoreError),
-    #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("cannot listen on {addr}: {error}")]
+    Bind {
+        addr: SocketAddr,
+        error: std::io::Error,
+    },
 }
 
 /// Shared by every request. The model sits behind a lock only long enough to clone its `Arc`,
@@ -35,7 +38,13 @@ impl AppState {
     pub fn new(settings: Settings, model: Model, store: Arc<dyn AnomalyStore>) -> Self {
         let metrics = Metrics::new();
         metrics.set_model(&model.info.model_version, &model.info.detector);
-        AppState { settings, model: RwLock::new(Arc::new(model)), store, metrics, started: Instant::now() }
+        AppState {
+            settings,
+            model: RwLock::new(Arc::new(model)),
+            store,
+            metrics,
+            started: Instant::now(),
+        }
     }
 
     pub fn model(&self) -> Arc<Model> {
@@ -47,7 +56,8 @@ impl AppState {
 
     /// Puts `model` in service and returns the one it replaces.
     pub fn replace_model(&self, model: Model) -> Arc<Model> {
-        self.metrics.set_model(&model.info.model_version, &model.info.detector);
+        self.metrics
+            .set_model(&model.info.model_version, &model.info.detector);
         let new = Arc::new(model);
         let mut guard = match self.model.write() {
             Ok(guard) => guard,
@@ -66,15 +76,27 @@ impl Application {
     /// Loads the model and opens the store named by `settings`, and binds `127.0.0.1:port`
     /// (port 0 picks a free one, for tests and the demo).
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
-        let model = Model::load_file(&settings.model_path)
-            .map_err(|source| StartupError::Model { path: settings.model_path.display().to_string(), source })?;
-        let store = Arc::new(SqliteStore::open(&settings.sqlite_path, settings.store_timeout)?);
+        let model =
+            Model::load_file(&settings.model_path).map_err(|error| StartupError::Model {
+                path: settings.model_path.display().to_string(),
+                error,
+            })?;
+        let store = Arc::new(SqliteStore::open(
+            &settings.sqlite_path,
+            settings.store_timeout,
+        )?);
         Self::with_parts(settings, model, store).await
     }
 
-    pub async fn with_parts(settings: Settings, model: Model, store: Arc<dyn AnomalyStore>) -> Result<Self, StartupError> {
+    pub async fn with_parts(
+        settings: Settings,
+        model: Model,
+        store: Arc<dyn AnomalyStore>,
+    ) -> Result<Self, StartupError> {
         let addr = SocketAddr::from(([127, 0, 0, 1], settings.port));
-        let listener = TcpListener::bind(addr).await.map_err(|source| StartupError::Bind { addr, source })?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|error| StartupError::Bind { addr, error })?;
         tracing::info!(
             model = %model.info.model_version,
             features = model.feature_count(),
@@ -97,7 +119,9 @@ impl Application {
 
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let router = crate::http::router(self.state);
-        axum::serve(self.listener, router).with_graceful_shutdown(shutdown_signal()).await
+        axum::serve(self.listener, router)
+            .with_graceful_shutdown(shutdown_signal())
+            .await
     }
 }
 

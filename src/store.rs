@@ -110,14 +110,20 @@ impl SqliteStore {
     /// a lock before the invocation fails and the host retries.
     pub fn open(path: &Path, busy_timeout: Duration) -> Result<Self, StoreError> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", parent.display())))?;
+            std::fs::create_dir_all(parent).map_err(|e| {
+                StoreError::Unavailable(format!("cannot create {}: {e}", parent.display()))
+            })?;
         }
-        let conn = Connection::open(path).map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
+        let conn = Connection::open(path)
+            .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
         conn.busy_timeout(busy_timeout)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.execute_batch(SCHEMA)?;
-        Ok(SqliteStore { conn: Arc::new(Mutex::new(conn)), path: path.to_path_buf() })
+        Ok(SqliteStore {
+            conn: Arc::new(Mutex::new(conn)),
+            path: path.to_path_buf(),
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -131,7 +137,9 @@ impl SqliteStore {
         let conn = Arc::clone(&self.conn);
         Box::pin(async move {
             tokio::task::spawn_blocking(move || {
-                let mut guard = conn.lock().map_err(|_| StoreError::Unavailable("connection poisoned by a panic".into()))?;
+                let mut guard = conn.lock().map_err(|_| {
+                    StoreError::Unavailable("connection poisoned by a panic".into())
+                })?;
                 work(&mut guard)
             })
             .await
@@ -212,8 +220,10 @@ fn read_history(conn: &mut Connection, q: &HistoryQuery) -> Result<Vec<AnomalyRo
     let mut out = Vec::new();
     for row in rows {
         let (mut r, contributions, features) = row?;
-        r.contributions = serde_json::from_str(&contributions).map_err(|e| StoreError::Corrupt(format!("contributions: {e}")))?;
-        r.features = serde_json::from_str(&features).map_err(|e| StoreError::Corrupt(format!("features: {e}")))?;
+        r.contributions = serde_json::from_str(&contributions)
+            .map_err(|e| StoreError::Corrupt(format!("contributions: {e}")))?;
+        r.features = serde_json::from_str(&features)
+            .map_err(|e| StoreError::Corrupt(format!("features: {e}")))?;
         out.push(r);
     }
     Ok(out)

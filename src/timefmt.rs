@@ -10,15 +10,20 @@ use time::{OffsetDateTime, UtcOffset};
 pub fn parse(text: &str) -> Option<OffsetDateTime> {
     let text = text.trim();
     OffsetDateTime::parse(text, &Rfc3339).ok().or_else(|| {
-        let has_offset = text.get(19..).is_none_or(|rest| rest.contains(['Z', 'z', '+', '-']));
-        (!has_offset).then(|| OffsetDateTime::parse(&format!("{text}Z"), &Rfc3339).ok()).flatten()
+        let has_offset = text
+            .get(19..)
+            .is_none_or(|rest| rest.contains(['Z', 'z', '+', '-']));
+        (!has_offset)
+            .then(|| OffsetDateTime::parse(&format!("{text}Z"), &Rfc3339).ok())
+            .flatten()
     })
 }
 
 /// Canonical UTC form: `2026-11-21T10:00:00Z`, with a fraction only when there is one.
 pub fn format(t: OffsetDateTime) -> String {
     let t = t.to_offset(UtcOffset::UTC);
-    t.format(&Rfc3339).unwrap_or_else(|_| t.unix_timestamp().to_string())
+    t.format(&Rfc3339)
+        .unwrap_or_else(|_| t.unix_timestamp().to_string())
 }
 
 /// Canonical form of a timestamp text, or `None` when it does not parse.
@@ -40,11 +45,26 @@ mod tests {
 
     #[test]
     fn canonical_form_ignores_fraction_zeros_and_offsets() {
-        assert_eq!(canonical("2026-11-21T10:00:00.0000000Z").unwrap(), "2026-11-21T10:00:00Z");
-        assert_eq!(canonical("2026-11-21T11:00:00+01:00").unwrap(), "2026-11-21T10:00:00Z");
-        assert_eq!(canonical("2026-11-21T10:00:00.5Z").unwrap(), "2026-11-21T10:00:00.5Z");
-        assert_eq!(canonical("2024-05-01T12:34:56.789").unwrap(), "2024-05-01T12:34:56.789Z");
-        assert_eq!(canonical("2024-05-01T12:34:56").unwrap(), "2024-05-01T12:34:56Z");
+        assert_eq!(
+            canonical("2026-11-21T10:00:00.0000000Z").unwrap(),
+            "2026-11-21T10:00:00Z"
+        );
+        assert_eq!(
+            canonical("2026-11-21T11:00:00+01:00").unwrap(),
+            "2026-11-21T10:00:00Z"
+        );
+        assert_eq!(
+            canonical("2026-11-21T10:00:00.5Z").unwrap(),
+            "2026-11-21T10:00:00.5Z"
+        );
+        assert_eq!(
+            canonical("2024-05-01T12:34:56.789").unwrap(),
+            "2024-05-01T12:34:56.789Z"
+        );
+        assert_eq!(
+            canonical("2024-05-01T12:34:56").unwrap(),
+            "2024-05-01T12:34:56Z"
+        );
         assert!(canonical("yesterday").is_none());
         assert!(canonical("2024-05-01").is_none());
     }

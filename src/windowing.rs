@@ -56,9 +56,15 @@ impl WindowSpec {
             return Err(WindowError::Size);
         }
         if hop_secs <= 0 || hop_secs > size_secs {
-            return Err(WindowError::Hop { hop: hop_secs, size: size_secs });
+            return Err(WindowError::Hop {
+                hop: hop_secs,
+                size: size_secs,
+            });
         }
-        Ok(WindowSpec { size_secs, hop_secs })
+        Ok(WindowSpec {
+            size_secs,
+            hop_secs,
+        })
     }
 
     /// Ends (unix seconds) of every window containing instant `t` (unix seconds, fractional):
@@ -67,7 +73,9 @@ impl WindowSpec {
         let hop = self.hop_secs;
         let first = (t / hop as f64).ceil() as i64 * hop;
         let size = self.size_secs;
-        (0..).map(move |k| first + k * hop).take_while(move |&e| ((e - size) as f64) < t)
+        (0..)
+            .map(move |k| first + k * hop)
+            .take_while(move |&e| ((e - size) as f64) < t)
     }
 }
 
@@ -128,17 +136,29 @@ pub struct Windower {
 
 impl Windower {
     pub fn new(spec: WindowSpec) -> Self {
-        Windower { spec, windows: BTreeMap::new() }
+        Windower {
+            spec,
+            windows: BTreeMap::new(),
+        }
     }
 
     pub fn push(&mut self, sample: &Sample) -> Result<(), String> {
-        let t = timefmt::parse(&sample.timestamp).ok_or_else(|| format!("timestamp {:?} is not RFC 3339", sample.timestamp))?;
+        let t = timefmt::parse(&sample.timestamp)
+            .ok_or_else(|| format!("timestamp {:?} is not RFC 3339", sample.timestamp))?;
         let seconds = t.unix_timestamp() as f64 + f64::from(t.nanosecond()) / 1e9;
         for end in self.spec.window_ends(seconds) {
-            let acc = self.windows.entry((end, sample.device_id.clone())).or_default();
+            let acc = self
+                .windows
+                .entry((end, sample.device_id.clone()))
+                .or_default();
             acc.count += 1;
             for (i, channel) in CHANNELS.iter().enumerate() {
-                if let Some(v) = sample.values.get(*channel).and_then(Value::as_f64).filter(|v| v.is_finite()) {
+                if let Some(v) = sample
+                    .values
+                    .get(*channel)
+                    .and_then(Value::as_f64)
+                    .filter(|v| v.is_finite())
+                {
                     acc.channels[i].push(v);
                 }
             }
@@ -159,21 +179,37 @@ impl Windower {
             .map(|((end, device), acc)| {
                 let mut m = Map::new();
                 m.insert("device_id".into(), Value::String(device));
-                m.insert("window_start".into(), Value::String(timefmt::format(timefmt::from_unix_seconds(end - size))));
-                m.insert("window_end".into(), Value::String(timefmt::format(timefmt::from_unix_seconds(end))));
+                m.insert(
+                    "window_start".into(),
+                    Value::String(timefmt::format(timefmt::from_unix_seconds(end - size))),
+                );
+                m.insert(
+                    "window_end".into(),
+                    Value::String(timefmt::format(timefmt::from_unix_seconds(end))),
+                );
                 m.insert("sample_count".into(), Value::from(acc.count));
                 for (i, channel) in CHANNELS.iter().enumerate() {
                     for stat in STATS {
-                        let v = acc.channels[i].stat(stat).and_then(serde_json::Number::from_f64).map_or(Value::Null, Value::Number);
+                        let v = acc.channels[i]
+                            .stat(stat)
+                            .and_then(serde_json::Number::from_f64)
+                            .map_or(Value::Null, Value::Number);
                         m.insert(format!("{channel}_{stat}"), v);
                     }
                 }
                 if with_labels {
-                    let anomalous = acc.count > 0 && acc.faulty as f64 >= LABEL_MIN_FAULTY_FRACTION * acc.count as f64;
-                    let dominant = acc.faults.iter().max_by_key(|(_, n)| **n).map(|((k, c), _)| (k.clone(), c.clone()));
+                    let anomalous = acc.count > 0
+                        && acc.faulty as f64 >= LABEL_MIN_FAULTY_FRACTION * acc.count as f64;
+                    let dominant = acc
+                        .faults
+                        .iter()
+                        .max_by_key(|(_, n)| **n)
+                        .map(|((k, c), _)| (k.clone(), c.clone()));
                     m.insert("label".into(), Value::from(u8::from(anomalous)));
                     m.insert("faulty_samples".into(), Value::from(acc.faulty));
-                    let (kind, channel) = dominant.map_or((Value::Null, Value::Null), |(k, c)| (Value::String(k), Value::String(c)));
+                    let (kind, channel) = dominant.map_or((Value::Null, Value::Null), |(k, c)| {
+                        (Value::String(k), Value::String(c))
+                    });
                     m.insert("fault_kind".into(), kind);
                     m.insert("fault_channel".into(), channel);
                 }
@@ -187,10 +223,22 @@ impl Windower {
 pub fn window_lines(text: &str, spec: WindowSpec) -> Result<Vec<Map<String, Value>>, WindowError> {
     let mut windower = Windower::new(spec);
     let mut labelled = false;
-    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-        let sample: Sample = serde_json::from_str(line).map_err(|e| WindowError::Input { line: i + 1, problem: e.to_string() })?;
+    for (i, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let sample: Sample = serde_json::from_str(line).map_err(|e| WindowError::Input {
+            line: i + 1,
+            problem: e.to_string(),
+        })?;
         labelled |= sample.fault_kind.is_some() || line.contains("\"fault_kind\"");
-        windower.push(&sample).map_err(|problem| WindowError::Input { line: i + 1, problem })?;
+        windower
+            .push(&sample)
+            .map_err(|problem| WindowError::Input {
+                line: i + 1,
+                problem,
+            })?;
     }
     Ok(windower.finish(labelled))
 }
@@ -202,7 +250,13 @@ mod tests {
     fn sample(device: &str, ts: &str, temperature: f64) -> Sample {
         let mut values = BTreeMap::new();
         values.insert("temperature".into(), Value::from(temperature));
-        Sample { device_id: device.into(), timestamp: ts.into(), values, fault_kind: None, fault_channel: None }
+        Sample {
+            device_id: device.into(),
+            timestamp: ts.into(),
+            values,
+            fault_kind: None,
+            fault_channel: None,
+        }
     }
 
     #[test]
@@ -223,7 +277,13 @@ mod tests {
         let out = w.finish(false);
         let keys: Vec<(String, String, u64)> = out
             .iter()
-            .map(|m| (m["device_id"].as_str().unwrap().to_string(), m["window_end"].as_str().unwrap().to_string(), m["sample_count"].as_u64().unwrap()))
+            .map(|m| {
+                (
+                    m["device_id"].as_str().unwrap().to_string(),
+                    m["window_end"].as_str().unwrap().to_string(),
+                    m["sample_count"].as_u64().unwrap(),
+                )
+            })
             .collect();
         assert_eq!(
             keys,
@@ -257,13 +317,23 @@ mod tests {
         assert!(WindowSpec::tumbling(0).is_err());
 
         let mut w = Windower::new(spec);
-        for (ts, v) in [("2026-01-01T00:00:10Z", 1.0), ("2026-01-01T00:00:30Z", 3.0), ("2026-01-01T00:00:50Z", 8.0)] {
+        for (ts, v) in [
+            ("2026-01-01T00:00:10Z", 1.0),
+            ("2026-01-01T00:00:30Z", 3.0),
+            ("2026-01-01T00:00:50Z", 8.0),
+        ] {
             w.push(&sample("a", ts, v)).unwrap();
         }
         let out = w.finish(false);
         let summary: Vec<(String, u64, f64)> = out
             .iter()
-            .map(|m| (m["window_end"].as_str().unwrap().to_string(), m["sample_count"].as_u64().unwrap(), m["temperature_mean"].as_f64().unwrap()))
+            .map(|m| {
+                (
+                    m["window_end"].as_str().unwrap().to_string(),
+                    m["sample_count"].as_u64().unwrap(),
+                    m["temperature_mean"].as_f64().unwrap(),
+                )
+            })
             .collect();
         assert_eq!(
             summary,

@@ -17,8 +17,14 @@ async fn readiness_health_and_model() {
     let health: Value = health.json().await.unwrap();
     assert_eq!(health["status"], "ok");
     assert_eq!(health["model"]["loaded"], true);
-    assert!(health["model"]["version"].as_str().unwrap().starts_with("ae-"));
-    assert_eq!(health["store"], json!({"kind": "sqlite", "reachable": true, "error": null}));
+    assert!(health["model"]["version"]
+        .as_str()
+        .unwrap()
+        .starts_with("ae-"));
+    assert_eq!(
+        health["store"],
+        json!({"kind": "sqlite", "reachable": true, "error": null})
+    );
     assert!(health["uptime_seconds"].as_f64().unwrap() >= 0.0);
 
     let model: Value = app.get("/api/model").await.json().await.unwrap();
@@ -33,19 +39,38 @@ async fn readiness_health_and_model() {
 async fn score_one_window_and_explain_it() {
     let app = spawn_app().await;
     let windows = healthy_windows(1, 1.0, 3);
-    let response = app.post_json("/api/score", &Value::Object(windows[10].clone())).await;
+    let response = app
+        .post_json("/api/score", &Value::Object(windows[10].clone()))
+        .await;
     assert_eq!(response.status().as_u16(), 200);
     let healthy: Value = response.json().await.unwrap();
     assert_eq!(healthy["is_anomaly"], false);
     assert_eq!(healthy["severity"], "normal");
-    assert!(healthy["explanation"].as_str().unwrap().starts_with("within normal range"), "{healthy}");
+    assert!(
+        healthy["explanation"]
+            .as_str()
+            .unwrap()
+            .starts_with("within normal range"),
+        "{healthy}"
+    );
 
     let mut faulty = windows[10].clone();
     shift_channel(&mut faulty, "pressure", 2.5);
-    let scored: Value = app.post_json("/api/score", &Value::Object(faulty)).await.json().await.unwrap();
+    let scored: Value = app
+        .post_json("/api/score", &Value::Object(faulty))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(scored["is_anomaly"], true);
     assert_eq!(scored["top_channel"], "pressure");
-    assert!(scored["explanation"].as_str().unwrap().contains("pressure explains"), "{scored}");
+    assert!(
+        scored["explanation"]
+            .as_str()
+            .unwrap()
+            .contains("pressure explains"),
+        "{scored}"
+    );
     assert!(scored["processing_time_us"].as_f64().unwrap() > 0.0);
     // Scoring over HTTP stores nothing.
     assert_eq!(app.stored_count().await, 0);
@@ -56,10 +81,22 @@ async fn invalid_score_requests_name_the_field() {
     let app = spawn_app().await;
     let window = healthy_windows(1, 0.5, 3).remove(0);
 
-    let response = app.post_raw("/api/score", "application/json", b"{\"device_id\":".to_vec()).await;
+    let response = app
+        .post_raw(
+            "/api/score",
+            "application/json",
+            b"{\"device_id\":".to_vec(),
+        )
+        .await;
     assert_eq!(response.status().as_u16(), 400);
     let body: Value = response.json().await.unwrap();
-    assert!(body["error"].as_str().unwrap().starts_with("invalid JSON body"), "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("invalid JSON body"),
+        "{body}"
+    );
 
     let mut missing = window.clone();
     missing.remove("vibration_max");
@@ -70,7 +107,12 @@ async fn invalid_score_requests_name_the_field() {
 
     let mut text = window.clone();
     text.insert("sound_mean".into(), json!("loud"));
-    let body: Value = app.post_json("/api/score", &Value::Object(text)).await.json().await.unwrap();
+    let body: Value = app
+        .post_json("/api/score", &Value::Object(text))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(body["field"], "sound_mean");
 
     let response = app.post_json("/api/score", &json!([1, 2])).await;
@@ -78,7 +120,12 @@ async fn invalid_score_requests_name_the_field() {
 
     let mut bad_time = window.clone();
     bad_time.insert("window_end".into(), json!("last tuesday"));
-    let body: Value = app.post_json("/api/score", &Value::Object(bad_time)).await.json().await.unwrap();
+    let body: Value = app
+        .post_json("/api/score", &Value::Object(bad_time))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(body["field"], "window_end");
 
     let huge = vec![b' '; 2 << 20];
@@ -91,26 +138,43 @@ async fn invalid_score_requests_name_the_field() {
 #[tokio::test]
 async fn score_a_batch_within_the_limit() {
     let app = spawn_app_with(|s| s.max_batch = 50).await;
-    let windows: Vec<Value> = healthy_windows(1, 1.0, 8).into_iter().map(Value::Object).collect();
-    let response = app.post_json("/api/score/batch", &json!({"windows": windows[..40]})).await;
+    let windows: Vec<Value> = healthy_windows(1, 1.0, 8)
+        .into_iter()
+        .map(Value::Object)
+        .collect();
+    let response = app
+        .post_json("/api/score/batch", &json!({"windows": windows[..40]}))
+        .await;
     assert_eq!(response.status().as_u16(), 200);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["count"], 40);
     assert_eq!(body["results"].as_array().unwrap().len(), 40);
     assert_eq!(body["results"][3]["window_end"], windows[3]["window_end"]);
 
-    let response = app.post_json("/api/score/batch", &json!({"windows": windows[..51]})).await;
+    let response = app
+        .post_json("/api/score/batch", &json!({"windows": windows[..51]}))
+        .await;
     assert_eq!(response.status().as_u16(), 422);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["field"], "windows");
-    assert!(body["error"].as_str().unwrap().contains("limit of 50"), "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("limit of 50"),
+        "{body}"
+    );
 
     let mut bad = windows[..3].to_vec();
     bad[1].as_object_mut().unwrap().remove("humidity_std");
-    let body: Value = app.post_json("/api/score/batch", &json!({"windows": bad})).await.json().await.unwrap();
+    let body: Value = app
+        .post_json("/api/score/batch", &json!({"windows": bad}))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(body["field"], "windows[1].humidity_std");
 
-    let response = app.post_json("/api/score/batch", &json!({"rows": []})).await;
+    let response = app
+        .post_json("/api/score/batch", &json!({"rows": []}))
+        .await;
     assert_eq!(response.status().as_u16(), 422);
 }
 
@@ -122,28 +186,73 @@ async fn history_filters_and_validates() {
     for w in windows.iter_mut().step_by(5) {
         shift_channel(w, "temperature", 30.0);
     }
-    let bodies: Vec<String> = windows.iter().map(|w| Value::Object(w.clone()).to_string()).collect();
-    let invocation = sensor_anomaly::host::many_string_invocation("events", &bodies, "0", 1, "2026-01-01T01:00:00Z");
-    assert_eq!(app.post_json("/ScoreWindows", &invocation).await.status().as_u16(), 200);
+    let bodies: Vec<String> = windows
+        .iter()
+        .map(|w| Value::Object(w.clone()).to_string())
+        .collect();
+    let invocation = sensor_anomaly::host::many_string_invocation(
+        "events",
+        &bodies,
+        "0",
+        1,
+        "2026-01-01T01:00:00Z",
+    );
+    assert_eq!(
+        app.post_json("/ScoreWindows", &invocation)
+            .await
+            .status()
+            .as_u16(),
+        200
+    );
 
     let all: Value = app.get("/api/history").await.json().await.unwrap();
     let rows = all["anomalies"].as_array().unwrap();
     assert_eq!(rows.len(), 24);
-    let ends: Vec<&str> = rows.iter().map(|r| r["window_end"].as_str().unwrap()).collect();
-    assert!(ends.windows(2).all(|w| w[0] >= w[1]), "newest first: {ends:?}");
+    let ends: Vec<&str> = rows
+        .iter()
+        .map(|r| r["window_end"].as_str().unwrap())
+        .collect();
+    assert!(
+        ends.windows(2).all(|w| w[0] >= w[1]),
+        "newest first: {ends:?}"
+    );
     assert_eq!(rows[0]["features"].as_object().unwrap().len(), 20);
     assert!(rows[0]["inserted_at"].is_string());
 
-    let device: Value = app.get("/api/history?device=pump-002").await.json().await.unwrap();
-    assert!(device["anomalies"].as_array().unwrap().iter().all(|r| r["device_id"] == "pump-002"));
+    let device: Value = app
+        .get("/api/history?device=pump-002")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(device["anomalies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["device_id"] == "pump-002"));
     assert_eq!(device["count"], 12);
     let limited: Value = app.get("/api/history?limit=3").await.json().await.unwrap();
     assert_eq!(limited["count"], 3);
     let since = ends[4];
-    let recent: Value = app.get(&format!("/api/history?since={since}")).await.json().await.unwrap();
-    assert!(recent["anomalies"].as_array().unwrap().iter().all(|r| r["window_end"].as_str().unwrap() >= since));
+    let recent: Value = app
+        .get(&format!("/api/history?since={since}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(recent["anomalies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["window_end"].as_str().unwrap() >= since));
 
-    for (query, field) in [("limit=0", "limit"), ("limit=abc", "limit"), ("limit=5000", "limit"), ("since=yesterday", "since"), ("colour=red", "colour")] {
+    for (query, field) in [
+        ("limit=0", "limit"),
+        ("limit=abc", "limit"),
+        ("limit=5000", "limit"),
+        ("since=yesterday", "since"),
+        ("colour=red", "colour"),
+    ] {
         let response = app.get(&format!("/api/history?{query}")).await;
         assert_eq!(response.status().as_u16(), 400, "{query}");
         let body: Value = response.json().await.unwrap();
@@ -163,11 +272,19 @@ async fn reload_swaps_models_and_refuses_broken_files() {
     let response = app.post_json("/api/reload", &json!({"path": broken})).await;
     assert_eq!(response.status().as_u16(), 422);
     let body: Value = response.json().await.unwrap();
-    assert!(body["error"].as_str().unwrap().contains(&format!("still serving {version}")), "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("still serving {version}")),
+        "{body}"
+    );
     let health: Value = app.get("/api/health").await.json().await.unwrap();
     assert_eq!(health["model"]["version"], version.as_str());
 
-    let missing = app.post_json("/api/reload", &json!({"path": scratch.path("none.onnx")})).await;
+    let missing = app
+        .post_json("/api/reload", &json!({"path": scratch.path("none.onnx")}))
+        .await;
     assert_eq!(missing.status().as_u16(), 422);
     let no_path = app.post_json("/api/reload", &json!({})).await;
     assert_eq!(no_path.status().as_u16(), 422);
@@ -182,25 +299,57 @@ async fn reload_swaps_models_and_refuses_broken_files() {
     assert_eq!(model["source"], copy.display().to_string());
 
     let bytes = std::fs::read(default_model()).unwrap();
-    let response = app.post_raw("/api/reload", "application/octet-stream", bytes).await;
+    let response = app
+        .post_raw("/api/reload", "application/octet-stream", bytes)
+        .await;
     assert_eq!(response.status().as_u16(), 200);
     let model: Value = app.get("/api/model").await.json().await.unwrap();
     assert_eq!(model["source"], "uploaded");
 
     let metrics = app.get("/api/metrics").await.text().await.unwrap();
-    assert!(metrics.contains("sensor_anomaly_model_reloads_total{outcome=\"ok\"} 2"), "{metrics}");
-    assert!(metrics.contains("sensor_anomaly_model_reloads_total{outcome=\"refused\"} 2"), "{metrics}");
+    assert!(
+        metrics.contains("sensor_anomaly_model_reloads_total{outcome=\"ok\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("sensor_anomaly_model_reloads_total{outcome=\"refused\"} 2"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
 async fn metrics_are_prometheus_text() {
     let app = spawn_app().await;
-    let windows: Vec<Value> = healthy_windows(1, 0.5, 2).into_iter().map(Value::Object).collect();
-    assert_eq!(app.post_json("/api/score/batch", &json!({"windows": windows})).await.status().as_u16(), 200);
+    let windows: Vec<Value> = healthy_windows(1, 0.5, 2)
+        .into_iter()
+        .map(Value::Object)
+        .collect();
+    assert_eq!(
+        app.post_json("/api/score/batch", &json!({"windows": windows}))
+            .await
+            .status()
+            .as_u16(),
+        200
+    );
     let response = app.get("/api/metrics").await;
-    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    assert!(response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
     let text = response.text().await.unwrap();
-    assert!(text.contains(&format!("sensor_anomaly_windows_scored_total {}", windows.len())), "{text}");
-    assert!(text.contains("sensor_anomaly_model_info{version=\"ae-"), "{text}");
-    assert!(text.contains("# TYPE sensor_anomaly_batch_duration_seconds histogram"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "sensor_anomaly_windows_scored_total {}",
+            windows.len()
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("sensor_anomaly_model_info{version=\"ae-"),
+        "{text}"
+    );
+    assert!(
+        text.contains("# TYPE sensor_anomaly_batch_duration_seconds histogram"),
+        "{text}"
+    );
 }

@@ -9,7 +9,8 @@ use sensor_anomaly::pipeline::{ALERTS_OUTPUT, DEAD_LETTER_OUTPUT};
 use serde_json::{json, Value};
 
 fn read_json(relative: &str) -> Value {
-    let text = std::fs::read_to_string(repo_path(relative)).unwrap_or_else(|e| panic!("{relative}: {e}"));
+    let text =
+        std::fs::read_to_string(repo_path(relative)).unwrap_or_else(|e| panic!("{relative}: {e}"));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{relative}: {e}"))
 }
 
@@ -35,7 +36,12 @@ fn host_json_starts_this_handler() {
     assert_eq!(description["defaultExecutablePath"], env!("CARGO_PKG_NAME"));
     assert_eq!(description["arguments"], json!(["serve"]));
     assert_eq!(host["customHandler"]["enableForwardingHttpRequest"], true);
-    assert!(host["extensions"]["eventHubs"]["maxEventBatchSize"].as_u64().unwrap() >= 1);
+    assert!(
+        host["extensions"]["eventHubs"]["maxEventBatchSize"]
+            .as_u64()
+            .unwrap()
+            >= 1
+    );
     let example = read_json("local.settings.json.example");
     assert_eq!(example["Values"]["FUNCTIONS_WORKER_RUNTIME"], "Custom");
 }
@@ -44,11 +50,21 @@ fn host_json_starts_this_handler() {
 fn score_windows_bindings_match_the_pipeline() {
     let json = read_json("functions/ScoreWindows/function.json");
     let bindings = json["bindings"].as_array().unwrap();
-    let trigger = bindings.iter().find(|b| b["type"] == "eventHubTrigger").unwrap();
-    assert_eq!(trigger["name"], Settings::default().trigger_binding.as_str());
+    let trigger = bindings
+        .iter()
+        .find(|b| b["type"] == "eventHubTrigger")
+        .unwrap();
+    assert_eq!(
+        trigger["name"],
+        Settings::default().trigger_binding.as_str()
+    );
     assert_eq!(trigger["cardinality"], "many");
     assert_eq!(trigger["dataType"], "string");
-    let outputs: Vec<&str> = bindings.iter().filter(|b| b["direction"] == "out").map(|b| b["name"].as_str().unwrap()).collect();
+    let outputs: Vec<&str> = bindings
+        .iter()
+        .filter(|b| b["direction"] == "out")
+        .map(|b| b["name"].as_str().unwrap())
+        .collect();
     assert_eq!(outputs, vec![ALERTS_OUTPUT, DEAD_LETTER_OUTPUT]);
     assert!(json["retry"]["maxRetryCount"].as_i64().unwrap() != 0);
 }
@@ -70,17 +86,29 @@ async fn every_function_has_a_route_in_the_handler() {
             "httpTrigger" => {
                 // Request forwarding needs exactly one httpTrigger in and one http out.
                 assert_eq!(bindings.len(), 2, "{name}");
-                assert!(bindings.iter().any(|b| b["type"] == "http" && b["direction"] == "out"), "{name}");
+                assert!(
+                    bindings
+                        .iter()
+                        .any(|b| b["type"] == "http" && b["direction"] == "out"),
+                    "{name}"
+                );
                 let route = trigger["route"].as_str().unwrap();
                 for method in trigger["methods"].as_array().unwrap() {
                     let url = format!("{}/api/{route}", app.base);
                     let request = match method.as_str().unwrap() {
                         "get" => app.client.get(url),
-                        "post" => app.client.post(url).header("content-type", "application/json").body("{}"),
+                        "post" => app
+                            .client
+                            .post(url)
+                            .header("content-type", "application/json")
+                            .body("{}"),
                         other => panic!("{name}: unexpected method {other}"),
                     };
                     let status = request.send().await.unwrap().status().as_u16();
-                    assert!(status != 404 && status != 405, "{name}: {method} /api/{route} -> {status}");
+                    assert!(
+                        status != 404 && status != 405,
+                        "{name}: {method} /api/{route} -> {status}"
+                    );
                 }
                 let level = trigger["authLevel"].as_str().unwrap();
                 let expected = match name.as_str() {

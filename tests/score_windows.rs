@@ -24,7 +24,9 @@ fn partition_context(id: &str) -> Value {
 fn many_metadata(n: usize, first_sequence: i64) -> Value {
     let seq: Vec<i64> = (0..n as i64).map(|i| first_sequence + i).collect();
     let offsets: Vec<String> = seq.iter().map(|s| (s * 1000).to_string()).collect();
-    let times: Vec<String> = (0..n).map(|i| format!("2026-01-01T00:{:02}:00.{:03}", i % 60, i)).collect();
+    let times: Vec<String> = (0..n)
+        .map(|i| format!("2026-01-01T00:{:02}:00.{:03}", i % 60, i))
+        .collect();
     json!({
         "PartitionContext": partition_context("3"),
         "PartitionKeyArray": encoded(json!(vec![Value::Null; n])),
@@ -67,22 +69,38 @@ fn windows(n: usize, every: usize) -> Vec<Map<String, Value>> {
 }
 
 fn texts(windows: &[Map<String, Value>]) -> Vec<String> {
-    windows.iter().map(|w| Value::Object(w.clone()).to_string()).collect()
+    windows
+        .iter()
+        .map(|w| Value::Object(w.clone()).to_string())
+        .collect()
 }
 
 async fn invoke(app: &helpers::TestApp, body: &Value) -> (u16, Value) {
     let response = app.post_json("/ScoreWindows", body).await;
     let status = response.status().as_u16();
-    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("application/json"));
+    assert!(response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/json"));
     (status, response.json().await.expect("JSON reply"))
 }
 
 fn alerts(reply: &Value) -> Vec<Value> {
-    reply["Outputs"]["alerts"].as_array().expect("alerts array").iter().map(|a| serde_json::from_str(a.as_str().expect("alert is a string")).expect("alert JSON")).collect()
+    reply["Outputs"]["alerts"]
+        .as_array()
+        .expect("alerts array")
+        .iter()
+        .map(|a| serde_json::from_str(a.as_str().expect("alert is a string")).expect("alert JSON"))
+        .collect()
 }
 
 fn dead_letters(reply: &Value) -> Vec<Value> {
-    reply["Outputs"]["deadletter"].as_array().expect("deadletter array").iter().map(|a| serde_json::from_str(a.as_str().expect("string")).expect("JSON")).collect()
+    reply["Outputs"]["deadletter"]
+        .as_array()
+        .expect("deadletter array")
+        .iter()
+        .map(|a| serde_json::from_str(a.as_str().expect("string")).expect("JSON"))
+        .collect()
 }
 
 #[tokio::test]
@@ -95,41 +113,97 @@ async fn every_host_shape_decodes_into_windows() {
 
     let cases: Vec<(&str, Value, usize)> = vec![
         // many + dataType string: a JSON-encoded array of body strings.
-        ("many/string", invocation(encoded(json!([t[0], t[1], t[2]])), many_metadata(3, 100)), 3),
+        (
+            "many/string",
+            invocation(encoded(json!([t[0], t[1], t[2]])), many_metadata(3, 100)),
+            3,
+        ),
         // many + string, Stream Analytics LineSeparated and Array formats inside events.
-        ("many/string line-separated + array", invocation(encoded(json!([line_separated, array_format])), many_metadata(2, 200)), 6),
+        (
+            "many/string line-separated + array",
+            invocation(
+                encoded(json!([line_separated, array_format])),
+                many_metadata(2, 200),
+            ),
+            6,
+        ),
         // many + binary: a JSON-encoded array of base64 bodies.
-        ("many/binary", invocation(encoded(json!([b64(&t[6]), b64(&line_separated)])), many_metadata(2, 300)), 4),
+        (
+            "many/binary",
+            invocation(
+                encoded(json!([b64(&t[6]), b64(&line_separated)])),
+                many_metadata(2, 300),
+            ),
+            4,
+        ),
         // many + dataType unset: the host re-serializes parsed bodies into one JSON array.
-        ("many/unset", invocation(encoded(json!([w[6], w[7]])), many_metadata(2, 400)), 2),
+        (
+            "many/unset",
+            invocation(encoded(json!([w[6], w[7]])), many_metadata(2, 400)),
+            2,
+        ),
         // one + string (or unset): the body JSON-encoded once more.
-        ("one/string", invocation(encoded(json!(t[9])), one_metadata(500)), 1),
-        ("one/string array format", invocation(encoded(json!(array_format)), one_metadata(501)), 3),
+        (
+            "one/string",
+            invocation(encoded(json!(t[9])), one_metadata(500)),
+            1,
+        ),
+        (
+            "one/string array format",
+            invocation(encoded(json!(array_format)), one_metadata(501)),
+            3,
+        ),
         // one + binary: plain base64.
-        ("one/binary", invocation(Value::String(b64(&t[10])), one_metadata(502)), 1),
+        (
+            "one/binary",
+            invocation(Value::String(b64(&t[10])), one_metadata(502)),
+            1,
+        ),
         // A body encoded several times over, and one the host never encoded (already an object).
-        ("one/thrice-encoded", invocation(encoded(encoded(json!(t[11]))), one_metadata(503)), 1),
-        ("one/object", invocation(Value::Object(w[11].clone()), one_metadata(504)), 1),
+        (
+            "one/thrice-encoded",
+            invocation(encoded(encoded(json!(t[11]))), one_metadata(503)),
+            1,
+        ),
+        (
+            "one/object",
+            invocation(Value::Object(w[11].clone()), one_metadata(504)),
+            1,
+        ),
     ];
     for (name, body, expected) in cases {
         let (status, reply) = invoke(&app, &body).await;
         assert_eq!(status, 200, "{name}: {reply}");
         assert_eq!(dead_letters(&reply), Vec::<Value>::new(), "{name}");
         let summary = reply["Logs"][0].as_str().unwrap();
-        assert!(summary.contains(&format!("{expected} windows scored")), "{name}: {summary}");
+        assert!(
+            summary.contains(&format!("{expected} windows scored")),
+            "{name}: {summary}"
+        );
         assert_eq!(reply["ReturnValue"], Value::Null);
     }
 
     // Lineage from the metadata is on every stored row.
-    let history: Value = app.get("/api/history?limit=1000").await.json().await.unwrap();
+    let history: Value = app
+        .get("/api/history?limit=1000")
+        .await
+        .json()
+        .await
+        .unwrap();
     let rows = history["anomalies"].as_array().unwrap();
     assert_eq!(rows.len(), 4, "{history}");
-    let first = rows.iter().find(|r| r["sequence_number"] == 100).expect("window 0 stored with its sequence number");
+    let first = rows
+        .iter()
+        .find(|r| r["sequence_number"] == 100)
+        .expect("window 0 stored with its sequence number");
     assert_eq!(first["partition_id"], "3");
     assert_eq!(first["offset"], "100000");
     assert_eq!(first["enqueued_time"], "2026-01-01T00:00:00Z");
     assert_eq!(first["top_channel"], "vibration");
-    let single = rows.iter().find(|r| r["sequence_number"] == 500).expect("window 9 from the cardinality-one event");
+    let single = rows
+        .iter()
+        .find(|r| r["sequence_number"] == 500)
+        .expect("window 9 from the cardinality-one event");
     assert_eq!(single["partition_id"], "1");
     assert_eq!(single["enqueued_time"], "2026-01-01T00:07:00Z");
 }
@@ -138,7 +212,11 @@ async fn every_host_shape_decodes_into_windows() {
 async fn alerts_carry_the_explanation_and_are_forwardable_strings() {
     let app = spawn_app().await;
     let w = windows(4, 4);
-    let (status, reply) = invoke(&app, &invocation(encoded(json!(texts(&w))), many_metadata(4, 10))).await;
+    let (status, reply) = invoke(
+        &app,
+        &invocation(encoded(json!(texts(&w))), many_metadata(4, 10)),
+    )
+    .await;
     assert_eq!(status, 200);
     let alerts = alerts(&reply);
     assert_eq!(alerts.len(), 1, "{reply}");
@@ -149,12 +227,28 @@ async fn alerts_carry_the_explanation_and_are_forwardable_strings() {
     assert_eq!(a["is_anomaly"], true);
     assert!(["low", "medium", "high", "critical"].contains(&a["severity"].as_str().unwrap()));
     assert_eq!(a["top_channel"], "vibration");
-    assert!(a["explanation"].as_str().unwrap().starts_with("vibration "), "{a}");
-    let sum: f64 = a["contributions"].as_object().unwrap().values().map(|v| v.as_f64().unwrap()).sum();
+    assert!(
+        a["explanation"].as_str().unwrap().starts_with("vibration "),
+        "{a}"
+    );
+    let sum: f64 = a["contributions"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_f64().unwrap())
+        .sum();
     assert!((sum - a["score"].as_f64().unwrap()).abs() < 1e-9 * sum.max(1.0));
     assert!(a["model_version"].as_str().unwrap().starts_with("ae-"));
     assert_eq!(a["lineage"]["sequence_number"], 10);
-    assert_eq!(a["alert_id"], format!("{}/{}/{}", a["model_version"].as_str().unwrap(), a["device_id"].as_str().unwrap(), a["window_end"].as_str().unwrap()));
+    assert_eq!(
+        a["alert_id"],
+        format!(
+            "{}/{}/{}",
+            a["model_version"].as_str().unwrap(),
+            a["device_id"].as_str().unwrap(),
+            a["window_end"].as_str().unwrap()
+        )
+    );
 }
 
 #[tokio::test]
@@ -175,32 +269,69 @@ async fn bad_events_are_dead_lettered_and_the_rest_of_the_batch_is_scored() {
     t.push("{\"device_id\": \"pump-001\", \"window_end\": ".into()); // truncated
     t.push("42".into()); // JSON, not a window
     let n = t.len();
-    let (status, reply) = invoke(&app, &invocation(encoded(json!(t)), many_metadata(n, 1000))).await;
+    let (status, reply) =
+        invoke(&app, &invocation(encoded(json!(t)), many_metadata(n, 1000))).await;
     assert_eq!(status, 200, "{reply}");
     assert_eq!(alerts(&reply).len(), 3);
     let dead = dead_letters(&reply);
-    let summary: Vec<(i64, String, Value)> =
-        dead.iter().map(|d| (d["sequence_number"].as_i64().unwrap(), d["reason"].as_str().unwrap().to_string(), d["field"].clone())).collect();
+    let summary: Vec<(i64, String, Value)> = dead
+        .iter()
+        .map(|d| {
+            (
+                d["sequence_number"].as_i64().unwrap(),
+                d["reason"].as_str().unwrap().to_string(),
+                d["field"].clone(),
+            )
+        })
+        .collect();
     assert_eq!(summary.len(), 6, "{summary:?}");
     assert_eq!(summary[0].0, 1001);
     assert_eq!(summary[0].1, "missing feature `pressure_max`");
     assert_eq!(summary[0].2, "pressure_max");
     assert_eq!(summary[1].0, 1003);
-    assert!(summary[1].1.contains("sound_std") && summary[1].1.contains("not finite"), "{}", summary[1].1);
-    assert_eq!((summary[2].0, summary[2].2.clone()), (1005, json!("humidity_mean")));
-    assert!(summary[3].1.starts_with("event body is not JSON"), "{}", summary[3].1);
-    assert!(summary[4].1.starts_with("event body is not JSON"), "{}", summary[4].1);
-    assert_eq!(summary[5].1, "event body is a JSON number, not a window object");
+    assert!(
+        summary[1].1.contains("sound_std") && summary[1].1.contains("not finite"),
+        "{}",
+        summary[1].1
+    );
+    assert_eq!(
+        (summary[2].0, summary[2].2.clone()),
+        (1005, json!("humidity_mean"))
+    );
+    assert!(
+        summary[3].1.starts_with("event body is not JSON"),
+        "{}",
+        summary[3].1
+    );
+    assert!(
+        summary[4].1.starts_with("event body is not JSON"),
+        "{}",
+        summary[4].1
+    );
+    assert_eq!(
+        summary[5].1,
+        "event body is a JSON number, not a window object"
+    );
     // The original body travels with the reason, and the partition with it.
     assert_eq!(dead[3]["body"], "temperature=21.5;humidity=40");
     assert_eq!(dead[3]["partition_id"], "3");
     let logs = reply["Logs"].as_array().unwrap();
     assert!(logs[0].as_str().unwrap().contains("6 refused"), "{logs:?}");
-    assert!(logs.iter().any(|l| l.as_str().unwrap().contains("sequence number 1003")), "{logs:?}");
+    assert!(
+        logs.iter()
+            .any(|l| l.as_str().unwrap().contains("sequence number 1003")),
+        "{logs:?}"
+    );
     assert_eq!(app.stored_count().await, 3);
     let metrics = app.get("/api/metrics").await.text().await.unwrap();
-    assert!(metrics.contains("sensor_anomaly_rejected_records_total{reason=\"not_json\"} 2"), "{metrics}");
-    assert!(metrics.contains("sensor_anomaly_rejected_records_total{reason=\"missing_feature\"} 1"), "{metrics}");
+    assert!(
+        metrics.contains("sensor_anomaly_rejected_records_total{reason=\"not_json\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("sensor_anomaly_rejected_records_total{reason=\"missing_feature\"} 1"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
@@ -217,9 +348,21 @@ async fn a_redelivered_batch_stores_nothing_twice() {
     assert_eq!(second_status, 200);
     assert_eq!(app.stored_count().await, 4);
     // Alerts are re-sent (at least once) with the same ids, so consumers can drop repeats.
-    let ids = |r: &Value| alerts(r).iter().map(|a| a["alert_id"].as_str().unwrap().to_string()).collect::<Vec<_>>();
+    let ids = |r: &Value| {
+        alerts(r)
+            .iter()
+            .map(|a| a["alert_id"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
     assert_eq!(ids(&first), ids(&second));
-    assert!(second["Logs"][0].as_str().unwrap().contains("4 anomalies (0 new)"), "{}", second["Logs"][0]);
+    assert!(
+        second["Logs"][0]
+            .as_str()
+            .unwrap()
+            .contains("4 anomalies (0 new)"),
+        "{}",
+        second["Logs"][0]
+    );
 }
 
 #[tokio::test]
@@ -232,7 +375,13 @@ async fn a_store_outage_fails_the_invocation_and_the_retry_stores_once() {
     blocker.execute_batch("BEGIN EXCLUSIVE").unwrap();
     let (status, reply) = invoke(&app, &body).await;
     assert_eq!(status, 503, "{reply}");
-    assert!(reply["error"].as_str().unwrap().contains("store unavailable"), "{reply}");
+    assert!(
+        reply["error"]
+            .as_str()
+            .unwrap()
+            .contains("store unavailable"),
+        "{reply}"
+    );
     let health = app.get("/api/health").await;
     assert_eq!(health.status().as_u16(), 503);
     let health: Value = health.json().await.unwrap();
@@ -251,11 +400,16 @@ async fn a_store_outage_fails_the_invocation_and_the_retry_stores_once() {
 #[tokio::test]
 async fn malformed_invocations_get_400() {
     let app = spawn_app().await;
-    let response = app.post_raw("/ScoreWindows", "application/json", b"{not json".to_vec()).await;
+    let response = app
+        .post_raw("/ScoreWindows", "application/json", b"{not json".to_vec())
+        .await;
     assert_eq!(response.status().as_u16(), 400);
     let (status, reply) = invoke(&app, &json!({"Data": {"other": "[]"}, "Metadata": {}})).await;
     assert_eq!(status, 400);
-    assert!(reply["error"].as_str().unwrap().contains("Data.events"), "{reply}");
+    assert!(
+        reply["error"].as_str().unwrap().contains("Data.events"),
+        "{reply}"
+    );
     // An empty batch is fine and answers with empty outputs.
     let (status, reply) = invoke(&app, &invocation(encoded(json!([])), many_metadata(0, 0))).await;
     assert_eq!(status, 200);

@@ -20,7 +20,10 @@ fn record(model: &Model, window: &Map<String, Value>) -> WindowRecord {
 fn default_model_follows_the_contract() {
     let model = model();
     assert_eq!(model.info.feature_names, schema::feature_names());
-    assert_eq!(model.info.channels, CHANNELS.iter().map(|c| c.to_string()).collect::<Vec<_>>());
+    assert_eq!(
+        model.info.channels,
+        CHANNELS.iter().map(|c| c.to_string()).collect::<Vec<_>>()
+    );
     assert!(model.info.threshold > 0.0);
     assert!(model.info.model_version.starts_with("ae-"));
     assert_eq!(model.info.detector, "autoencoder");
@@ -35,10 +38,18 @@ fn healthy_windows_are_rarely_flagged_and_contributions_sum_to_the_score() {
     let scored = model.score(&records).unwrap();
     assert_eq!(scored.len(), records.len());
     let flagged = scored.iter().filter(|s| s.is_anomaly).count();
-    assert!(flagged * 100 <= records.len(), "{flagged} of {} healthy windows flagged", records.len());
+    assert!(
+        flagged * 100 <= records.len(),
+        "{flagged} of {} healthy windows flagged",
+        records.len()
+    );
     for s in &scored {
         let sum: f64 = s.contributions.values().sum();
-        assert!((sum - s.score).abs() <= 1e-9 * s.score.max(1.0), "contributions {sum} vs score {}", s.score);
+        assert!(
+            (sum - s.score).abs() <= 1e-9 * s.score.max(1.0),
+            "contributions {sum} vs score {}",
+            s.score
+        );
         assert!(s.contributions.values().all(|c| *c >= 0.0));
         assert_eq!(s.is_anomaly, s.score >= s.threshold);
         assert_eq!(s.severity == Severity::Normal, !s.is_anomaly);
@@ -56,13 +67,33 @@ fn a_fault_in_one_channel_gets_the_largest_share() {
             let mut faulty = window.clone();
             shift_channel(&mut faulty, channel, 3.0 * sd);
             let scored = model.score(&[record(&model, &faulty)]).unwrap().remove(0);
-            assert!(scored.is_anomaly, "{channel}: shifted window not flagged: {}", scored.explanation);
-            assert_eq!(scored.top_channel, *channel, "{channel}: {:?}", scored.contributions);
+            assert!(
+                scored.is_anomaly,
+                "{channel}: shifted window not flagged: {}",
+                scored.explanation
+            );
+            assert_eq!(
+                scored.top_channel, *channel,
+                "{channel}: {:?}",
+                scored.contributions
+            );
             let share = scored.contributions[*channel] / scored.score;
             // More than an even split over the five channels.
-            assert!(share > 1.0 / CHANNELS.len() as f64, "{channel} explains only {share:.2}: {:?}", scored.contributions);
-            assert!(scored.explanation.starts_with(channel), "{}", scored.explanation);
-            assert!(scored.explanation.contains("sd above normal"), "{}", scored.explanation);
+            assert!(
+                share > 1.0 / CHANNELS.len() as f64,
+                "{channel} explains only {share:.2}: {:?}",
+                scored.contributions
+            );
+            assert!(
+                scored.explanation.starts_with(channel),
+                "{}",
+                scored.explanation
+            );
+            assert!(
+                scored.explanation.contains("sd above normal"),
+                "{}",
+                scored.explanation
+            );
         }
     }
     // A stuck sensor: zero spread on one channel.
@@ -74,7 +105,11 @@ fn a_fault_in_one_channel_gets_the_largest_share() {
     let scored = model.score(&[record(&model, &stuck)]).unwrap().remove(0);
     assert!(scored.is_anomaly);
     assert_eq!(scored.top_channel, "vibration");
-    assert!(scored.explanation.starts_with("vibration std is"), "{}", scored.explanation);
+    assert!(
+        scored.explanation.starts_with("vibration std is"),
+        "{}",
+        scored.explanation
+    );
 }
 
 #[test]
@@ -85,12 +120,24 @@ fn batch_scores_equal_single_scores_and_threads_agree() {
     let batch = model.score(&records).unwrap();
     for (r, b) in records.iter().zip(&batch).step_by(7) {
         let single = model.score(std::slice::from_ref(r)).unwrap().remove(0);
-        assert!((single.score - b.score).abs() <= 1e-6 * b.score.max(1e-3), "{} vs {}", single.score, b.score);
+        assert!(
+            (single.score - b.score).abs() <= 1e-6 * b.score.max(1e-3),
+            "{} vs {}",
+            single.score,
+            b.score
+        );
     }
     let handles: Vec<_> = (0..4)
         .map(|_| {
             let (model, records) = (model.clone(), records.clone());
-            std::thread::spawn(move || model.score(&records).unwrap().iter().map(|s| s.score).collect::<Vec<_>>())
+            std::thread::spawn(move || {
+                model
+                    .score(&records)
+                    .unwrap()
+                    .iter()
+                    .map(|s| s.score)
+                    .collect::<Vec<_>>()
+            })
         })
         .collect();
     let expected: Vec<f64> = batch.iter().map(|s| s.score).collect();

@@ -8,7 +8,11 @@ use sensor_anomaly::scoring::Model;
 
 /// Output column names of the query's SELECT list (alias after AS, else the expression).
 fn select_columns(query: &str) -> Vec<String> {
-    let code: String = query.lines().map(|l| l.split("--").next().unwrap_or("")).collect::<Vec<_>>().join("\n");
+    let code: String = query
+        .lines()
+        .map(|l| l.split("--").next().unwrap_or(""))
+        .collect::<Vec<_>>()
+        .join("\n");
     let upper = code.to_uppercase();
     let start = upper.find("SELECT").expect("SELECT") + "SELECT".len();
     let end = upper[start..].find("FROM").expect("FROM") + start;
@@ -37,7 +41,10 @@ fn select_columns(query: &str) -> Vec<String> {
 
 #[test]
 fn query_columns_are_the_window_records_and_the_model_features() {
-    for file in ["infra/stream-analytics/windows.asaql", "infra/stream-analytics/windows-hopping.asaql"] {
+    for file in [
+        "infra/stream-analytics/windows.asaql",
+        "infra/stream-analytics/windows-hopping.asaql",
+    ] {
         let query = std::fs::read_to_string(repo_path(file)).unwrap();
         let columns = select_columns(&query);
         let record = healthy_windows(1, 0.1, 1).remove(0);
@@ -46,11 +53,24 @@ fn query_columns_are_the_window_records_and_the_model_features() {
         sorted_columns.sort();
         let mut sorted_produced = produced.clone();
         sorted_produced.sort();
-        assert_eq!(sorted_columns, sorted_produced, "{file}: query columns vs `window` records");
+        assert_eq!(
+            sorted_columns, sorted_produced,
+            "{file}: query columns vs `window` records"
+        );
 
         let model = Model::load_file(&default_model()).unwrap();
-        let features: Vec<String> = columns.iter().filter(|c| model.info.feature_names.contains(c)).cloned().collect();
-        assert_eq!(features, model.info.feature_names, "{file}: feature columns in model order");
-        assert_eq!(&columns[..4], ["device_id", "window_start", "window_end", "sample_count"]);
+        let features: Vec<String> = columns
+            .iter()
+            .filter(|c| model.info.feature_names.contains(c))
+            .cloned()
+            .collect();
+        assert_eq!(
+            features, model.info.feature_names,
+            "{file}: feature columns in model order"
+        );
+        assert_eq!(
+            &columns[..4],
+            ["device_id", "window_start", "window_end", "sample_count"]
+        );
     }
 }

@@ -71,19 +71,37 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     };
     adjust(&mut settings);
     let db_path = settings.sqlite_path.clone();
-    let app = Application::build(settings).await.expect("application starts");
+    let app = Application::build(settings)
+        .await
+        .expect("application starts");
     let base = format!("http://127.0.0.1:{}", app.port());
     let state = app.state();
     tokio::spawn(app.run_until_stopped());
-    TestApp { base, client: reqwest::Client::new(), state, db_path, scratch }
+    TestApp {
+        base,
+        client: reqwest::Client::new(),
+        state,
+        db_path,
+        scratch,
+    }
 }
 
 impl TestApp {
     pub async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
-        self.client.post(format!("{}{path}", self.base)).json(body).send().await.expect("request sent")
+        self.client
+            .post(format!("{}{path}", self.base))
+            .json(body)
+            .send()
+            .await
+            .expect("request sent")
     }
 
-    pub async fn post_raw(&self, path: &str, content_type: &str, body: Vec<u8>) -> reqwest::Response {
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> reqwest::Response {
         self.client
             .post(format!("{}{path}", self.base))
             .header("content-type", content_type)
@@ -94,18 +112,33 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.client.get(format!("{}{path}", self.base)).send().await.expect("request sent")
+        self.client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .expect("request sent")
     }
 
     pub async fn stored_count(&self) -> usize {
-        let body: Value = self.get("/api/history?limit=1000").await.json().await.expect("history JSON");
+        let body: Value = self
+            .get("/api/history?limit=1000")
+            .await
+            .json()
+            .await
+            .expect("history JSON");
         body["count"].as_u64().expect("count") as usize
     }
 }
 
 /// Healthy windows from the simulator, as Stream Analytics would emit them.
 pub fn healthy_windows(devices: usize, hours: f64, seed: u64) -> Vec<Map<String, Value>> {
-    windows(SimConfig { devices, hours, seed, fault_rate: 0.0, ..SimConfig::default() })
+    windows(SimConfig {
+        devices,
+        hours,
+        seed,
+        fault_rate: 0.0,
+        ..SimConfig::default()
+    })
 }
 
 pub fn windows(config: SimConfig) -> Vec<Map<String, Value>> {
