@@ -277,19 +277,20 @@ async fn history(
         })?),
         None => None,
     };
-    let limit =
-        match params.get("limit").filter(|s| !s.is_empty()) {
-            Some(text) => match text.parse::<usize>() {
-                Ok(n) if (1..=MAX_HISTORY_LIMIT).contains(&n) => n,
-                _ => return Err(bad(
+    let limit = match params.get("limit").filter(|s| !s.is_empty()) {
+        Some(text) => match text.parse::<usize>() {
+            Ok(n) if (1..=MAX_HISTORY_LIMIT).contains(&n) => n,
+            _ => {
+                return Err(bad(
                     "limit",
                     format!(
                         "`limit` must be a whole number from 1 to {MAX_HISTORY_LIMIT}, got {text}"
                     ),
-                )),
-            },
-            None => 100,
-        };
+                ))
+            }
+        },
+        None => 100,
+    };
     let query = HistoryQuery {
         device_id: params.get("device").filter(|s| !s.is_empty()).cloned(),
         since,

@@ -140,6 +140,12 @@ pub fn anomaly_row(
     }
 }
 
+/// The host's retry attempt (`Metadata.RetryContext.RetryCount`), present on re-deliveries.
+fn retry_count(request: &InvocationRequest) -> Option<i64> {
+    let context = host::unwrap_value(request.metadata.get("RetryContext")?);
+    context.get("RetryCount").and_then(Value::as_i64)
+}
+
 /// Handles one `ScoreWindows` invocation.
 pub async fn score_windows(
     state: &AppState,
@@ -217,7 +223,7 @@ pub async fn score_windows(
     state.metrics.batch_seconds.observe(elapsed.as_secs_f64());
 
     let first = events.first().map(|e| &e.lineage);
-    let summary = format!(
+    let mut summary = format!(
         "ScoreWindows: {} events, {} windows scored, {} anomalies ({} new), {} refused, model {}, partition {}, first sequence number {}, {:.1} ms",
         events.len(),
         scored.len(),
@@ -229,6 +235,9 @@ pub async fn score_windows(
         first.and_then(|l| l.sequence_number).map_or("?".to_string(), |n| n.to_string()),
         elapsed.as_secs_f64() * 1e3
     );
+    if let Some(retry) = retry_count(&request) {
+        summary.push_str(&format!(", host retry {retry}"));
+    }
     tracing::info!("{summary}");
     logs.insert(0, summary);
     if rejected.len() > MAX_LOG_LINES {
