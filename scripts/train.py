@@ -480,34 +480,22 @@ def parse_hidden(s: str) -> tuple[int, ...]:
     return sizes
 
 
-def _quantile_arg(s: str) -> float:
-    try:
-        q = float(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {s!r}")
-    if not 0.0 < q < 1.0:
-        raise argparse.ArgumentTypeError(f"must be in (0, 1), got {s}")
-    return q
+def _number_arg(kind, check, requirement: str):
+    """An argparse type: parse with `kind`, accept when `check(value)` holds."""
+    def parse(s: str):
+        try:
+            v = kind(s)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a {'number' if kind is float else 'whole number'}: {s!r}")
+        if not check(v):
+            raise argparse.ArgumentTypeError(f"must be {requirement}, got {s}")
+        return v
+    return parse
 
 
-def _positive_int(s: str) -> int:
-    try:
-        v = int(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {s!r}")
-    if v <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {s}")
-    return v
-
-
-def _positive_float(s: str) -> float:
-    try:
-        v = float(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {s!r}")
-    if not (math.isfinite(v) and v > 0):
-        raise argparse.ArgumentTypeError(f"must be > 0, got {s}")
-    return v
+_quantile_arg = _number_arg(float, lambda q: 0.0 < q < 1.0, "in (0, 1)")
+_positive_int = _number_arg(int, lambda v: v > 0, "> 0")
+_positive_float = _number_arg(float, lambda v: math.isfinite(v) and v > 0, "> 0")
 
 
 def build_parser() -> argparse.ArgumentParser:

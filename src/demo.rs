@@ -335,45 +335,63 @@ pub async fn run(options: DemoOptions) -> Result<DemoReport, DemoError> {
 
 /// The report for people.
 pub fn render(report: &DemoReport) -> String {
+    use std::fmt::Write as _;
     let q = &report.quality;
     let mut out = String::new();
-    out.push_str(&format!("\nDemo report (model {})\n", report.model_version));
-    out.push_str(&format!(
-        "  fleet              {} devices x {} h, seed {}\n",
-        report.devices, report.hours, report.seed
-    ));
-    out.push_str(&format!("  windows scored     {}\n", report.windows_scored));
-    out.push_str(&format!(
-        "  anomalies          {} flagged, {} stored, {} labelled\n",
-        report.anomalies, report.anomalies_stored, q.labelled_anomalous
-    ));
-    out.push_str(&format!(
-        "  precision          {:.3}  ({} true, {} false alarms)\n",
-        report.precision, q.true_positives, q.false_positives
-    ));
-    out.push_str(&format!(
-        "  recall             {:.3}  ({} missed)\n",
-        report.recall, q.false_negatives
-    ));
-    out.push_str(&format!("  F1                 {:.3}\n", report.f1));
-    out.push_str(&format!(
-        "  top-channel acc.   {:.3}  (top contribution names the faulty channel)\n",
-        report.top_channel_accuracy
-    ));
-    out.push_str("  per fault kind     windows  recall  top-channel\n");
-    for (kind, k) in &q.per_fault_kind {
-        out.push_str(&format!(
-            "    {kind:<16} {:>7}  {:>6.3}  {:>11.3}\n",
-            k.windows, k.recall, k.top_channel_accuracy
-        ));
-    }
-    out.push_str(&format!(
-        "  throughput         {:.0} windows/s over HTTP ({} invocations of {})\n",
-        report.windows_per_second, report.batches, report.batch_size
-    ));
-    out.push_str(&format!(
-        "  batch latency      p50 {:.2} ms, p99 {:.2} ms\n",
-        report.batch_latency_ms.p50, report.batch_latency_ms.p99
-    ));
+    // Writing into a String cannot fail.
+    let _ = (|| -> std::fmt::Result {
+        writeln!(out, "\nDemo report (model {})", report.model_version)?;
+        writeln!(
+            out,
+            "  fleet              {} devices x {} h, seed {}",
+            report.devices, report.hours, report.seed
+        )?;
+        writeln!(out, "  windows scored     {}", report.windows_scored)?;
+        let (flagged, stored, labelled) = (
+            report.anomalies,
+            report.anomalies_stored,
+            q.labelled_anomalous,
+        );
+        writeln!(
+            out,
+            "  anomalies          {flagged} flagged, {stored} stored, {labelled} labelled"
+        )?;
+        let (tp, fp, missed) = (q.true_positives, q.false_positives, q.false_negatives);
+        writeln!(
+            out,
+            "  precision          {:.3}  ({tp} true, {fp} false alarms)",
+            report.precision
+        )?;
+        writeln!(
+            out,
+            "  recall             {:.3}  ({missed} missed)",
+            report.recall
+        )?;
+        writeln!(out, "  F1                 {:.3}", report.f1)?;
+        let accuracy = report.top_channel_accuracy;
+        writeln!(
+            out,
+            "  top-channel acc.   {accuracy:.3}  (top contribution names the faulty channel)"
+        )?;
+        writeln!(out, "  per fault kind     windows  recall  top-channel")?;
+        for (kind, k) in &q.per_fault_kind {
+            writeln!(
+                out,
+                "    {kind:<16} {:>7}  {:>6.3}  {:>11.3}",
+                k.windows, k.recall, k.top_channel_accuracy
+            )?;
+        }
+        let (rate, batches, size) = (report.windows_per_second, report.batches, report.batch_size);
+        writeln!(
+            out,
+            "  throughput         {rate:.0} windows/s over HTTP ({batches} invocations of {size})"
+        )?;
+        let latency = &report.batch_latency_ms;
+        writeln!(
+            out,
+            "  batch latency      p50 {:.2} ms, p99 {:.2} ms",
+            latency.p50, latency.p99
+        )
+    })();
     out
 }
