@@ -86,6 +86,7 @@ CREATE TABLE IF NOT EXISTS anomalies (
     id              INTEGER PRIMARY KEY,
     device_id       TEXT    NOT NULL,
     window_end      TEXT    NOT NULL,
+    window_end_ms   INTEGER NOT NULL,
     model_version   TEXT    NOT NULL,
     score           REAL    NOT NULL,
     threshold       REAL    NOT NULL,
@@ -101,8 +102,8 @@ CREATE TABLE IF NOT EXISTS anomalies (
     inserted_at     TEXT    NOT NULL,
     UNIQUE (device_id, window_end, model_version)
 );
-CREATE INDEX IF NOT EXISTS anomalies_by_window ON anomalies (window_end DESC);
-CREATE INDEX IF NOT EXISTS anomalies_by_device ON anomalies (device_id, window_end DESC);
+CREATE INDEX IF NOT EXISTS anomalies_by_window ON anomalies (window_end_ms DESC);
+CREATE INDEX IF NOT EXISTS anomalies_by_device ON anomalies (device_id, window_end_ms DESC);
 ";
 
 impl SqliteStore {
@@ -153,16 +154,21 @@ fn insert_rows(conn: &mut Connection, rows: &[AnomalyRow]) -> Result<usize, Stor
     let mut inserted = 0;
     {
         let mut stmt = tx.prepare_cached(
-            "INSERT INTO anomalies (device_id, window_end, model_version, score, threshold, severity, contributions,
-                 features, top_channel, explanation, partition_id, sequence_number, event_offset, enqueued_time, inserted_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+            "INSERT INTO anomalies (device_id, window_end, window_end_ms, model_version, score, threshold, severity,
+                 contributions, features, top_channel, explanation, partition_id, sequence_number, event_offset,
+                 enqueued_time, inserted_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
              ON CONFLICT (device_id, window_end, model_version) DO NOTHING",
         )?;
         let now = crate::timefmt::format(crate::timefmt::now());
         for r in rows {
+            let end_ms = unix_ms(&r.window_end).ok_or_else(|| {
+                StoreError::Corrupt(format!("window_end {:?} is not a timestamp", r.window_end))
+            })?;
             inserted += stmt.execute(params![
                 r.device_id,
                 r.window_end,
+                end_ms,
                 r.model_version,
                 r.score,
                 r.threshold,
@@ -183,16 +189,29 @@ fn insert_rows(conn: &mut Connection, rows: &[AnomalyRow]) -> Result<usize, Stor
     Ok(inserted)
 }
 
+/// Milliseconds since the epoch: timestamps compare as numbers, whatever their text form.
+fn unix_ms(text: &str) -> Option<i64> {
+    crate::timefmt::parse(text).map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
+}
+
 fn read_history(conn: &mut Connection, q: &HistoryQuery) -> Result<Vec<AnomalyRow>, StoreError> {
     let mut stmt = conn.prepare_cached(
         "SELECT device_id, window_end, model_version, score, threshold, severity, contributions, features, top_channel,
                 explanation, partition_id, sequence_number, event_offset, enqueued_time, inserted_at
          FROM anomalies
-         WHERE (?1 IS NULL OR device_id = ?1) AND (?2 IS NULL OR window_end >= ?2)
-         ORDER BY window_end DESC, device_id ASC, id DESC
+         WHERE (?1 IS NULL OR device_id = ?1) AND (?2 IS NULL OR window_end_ms >= ?2)
+         ORDER BY window_end_ms DESC, device_id ASC, id DESC
          LIMIT ?3",
     )?;
-    let rows = stmt.query_map(params![q.device_id, q.since, q.limit as i64], |row| {
+    let since_ms = match &q.since {
+        Some(text) => Some(
+            unix_ms(text)
+                .ok_or_else(|| StoreError::Corrupt(format!("since {text:?} is not a timestamp")))?,
+        ),
+        None => None,
+    };
+    let limit = i64::try_from(q.limit).unwrap_or(i64::MAX);
+    let rows = stmt.query_map(params![q.device_id, since_ms, limit], |row| {
         Ok((
             AnomalyRow {
                 device_id: row.get(0)?,
@@ -252,5 +271,75 @@ impl AnomalyStore for SqliteStore {
             conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK;")?;
             Ok(())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(device: &str, window_end: &str) -> AnomalyRow {
+        AnomalyRow {
+            device_id: device.into(),
+            window_end: window_end.into(),
+            model_version: "v1".into(),
+            score: 2.0,
+            threshold: 1.0,
+            severity: "medium".into(),
+            contributions: serde_json::json!({"a": 2.0}),
+            features: serde_json::json!({"a_mean": 1.0}),
+            top_channel: "a".into(),
+            explanation: "a is off".into(),
+            lineage: Lineage::default(),
+            inserted_at: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn idempotent_inserts_and_time_ordered_history() {
+        let path = std::env::temp_dir().join(format!(
+            "sensor-anomaly-store-{}.sqlite",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_file(&path);
+        let store = SqliteStore::open(&path, Duration::from_millis(100)).unwrap();
+        let rows = vec![
+            row("d1", "2026-01-01T00:01:00Z"),
+            row("d1", "2026-01-01T00:01:00.5Z"),
+            row("d2", "2026-01-01T00:00:59Z"),
+        ];
+        assert_eq!(store.insert(rows.clone()).await.unwrap(), 3);
+        assert_eq!(store.insert(rows).await.unwrap(), 0);
+        let all = store
+            .history(HistoryQuery {
+                limit: 10,
+                ..HistoryQuery::default()
+            })
+            .await
+            .unwrap();
+        let ends: Vec<&str> = all.iter().map(|r| r.window_end.as_str()).collect();
+        // Ordered by instant, not by text ("00.5Z" sorts before "00Z" as text).
+        assert_eq!(
+            ends,
+            [
+                "2026-01-01T00:01:00.5Z",
+                "2026-01-01T00:01:00Z",
+                "2026-01-01T00:00:59Z"
+            ]
+        );
+        let since = HistoryQuery {
+            since: Some("2026-01-01T00:01:00Z".into()),
+            limit: 10,
+            ..HistoryQuery::default()
+        };
+        assert_eq!(store.history(since).await.unwrap().len(), 2);
+        let device = HistoryQuery {
+            device_id: Some("d2".into()),
+            limit: 10,
+            ..HistoryQuery::default()
+        };
+        assert_eq!(store.history(device).await.unwrap()[0].device_id, "d2");
+        assert!(store.insert(vec![row("d3", "not a time")]).await.is_err());
+        let _ = std::fs::remove_file(&path);
     }
 }
