@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -87,7 +87,7 @@ impl From<BytesRejection> for ApiError {
     fn from(rejection: BytesRejection) -> Self {
         let status = rejection.status();
         let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
-            "request body is larger than the limit (ANOMALY_MAX_BODY_BYTES)".to_string()
+            "request body is larger than this route's limit (see ANOMALY_MAX_BODY_BYTES, ANOMALY_MAX_INVOCATION_BYTES)".to_string()
         } else {
             rejection.body_text()
         };
@@ -171,6 +171,10 @@ async fn score_one(
     let mut scored = model
         .score(std::slice::from_ref(&record))
         .map_err(model_failure)?;
+    if let Some(s) = scored.first() {
+        s.check_finite()
+            .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string(), None))?;
+    }
     state.metrics.windows_scored.inc();
     state.metrics.invocation("Score", "ok");
     Ok(Json(scored.pop()).into_response())
@@ -227,6 +231,15 @@ async fn score_batch(
         .map(|(i, w)| window_record(w, &model, &format!("windows[{i}].")))
         .collect::<Result<Vec<_>, _>>()?;
     let scored = model.score(&records).map_err(model_failure)?;
+    for (i, s) in scored.iter().enumerate() {
+        s.check_finite().map_err(|e| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                e.to_string(),
+                Some(format!("windows[{i}]")),
+            )
+        })?;
+    }
     state.metrics.windows_scored.inc_by(scored.len() as u64);
     state.metrics.invocation("ScoreBatch", "ok");
     let anomalies = scored.iter().filter(|s| s.is_anomaly).count();
@@ -254,8 +267,10 @@ async fn health(State(state): AppStateRef) -> Response {
 /// `GET /api/history?device=&since=&limit=`: stored anomalies, newest window first.
 async fn history(
     State(state): AppStateRef,
-    Query(params): Query<HashMap<String, String>>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Result<Response, ApiError> {
+    let Query(params) =
+        query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text(), None))?;
     let bad = |field: &str, message: String| {
         ApiError::new(StatusCode::BAD_REQUEST, message, Some(field.to_string()))
     };

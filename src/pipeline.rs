@@ -49,8 +49,11 @@ pub struct DeadLetter {
     pub reason: String,
     pub field: Option<String>,
     pub event_index: usize,
+    /// Which record of the event, when the event held several (LineSeparated/Array output).
+    pub record_index: Option<usize>,
     #[serde(flatten)]
     pub lineage: Lineage,
+    /// The refused record, or the whole event body when it could not be split into records.
     pub body: String,
 }
 
@@ -75,29 +78,56 @@ pub fn decode_events(events: &[TriggerEvent], feature_names: &[String]) -> Decod
         rejected: Vec::new(),
     };
     for (index, event) in events.iter().enumerate() {
-        for item in records::decode_event_body(&event.body) {
-            match item.and_then(|map| records::extract(&map, feature_names)) {
-                Ok(record) => {
-                    decoded.records.push(record);
-                    decoded.origin.push(index);
+        let items = records::decode_event_body(&event.body);
+        let several = items.len() > 1;
+        for (position, item) in items.into_iter().enumerate() {
+            let record_index = several.then_some(position);
+            match item {
+                Err(error) => {
+                    decoded
+                        .rejected
+                        .push(dead_letter(index, record_index, event, None, &error))
                 }
-                Err(error) => decoded.rejected.push(dead_letter(index, event, &error)),
+                Ok(map) => match records::extract(&map, feature_names) {
+                    Ok(record) => {
+                        decoded.records.push(record);
+                        decoded.origin.push(index);
+                    }
+                    Err(error) => {
+                        let body = several.then(|| Value::Object(map).to_string());
+                        decoded.rejected.push(dead_letter(
+                            index,
+                            record_index,
+                            event,
+                            body,
+                            &error,
+                        ));
+                    }
+                },
             }
         }
     }
     decoded
 }
 
-fn dead_letter(index: usize, event: &TriggerEvent, error: &RecordError) -> DeadLetter {
+/// `body` is the refused record on its own; without it the whole event body is kept.
+pub fn dead_letter(
+    index: usize,
+    record_index: Option<usize>,
+    event: &TriggerEvent,
+    body: Option<String>,
+    error: &RecordError,
+) -> DeadLetter {
     DeadLetter {
         reason: error.to_string(),
         field: error.field().map(str::to_string),
         event_index: index,
+        record_index,
         lineage: event.lineage.clone(),
-        body: match &event.body {
+        body: body.unwrap_or_else(|| match &event.body {
             Value::String(text) => text.clone(),
             other => other.to_string(),
-        },
+        }),
     }
 }
 
@@ -107,6 +137,7 @@ fn reason_label(reason: &str) -> &'static str {
         r if r.starts_with("event body") => "not_object",
         r if r.starts_with("missing feature") => "missing_feature",
         r if r.starts_with("feature") => "invalid_feature",
+        r if r.starts_with("the model's score") => "non_finite_score",
         _ => "invalid_field",
     }
 }
@@ -157,8 +188,42 @@ pub async fn score_windows(
     let Decoded {
         records,
         origin,
-        rejected,
+        mut rejected,
     } = decode_events(&events, &model.info.feature_names);
+
+    // Inline: one batched run is well under a millisecond, less than a hop to a blocking thread.
+    let scored = model.score(&records)?;
+    let mut rows = Vec::new();
+    let mut alerts = Vec::new();
+    let mut severities = Vec::new();
+    let mut non_finite = 0;
+    for ((s, record), &event) in scored.iter().zip(&records).zip(&origin) {
+        if let Err(error) = s.check_finite() {
+            non_finite += 1;
+            let body = Some(
+                serde_json::to_string(
+                    &anomaly_row(s, record, &model, &events[event].lineage).features,
+                )
+                .unwrap_or_default(),
+            );
+            rejected.push(dead_letter(event, None, &events[event], body, &error));
+            continue;
+        }
+        if !s.is_anomaly {
+            continue;
+        }
+        let lineage = &events[event].lineage;
+        rows.push(anomaly_row(s, record, &model, lineage));
+        let alert = Alert {
+            alert_id: alert_id(s),
+            scored: s,
+            lineage,
+        };
+        alerts.push(Value::String(
+            serde_json::to_string(&alert).unwrap_or_default(),
+        ));
+        severities.push(s.severity.as_str());
+    }
 
     let mut logs = Vec::new();
     for dead in &rejected {
@@ -186,53 +251,51 @@ pub async fn score_windows(
         }
     }
 
-    // Inline: one batched run is well under a millisecond, less than a hop to a blocking thread.
-    let scored = model.score(&records)?;
-    let mut rows = Vec::new();
-    let mut alerts = Vec::new();
-    for ((s, record), &event) in scored.iter().zip(&records).zip(&origin) {
-        if !s.is_anomaly {
-            continue;
-        }
-        let lineage = &events[event].lineage;
-        rows.push(anomaly_row(s, record, &model, lineage));
-        let alert = Alert {
-            alert_id: alert_id(s),
-            scored: s,
-            lineage,
-        };
-        alerts.push(Value::String(
-            serde_json::to_string(&alert).unwrap_or_default(),
-        ));
-        state
-            .metrics
-            .anomalies
-            .get_or_create(&labels(&[("severity", s.severity.as_str())]))
-            .inc();
-    }
+    let sequence_numbers = events.iter().filter_map(|e| e.lineage.sequence_number);
+    let sequence_range = match (sequence_numbers.clone().min(), sequence_numbers.max()) {
+        (Some(lo), Some(hi)) => format!("{lo}..={hi}"),
+        _ => "?".to_string(),
+    };
+    let partition = events
+        .first()
+        .and_then(|e| e.lineage.partition_id.clone())
+        .unwrap_or_else(|| "?".into());
     let anomalies = rows.len();
     let inserted = match state.store.insert(rows).await {
         Ok(n) => n,
         Err(e) => {
-            tracing::error!(error = %e, windows = records.len(), "store write failed; failing the invocation so the host retries");
+            tracing::error!(
+                error = %e,
+                windows = records.len(),
+                %partition,
+                sequence_numbers = %sequence_range,
+                "store write failed; failing the invocation so the host retries"
+            );
             return Err(e.into());
         }
     };
-    state.metrics.windows_scored.inc_by(scored.len() as u64);
+    for severity in severities {
+        state
+            .metrics
+            .anomalies
+            .get_or_create(&labels(&[("severity", severity)]))
+            .inc();
+    }
+    let windows_scored = scored.len() - non_finite;
+    state.metrics.windows_scored.inc_by(windows_scored as u64);
     let elapsed = started.elapsed();
     state.metrics.batch_seconds.observe(elapsed.as_secs_f64());
 
-    let first = events.first().map(|e| &e.lineage);
     let mut summary = format!(
-        "ScoreWindows: {} events, {} windows scored, {} anomalies ({} new), {} refused, model {}, partition {}, first sequence number {}, {:.1} ms",
+        "ScoreWindows: {} events, {} windows scored, {} anomalies ({} new), {} refused, model {}, partition {}, sequence numbers {}, {:.1} ms",
         events.len(),
-        scored.len(),
+        windows_scored,
         anomalies,
         inserted,
         rejected.len(),
         model.info.model_version,
-        first.and_then(|l| l.partition_id.as_deref()).unwrap_or("?"),
-        first.and_then(|l| l.sequence_number).map_or("?".to_string(), |n| n.to_string()),
+        partition,
+        sequence_range,
         elapsed.as_secs_f64() * 1e3
     );
     if let Some(retry) = retry_count(&request) {

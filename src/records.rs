@@ -31,6 +31,8 @@ pub enum RecordError {
     MissingFeature(String),
     #[error("feature `{feature}` is {problem}")]
     InvalidFeature { feature: String, problem: String },
+    #[error("the model's score is not finite for this window (features far outside the training range?)")]
+    NonFiniteScore,
 }
 
 impl RecordError {

@@ -139,6 +139,18 @@ pub struct ScoredWindow {
     pub processing_time_us: f64,
 }
 
+impl ScoredWindow {
+    /// A score the model could not compute (non-finite output) must not be stored or alerted on.
+    pub fn check_finite(&self) -> Result<(), crate::records::RecordError> {
+        let finite = self.score.is_finite() && self.contributions.values().all(|c| c.is_finite());
+        if finite {
+            Ok(())
+        } else {
+            Err(crate::records::RecordError::NonFiniteScore)
+        }
+    }
+}
+
 impl Model {
     pub fn load_file(path: &Path) -> Result<Self, ModelError> {
         let bytes = std::fs::read(path).map_err(|error| ModelError::Read {

@@ -56,14 +56,14 @@ impl AppState {
 
     /// Puts `model` in service and returns the one it replaces.
     pub fn replace_model(&self, model: Model) -> Arc<Model> {
-        self.metrics
-            .set_model(&model.info.model_version, &model.info.detector);
-        let new = Arc::new(model);
         let mut guard = match self.model.write() {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         };
-        std::mem::replace(&mut *guard, new)
+        // Under the lock, so concurrent reloads cannot leave the metric naming another model.
+        self.metrics
+            .set_model(&model.info.model_version, &model.info.detector);
+        std::mem::replace(&mut *guard, Arc::new(model))
     }
 }
 

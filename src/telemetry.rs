@@ -1,6 +1,8 @@
 //! Logging. The Functions host captures the handler's stdout/stderr into its own logs, so plain
 //! lines on stderr are enough locally; `RUST_LOG` filters them.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 pub fn init(default_filter: &str) {
@@ -10,6 +12,8 @@ pub fn init(default_filter: &str) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colour codes only on a terminal; the host's log capture would keep them verbatim.
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .try_init();
 }

@@ -28,7 +28,8 @@ pub fn format(t: OffsetDateTime) -> String {
 
 /// Canonical form of a timestamp text, or `None` when it does not parse.
 pub fn canonical(text: &str) -> Option<String> {
-    parse(text).map(format)
+    // No fallback here: an instant RFC 3339 cannot write (outside years 0-9999 in UTC) is refused.
+    parse(text).and_then(|t| t.to_offset(UtcOffset::UTC).format(&Rfc3339).ok())
 }
 
 pub fn now() -> OffsetDateTime {
@@ -66,6 +67,7 @@ mod tests {
             "2024-05-01T12:34:56Z"
         );
         assert!(canonical("yesterday").is_none());
+        assert!(canonical("0000-01-01T00:00:00+01:00").is_none());
         assert!(canonical("2024-05-01").is_none());
     }
 }

@@ -415,3 +415,42 @@ async fn malformed_invocations_get_400() {
     assert_eq!(status, 200);
     assert_eq!(reply["Outputs"]["alerts"], json!([]));
 }
+
+#[tokio::test]
+async fn unrepresentable_times_and_runaway_scores_are_refused_per_window() {
+    let app = spawn_app().await;
+    let w = windows(4, 2); // anomalies at 0 and 2
+    let mut year_zero = w[1].clone();
+    year_zero.insert("window_end".into(), json!("0000-01-01T00:00:00+01:00"));
+    let mut huge = w[3].clone();
+    for stat in ["mean", "std", "min", "max"] {
+        huge.insert(format!("vibration_{stat}"), json!(3.0e38));
+    }
+    // One LineSeparated event: a good record, the year-zero record, and the runaway one.
+    let event = format!(
+        "{}\n{}\n{}",
+        Value::Object(w[0].clone()),
+        Value::Object(year_zero),
+        Value::Object(huge)
+    );
+    let bodies = json!([event, Value::Object(w[2].clone()).to_string()]);
+    let (status, reply) = invoke(&app, &invocation(encoded(bodies), many_metadata(2, 70))).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(alerts(&reply).len(), 2);
+    assert_eq!(app.stored_count().await, 2);
+    let dead = dead_letters(&reply);
+    assert_eq!(dead.len(), 2, "{dead:?}");
+    assert_eq!(dead[0]["field"], "window_end");
+    assert_eq!(dead[0]["record_index"], 1);
+    // The refused record travels alone, not the whole event.
+    let refused: Value = serde_json::from_str(dead[0]["body"].as_str().unwrap()).unwrap();
+    assert_eq!(refused["window_end"], "0000-01-01T00:00:00+01:00");
+    assert!(dead[1]["reason"].as_str().unwrap().contains("not finite"), "{}", dead[1]);
+    assert_eq!(dead[1]["sequence_number"], 70);
+
+    let mut huge_one = w[3].clone();
+    huge_one.insert("sound_max".into(), json!(3.0e38));
+    huge_one.insert("sound_mean".into(), json!(-3.0e38));
+    let response = app.post_json("/api/score", &Value::Object(huge_one)).await;
+    assert_eq!(response.status().as_u16(), 422);
+}
