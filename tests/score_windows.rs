@@ -50,7 +50,11 @@ fn one_metadata(sequence: i64) -> Value {
         "EnqueuedTimeUtc": "2026-01-01T00:07:00",
         "Properties": {},
         "SystemProperties": {"SequenceNumber": sequence},
-        "sys": {"MethodName": "ScoreWindows", "UtcNow": "2026-01-01T00:07:00.5Z", "RandGuid": "0f8fad5b-d9cb-469f-a165-70867728950e"}
+        "sys": {"MethodName": "ScoreWindows", "UtcNow": "2026-01-01T00:07:00.5Z", "RandGuid": "0f8fad5b-d9cb-469f-a165-70867728950e"},
+        // With cardinality one the host also copies the body's top-level scalars into Metadata.
+        "device_id": "\"pump-001\"",
+        "window_end": "\"2026-01-01T00:01:00Z\"",
+        "sample_count": "60"
     })
 }
 
