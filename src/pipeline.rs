@@ -142,19 +142,24 @@ fn reason_label(reason: &str) -> &'static str {
     }
 }
 
+/// The window's features by name, as stored and as dead-lettered.
+fn feature_map(model: &Model, record: &WindowRecord) -> Map<String, Value> {
+    model
+        .info
+        .feature_names
+        .iter()
+        .zip(&record.features)
+        .map(|(name, v)| (name.clone(), json!(f64::from(*v))))
+        .collect()
+}
+
 pub fn anomaly_row(
     scored: &ScoredWindow,
     record: &WindowRecord,
     model: &Model,
     lineage: &Lineage,
 ) -> AnomalyRow {
-    let features: Map<String, Value> = model
-        .info
-        .feature_names
-        .iter()
-        .zip(&record.features)
-        .map(|(name, v)| (name.clone(), json!(f64::from(*v))))
-        .collect();
+    let features = feature_map(model, record);
     AnomalyRow {
         device_id: scored.device_id.clone(),
         window_end: scored.window_end.clone(),
@@ -200,12 +205,10 @@ pub async fn score_windows(
     for ((s, record), &event) in scored.iter().zip(&records).zip(&origin) {
         if let Err(error) = s.check_finite() {
             non_finite += 1;
-            let body = Some(
-                serde_json::to_string(
-                    &anomaly_row(s, record, &model, &events[event].lineage).features,
-                )
-                .unwrap_or_default(),
-            );
+            let mut window = feature_map(&model, record);
+            window.insert("device_id".into(), json!(record.device_id));
+            window.insert("window_end".into(), json!(record.window_end));
+            let body = Some(Value::Object(window).to_string());
             rejected.push(dead_letter(event, None, &events[event], body, &error));
             continue;
         }

@@ -449,7 +449,11 @@ async fn unrepresentable_times_and_runaway_scores_are_refused_per_window() {
     // The refused record travels alone, not the whole event.
     let refused: Value = serde_json::from_str(dead[0]["body"].as_str().unwrap()).unwrap();
     assert_eq!(refused["window_end"], "0000-01-01T00:00:00+01:00");
-    assert!(dead[1]["reason"].as_str().unwrap().contains("not finite"), "{}", dead[1]);
+    assert!(
+        dead[1]["reason"].as_str().unwrap().contains("not finite"),
+        "{}",
+        dead[1]
+    );
     assert_eq!(dead[1]["sequence_number"], 70);
 
     let mut huge_one = w[3].clone();
