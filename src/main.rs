@@ -12,7 +12,7 @@ use sensor_anomaly::records;
 use sensor_anomaly::scoring::Model;
 use sensor_anomaly::simulate::{self, FaultKind, SimConfig};
 use sensor_anomaly::startup::Application;
-use sensor_anomaly::windowing::{self, WindowSpec};
+use sensor_anomaly::windowing::{self, Channels, WindowSpec};
 use sensor_anomaly::{schema, telemetry, timefmt};
 
 #[derive(Parser)]
@@ -51,6 +51,10 @@ enum Command {
         /// Hop in seconds for hopping windows (default: the size, i.e. tumbling).
         #[arg(long)]
         hop_secs: Option<i64>,
+        /// Channels to window, comma-separated, or `auto` for every numeric field of the first
+        /// sample (default: the five simulated channels the default model uses).
+        #[arg(long, value_delimiter = ',')]
+        channels: Vec<String>,
     },
     /// Score window records offline: JSON lines in, scored JSON lines out.
     Score {
@@ -210,6 +214,19 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        // A closed pipe (`| head`) is the reader's choice, not a failure.
+        Err(error)
+            if error
+                .chain()
+                .filter_map(|e| {
+                    e.downcast_ref::<std::io::Error>()
+                        .map(std::io::Error::kind)
+                        .or_else(|| e.downcast_ref::<serde_json::Error>()?.io_error_kind())
+                })
+                .any(|kind| kind == std::io::ErrorKind::BrokenPipe) =>
+        {
+            std::process::ExitCode::SUCCESS
+        }
         Err(error) => {
             eprintln!("error: {error:#}");
             std::process::ExitCode::FAILURE
@@ -249,9 +266,15 @@ fn run(cli: Cli) -> Result<()> {
             out,
             size_secs,
             hop_secs,
+            channels,
         } => {
             let spec = WindowSpec::hopping(size_secs, hop_secs.unwrap_or(size_secs))?;
-            let windows = windowing::window_lines(&read_input(&input)?, spec)?;
+            let channels = match channels.as_slice() {
+                [] => Channels::Named(schema::CHANNELS.iter().map(|c| c.to_string()).collect()),
+                [auto] if auto == "auto" => Channels::Auto,
+                names => Channels::Named(names.iter().map(|c| c.trim().to_string()).collect()),
+            };
+            let windows = windowing::window_lines(&read_input(&input)?, spec, &channels)?;
             let mut w = writer(&out)?;
             for record in windows {
                 serde_json::to_writer(&mut w, &record)?;

@@ -119,7 +119,7 @@ impl ChannelAcc {
 #[derive(Debug, Default)]
 struct WindowAcc {
     count: u64,
-    channels: [ChannelAcc; CHANNELS.len()],
+    channels: Vec<ChannelAcc>,
     faulty: u64,
     /// (kind, channel) -> samples, to name the window's dominant fault.
     faults: BTreeMap<(String, String), u64>,
@@ -131,13 +131,21 @@ pub const LABEL_MIN_FAULTY_FRACTION: f64 = 0.5;
 /// Accumulates samples into windows per device.
 pub struct Windower {
     spec: WindowSpec,
+    channels: Vec<String>,
     windows: BTreeMap<(i64, String), WindowAcc>,
 }
 
 impl Windower {
+    /// Windows the default channels ([`CHANNELS`]).
     pub fn new(spec: WindowSpec) -> Self {
+        Self::with_channels(spec, CHANNELS.iter().map(|c| c.to_string()).collect())
+    }
+
+    /// Windows the named channels: features are `<channel>_<stat>` in this order.
+    pub fn with_channels(spec: WindowSpec, channels: Vec<String>) -> Self {
         Windower {
             spec,
+            channels,
             windows: BTreeMap::new(),
         }
     }
@@ -152,10 +160,13 @@ impl Windower {
                 .entry((end, sample.device_id.clone()))
                 .or_default();
             acc.count += 1;
-            for (i, channel) in CHANNELS.iter().enumerate() {
+            if acc.channels.is_empty() {
+                acc.channels = vec![ChannelAcc::default(); self.channels.len()];
+            }
+            for (i, channel) in self.channels.iter().enumerate() {
                 if let Some(v) = sample
                     .values
-                    .get(*channel)
+                    .get(channel)
                     .and_then(Value::as_f64)
                     .filter(|v| v.is_finite())
                 {
@@ -188,7 +199,7 @@ impl Windower {
                     Value::String(timefmt::format(timefmt::from_unix_seconds(end))),
                 );
                 m.insert("sample_count".into(), Value::from(acc.count));
-                for (i, channel) in CHANNELS.iter().enumerate() {
+                for (i, channel) in self.channels.iter().enumerate() {
                     for stat in STATS {
                         let v = acc.channels[i]
                             .stat(stat)
@@ -219,9 +230,31 @@ impl Windower {
     }
 }
 
+/// Which channels to window.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Channels {
+    /// These, in this order.
+    Named(Vec<String>),
+    /// Every numeric field of the first sample, in name order (not the device, timestamp or labels).
+    Auto,
+}
+
+/// Fields of a sample that are never channels.
+const RESERVED_FIELDS: [&str; 5] = [
+    "device_id",
+    "timestamp",
+    "fault_kind",
+    "fault_channel",
+    "label",
+];
+
 /// Windows JSON-lines samples; returns the records, or the first unreadable line.
-pub fn window_lines(text: &str, spec: WindowSpec) -> Result<Vec<Map<String, Value>>, WindowError> {
-    let mut windower = Windower::new(spec);
+pub fn window_lines(
+    text: &str,
+    spec: WindowSpec,
+    channels: &Channels,
+) -> Result<Vec<Map<String, Value>>, WindowError> {
+    let mut windower: Option<Windower> = None;
     let mut labelled = false;
     for (i, line) in text
         .lines()
@@ -232,6 +265,18 @@ pub fn window_lines(text: &str, spec: WindowSpec) -> Result<Vec<Map<String, Valu
             line: i + 1,
             problem: e.to_string(),
         })?;
+        let windower = windower.get_or_insert_with(|| {
+            let names = match channels {
+                Channels::Named(names) => names.clone(),
+                Channels::Auto => sample
+                    .values
+                    .iter()
+                    .filter(|(k, v)| v.is_number() && !RESERVED_FIELDS.contains(&k.as_str()))
+                    .map(|(k, _)| k.clone())
+                    .collect(),
+            };
+            Windower::with_channels(spec, names)
+        });
         labelled |= sample.fault_kind.is_some() || line.contains("\"fault_kind\"");
         windower
             .push(&sample)
@@ -240,7 +285,7 @@ pub fn window_lines(text: &str, spec: WindowSpec) -> Result<Vec<Map<String, Valu
                 problem,
             })?;
     }
-    Ok(windower.finish(labelled))
+    Ok(windower.map_or_else(Vec::new, |w| w.finish(labelled)))
 }
 
 #[cfg(test)]
@@ -345,6 +390,29 @@ mod tests {
                 ("2026-01-01T00:01:40Z".into(), 1, 8.0),
             ]
         );
+    }
+
+    #[test]
+    fn any_channels_can_be_windowed() {
+        let text = "{\"device_id\":\"p\",\"timestamp\":\"2026-01-01T00:00:10Z\",\"flow\":2.0,\"current\":1.0,\"site\":\"A\",\"label\":0}\n\
+                    {\"device_id\":\"p\",\"timestamp\":\"2026-01-01T00:00:20Z\",\"flow\":4.0,\"current\":3.0,\"site\":\"A\",\"label\":1}\n";
+        let spec = WindowSpec::tumbling(60).unwrap();
+        let auto = window_lines(text, spec, &Channels::Auto).unwrap();
+        let keys: Vec<&str> = auto[0].keys().map(String::as_str).collect();
+        assert!(
+            keys.contains(&"current_mean") && keys.contains(&"flow_max"),
+            "{keys:?}"
+        );
+        assert!(
+            !keys
+                .iter()
+                .any(|k| k.starts_with("label_") || k.starts_with("site_")),
+            "{keys:?}"
+        );
+        assert_eq!(auto[0]["flow_mean"], 3.0);
+        let named = window_lines(text, spec, &Channels::Named(vec!["flow".into()])).unwrap();
+        assert!(named[0].contains_key("flow_std") && !named[0].contains_key("current_mean"));
+        assert!(window_lines("", spec, &Channels::Auto).unwrap().is_empty());
     }
 
     #[test]
