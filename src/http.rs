@@ -250,13 +250,14 @@ async fn score_batch(
 async fn health(State(state): AppStateRef) -> Response {
     let model = state.model();
     let store = state.store.ping().await;
+    let reachable = store.is_ok();
     let body = json!({
-        "status": if store.is_ok() { "ok" } else { "degraded" },
+        "status": if reachable { "ok" } else { "degraded" },
         "model": {"loaded": true, "version": model.info.model_version, "detector": model.info.detector, "source": model.source},
-        "store": {"kind": state.store.kind(), "reachable": store.is_ok(), "error": store.err().map(|e| e.to_string())},
+        "store": {"kind": state.store.kind(), "reachable": reachable, "error": store.err().map(|e| e.to_string())},
         "uptime_seconds": state.started.elapsed().as_secs_f64(),
     });
-    let status = if body["store"]["reachable"] == json!(true) {
+    let status = if reachable {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE

@@ -200,7 +200,7 @@ impl Model {
             source: source.to_string(),
         };
         let probe: Vec<f32> = model.info.feature_mean.iter().map(|&m| m as f32).collect();
-        let (out, _) = model.run(&probe, 1)?;
+        let (out, _) = model.run(probe, 1)?;
         if out.iter().any(|v| !v.is_finite()) {
             return Err(ModelError::Contract(
                 "probe inference on the training means gave non-finite contributions".into(),
@@ -215,7 +215,11 @@ impl Model {
 
     /// One ONNX Runtime run for the whole batch: `rows` is `[n, F]` row-major. Returns the
     /// contributions and, when the model has that output, the expected values.
-    pub fn run(&self, rows: &[f32], n: usize) -> Result<(Vec<f32>, Option<Vec<f32>>), ModelError> {
+    pub fn run(
+        &self,
+        rows: Vec<f32>,
+        n: usize,
+    ) -> Result<(Vec<f32>, Option<Vec<f32>>), ModelError> {
         let f = self.feature_count();
         if rows.len() != n * f {
             return Err(ModelError::Inference(format!(
@@ -227,8 +231,8 @@ impl Model {
         if n == 0 {
             return Ok((Vec::new(), self.has_expected.then(Vec::new)));
         }
-        let input = Tensor::from_array(([n, f], rows.to_vec()))
-            .map_err(|e| ModelError::Inference(e.to_string()))?;
+        let input =
+            Tensor::from_array(([n, f], rows)).map_err(|e| ModelError::Inference(e.to_string()))?;
         let start = self.next.fetch_add(1, Ordering::Relaxed);
         // Take the first free session, starting at a rotating index; wait on one only if all are busy.
         let count = self.sessions.len();
@@ -279,7 +283,7 @@ impl Model {
             }
             rows.extend_from_slice(&r.features);
         }
-        let (contributions, expected) = self.run(&rows, records.len())?;
+        let (contributions, expected) = self.run(rows, records.len())?;
         let per_window_us = started.elapsed().as_secs_f64() * 1e6 / records.len().max(1) as f64;
         Ok(records
             .iter()

@@ -19,17 +19,21 @@ pub fn parse(text: &str) -> Option<OffsetDateTime> {
     })
 }
 
-/// Canonical UTC form: `2026-11-21T10:00:00Z`, with a fraction only when there is one.
-pub fn format(t: OffsetDateTime) -> String {
-    let t = t.to_offset(UtcOffset::UTC);
-    t.format(&Rfc3339)
-        .unwrap_or_else(|_| t.unix_timestamp().to_string())
+/// Canonical UTC form: `2026-11-21T10:00:00Z`, with a fraction only when there is one; `None`
+/// outside the years RFC 3339 can write (0-9999 in UTC).
+fn write_utc(t: OffsetDateTime) -> Option<String> {
+    t.to_offset(UtcOffset::UTC).format(&Rfc3339).ok()
 }
 
-/// Canonical form of a timestamp text, or `None` when it does not parse.
+/// Canonical form of an instant the program made itself (always in range in practice).
+pub fn format(t: OffsetDateTime) -> String {
+    write_utc(t).unwrap_or_else(|| t.unix_timestamp().to_string())
+}
+
+/// Canonical form of a timestamp text, or `None` when it does not parse or cannot be written
+/// back: input-derived times get no fallback form.
 pub fn canonical(text: &str) -> Option<String> {
-    // No fallback here: an instant RFC 3339 cannot write (outside years 0-9999 in UTC) is refused.
-    parse(text).and_then(|t| t.to_offset(UtcOffset::UTC).format(&Rfc3339).ok())
+    parse(text).and_then(write_utc)
 }
 
 pub fn now() -> OffsetDateTime {
