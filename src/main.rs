@@ -52,9 +52,12 @@ enum Command {
         #[arg(long)]
         hop_secs: Option<i64>,
         /// Channels to window, comma-separated, or `auto` for every numeric field of the first
-        /// sample (default: the five simulated channels the default model uses).
+        /// sample (CSV: every column but the timestamp, device, label and ignored ones)
+        /// (default: the five simulated channels the default model uses).
         #[arg(long, value_delimiter = ',')]
         channels: Vec<String>,
+        #[command(flatten)]
+        csv: CsvArgs,
     },
     /// Score window records offline: JSON lines in, scored JSON lines out.
     Score {
@@ -88,6 +91,65 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// How to read CSV telemetry (one row per sample, one column per channel).
+#[derive(clap::Args, Clone)]
+struct CsvArgs {
+    /// Input format; by default `csv` for a `.csv` file, JSON lines otherwise.
+    #[arg(long, value_parser = ["csv", "jsonl"])]
+    format: Option<String>,
+    /// CSV field separator (default: guessed from the header among `;`, tab and `,`).
+    #[arg(long)]
+    delimiter: Option<char>,
+    /// CSV timestamp column (default: the first of timestamp, datetime, time).
+    #[arg(long)]
+    timestamp_column: Option<String>,
+    /// CSV device column; when the file has none, every row belongs to `--device`.
+    #[arg(long, default_value = "device_id")]
+    device_column: String,
+    /// Device id for a CSV without a device column (default: the file name without extension).
+    #[arg(long)]
+    device: Option<String>,
+    /// CSV 0/1 anomaly label column, used when present.
+    #[arg(long, default_value = "label")]
+    label_column: String,
+    /// CSV columns that are neither channels nor labels, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    ignore_columns: Vec<String>,
+}
+
+impl CsvArgs {
+    fn is_csv(&self, input: &Path) -> bool {
+        match self.format.as_deref() {
+            Some(format) => format == "csv",
+            None => input
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("csv")),
+        }
+    }
+
+    fn layout(&self, input: &Path) -> Result<windowing::CsvLayout> {
+        let delimiter = match self.delimiter {
+            None => None,
+            Some(c) if c.is_ascii() => Some(c as u8),
+            Some(c) => bail!("--delimiter must be one ASCII character, got {c:?}"),
+        };
+        let default_device = self.device.clone().unwrap_or_else(|| {
+            input
+                .file_stem()
+                .filter(|_| input != Path::new("-"))
+                .map_or_else(|| "device".into(), |s| s.to_string_lossy().into_owned())
+        });
+        Ok(windowing::CsvLayout {
+            delimiter,
+            timestamp: self.timestamp_column.clone(),
+            device: self.device_column.clone(),
+            default_device,
+            label: self.label_column.clone(),
+            ignore: self.ignore_columns.clone(),
+        })
+    }
 }
 
 #[derive(clap::Args, Clone)]
@@ -229,7 +291,12 @@ fn main() -> std::process::ExitCode {
         }
         Err(error) => {
             eprintln!("error: {error:#}");
-            std::process::ExitCode::FAILURE
+            // Bad input data (as opposed to a failure of ours) gets its own code, for scripts.
+            if error.chain().any(|e| e.is::<windowing::WindowError>()) {
+                std::process::ExitCode::from(2)
+            } else {
+                std::process::ExitCode::FAILURE
+            }
         }
     }
 }
@@ -267,6 +334,7 @@ fn run(cli: Cli) -> Result<()> {
             size_secs,
             hop_secs,
             channels,
+            csv,
         } => {
             let spec = WindowSpec::hopping(size_secs, hop_secs.unwrap_or(size_secs))?;
             let channels = match channels.as_slice() {
@@ -274,7 +342,13 @@ fn run(cli: Cli) -> Result<()> {
                 [auto] if auto == "auto" => Channels::Auto,
                 names => Channels::Named(names.iter().map(|c| c.trim().to_string()).collect()),
             };
-            let windows = windowing::window_lines(&read_input(&input)?, spec, &channels)?;
+            let text = read_input(&input)?;
+            let windows = if csv.is_csv(&input) {
+                windowing::window_csv(&text, spec, &channels, &csv.layout(&input)?)
+            } else {
+                windowing::window_lines(&text, spec, &channels)
+            }
+            .with_context(|| format!("{}", input.display()))?;
             let mut w = writer(&out)?;
             for record in windows {
                 serde_json::to_writer(&mut w, &record)?;

@@ -7,8 +7,18 @@ use time::{OffsetDateTime, UtcOffset};
 /// Parses an RFC 3339 timestamp (`2026-11-21T10:00:00.0000000Z`, `...+01:00`). A timestamp
 /// without an offset is taken as UTC: that is how the Functions host writes Event Hubs
 /// `EnqueuedTimeUtc` (a .NET `DateTime` of unspecified kind, `2024-05-01T12:34:56.789`).
+/// A space may stand for the `T` (`2020-03-09 10:14:33`), as CSV exports and databases write it.
 pub fn parse(text: &str) -> Option<OffsetDateTime> {
     let text = text.trim();
+    if text.as_bytes().get(10) == Some(&b' ') {
+        let mut with_t = text.to_string();
+        with_t.replace_range(10..11, "T");
+        return parse_rfc3339(&with_t);
+    }
+    parse_rfc3339(text)
+}
+
+fn parse_rfc3339(text: &str) -> Option<OffsetDateTime> {
     OffsetDateTime::parse(text, &Rfc3339).ok().or_else(|| {
         let has_offset = text
             .get(19..)
@@ -70,6 +80,11 @@ mod tests {
             canonical("2024-05-01T12:34:56").unwrap(),
             "2024-05-01T12:34:56Z"
         );
+        assert_eq!(
+            canonical("2020-03-09 10:14:33").as_deref(),
+            Some("2020-03-09T10:14:33Z")
+        );
+        assert!(canonical("2020-03-09  10:14:33").is_none());
         assert!(canonical("yesterday").is_none());
         assert!(canonical("0000-01-01T00:00:00+01:00").is_none());
         assert!(canonical("2024-05-01").is_none());

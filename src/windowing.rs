@@ -219,7 +219,8 @@ impl Windower {
                     m.insert("label".into(), Value::from(u8::from(anomalous)));
                     m.insert("faulty_samples".into(), Value::from(acc.faulty));
                     let (kind, channel) = dominant.map_or((Value::Null, Value::Null), |(k, c)| {
-                        (Value::String(k), Value::String(c))
+                        let channel = if c.is_empty() { Value::Null } else { Value::String(c) };
+                        (Value::String(k), channel)
                     });
                     m.insert("fault_kind".into(), kind);
                     m.insert("fault_channel".into(), channel);
@@ -248,7 +249,38 @@ const RESERVED_FIELDS: [&str; 5] = [
     "label",
 ];
 
+/// The fault kind given to samples that a user's 0/1 label column marks as anomalous.
+pub const LABELLED_KIND: &str = "labelled";
+
+/// Reads a 0/1 label (also `true`/`false`, `"0"`/`"1"`); `None` for anything else.
+fn label_value(v: &Value) -> Option<bool> {
+    match v {
+        Value::Bool(b) => Some(*b),
+        Value::Number(n) if n.as_f64() == Some(0.0) => Some(false),
+        Value::Number(n) if n.as_f64() == Some(1.0) => Some(true),
+        Value::String(s) => label_text(s),
+        _ => None,
+    }
+}
+
+fn label_text(s: &str) -> Option<bool> {
+    match s.trim() {
+        "0" | "0.0" | "false" | "False" | "FALSE" => Some(false),
+        "1" | "1.0" | "true" | "True" | "TRUE" => Some(true),
+        _ => None,
+    }
+}
+
+fn channel_names(channels: &Channels, candidates: impl Iterator<Item = String>) -> Vec<String> {
+    match channels {
+        Channels::Named(names) => names.clone(),
+        Channels::Auto => candidates.collect(),
+    }
+}
+
 /// Windows JSON-lines samples; returns the records, or the first unreadable line.
+///
+/// A sample may carry a user's `label` (0/1) instead of the simulator's `fault_kind`.
 pub fn window_lines(
     text: &str,
     spec: WindowSpec,
@@ -261,31 +293,198 @@ pub fn window_lines(
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
     {
-        let sample: Sample = serde_json::from_str(line).map_err(|e| WindowError::Input {
+        let bad = |problem: String| WindowError::Input {
             line: i + 1,
-            problem: e.to_string(),
-        })?;
+            problem,
+        };
+        let mut sample: Sample = serde_json::from_str(line).map_err(|e| bad(e.to_string()))?;
         let windower = windower.get_or_insert_with(|| {
-            let names = match channels {
-                Channels::Named(names) => names.clone(),
-                Channels::Auto => sample
-                    .values
-                    .iter()
-                    .filter(|(k, v)| v.is_number() && !RESERVED_FIELDS.contains(&k.as_str()))
-                    .map(|(k, _)| k.clone())
-                    .collect(),
-            };
-            Windower::with_channels(spec, names)
+            let auto = sample
+                .values
+                .iter()
+                .filter(|(k, v)| v.is_number() && !RESERVED_FIELDS.contains(&k.as_str()))
+                .map(|(k, _)| k.clone());
+            Windower::with_channels(spec, channel_names(channels, auto))
         });
+        if let Some(label) = sample.values.get("label").filter(|v| !v.is_null()) {
+            let anomalous = label_value(label)
+                .ok_or_else(|| bad(format!("label {label} is not 0 or 1")))?;
+            if anomalous && sample.fault_kind.is_none() {
+                sample.fault_kind = Some(LABELLED_KIND.into());
+            }
+            labelled = true;
+        }
         labelled |= sample.fault_kind.is_some() || line.contains("\"fault_kind\"");
-        windower
-            .push(&sample)
-            .map_err(|problem| WindowError::Input {
-                line: i + 1,
-                problem,
-            })?;
+        windower.push(&sample).map_err(bad)?;
     }
     Ok(windower.map_or_else(Vec::new, |w| w.finish(labelled)))
+}
+
+/// Where things are in a CSV telemetry file: one row per sample, one column per channel.
+#[derive(Debug, Clone)]
+pub struct CsvLayout {
+    /// Field separator; `None` guesses from the header (`;`, tab or `,`).
+    pub delimiter: Option<u8>,
+    /// Timestamp column; `None` takes the first of `timestamp`, `datetime`, `time`.
+    pub timestamp: Option<String>,
+    /// Device column; when absent from the file every row belongs to `default_device`.
+    pub device: String,
+    pub default_device: String,
+    /// Optional 0/1 anomaly label column.
+    pub label: String,
+    /// Columns that are neither channels nor labels (for `Channels::Auto`).
+    pub ignore: Vec<String>,
+}
+
+impl Default for CsvLayout {
+    fn default() -> Self {
+        CsvLayout {
+            delimiter: None,
+            timestamp: None,
+            device: "device_id".into(),
+            default_device: "device".into(),
+            label: "label".into(),
+            ignore: Vec::new(),
+        }
+    }
+}
+
+fn guess_delimiter(header: &str) -> u8 {
+    [b';', b'\t', b',']
+        .into_iter()
+        .max_by_key(|d| header.bytes().filter(|b| b == d).count())
+        .filter(|d| header.as_bytes().contains(d))
+        .unwrap_or(b',')
+}
+
+/// Windows CSV telemetry (`timestamp;device_id;<channel>...;label`). Empty cells are missing
+/// values (ignored, as SQL aggregates ignore nulls); anything else that is not a number is an
+/// error naming the line and column, so a typo never becomes a silent gap.
+pub fn window_csv(
+    text: &str,
+    spec: WindowSpec,
+    channels: &Channels,
+    layout: &CsvLayout,
+) -> Result<Vec<Map<String, Value>>, WindowError> {
+    let header_line = text.lines().next().unwrap_or_default();
+    let delimiter = layout
+        .delimiter
+        .unwrap_or_else(|| guess_delimiter(header_line));
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(delimiter)
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes());
+    let header_error = |problem: String| WindowError::Input { line: 1, problem };
+    let headers: Vec<String> = reader
+        .headers()
+        .map_err(|e| header_error(e.to_string()))?
+        .iter()
+        .map(str::to_string)
+        .collect();
+    let column = |name: &str| headers.iter().position(|h| h == name);
+    let listed = || headers.join(", ");
+    let timestamp = match &layout.timestamp {
+        Some(name) => column(name).ok_or_else(|| {
+            header_error(format!("no timestamp column {name:?} (columns: {})", listed()))
+        })?,
+        None => ["timestamp", "datetime", "time"]
+            .into_iter()
+            .find_map(column)
+            .ok_or_else(|| {
+                header_error(format!(
+                    "no timestamp column: name it timestamp, datetime or time, or pass \
+                     --timestamp-column (columns: {})",
+                    listed()
+                ))
+            })?,
+    };
+    let device = column(&layout.device);
+    let label = column(&layout.label);
+    let fault_channel = column("fault_channel");
+    let not_channel = |i: usize| {
+        Some(i) == device
+            || Some(i) == label
+            || Some(i) == fault_channel
+            || i == timestamp
+            || layout.ignore.contains(&headers[i])
+    };
+    let names = channel_names(
+        channels,
+        (0..headers.len())
+            .filter(|&i| !not_channel(i))
+            .map(|i| headers[i].clone()),
+    );
+    if names.is_empty() {
+        return Err(header_error(format!(
+            "no channel columns (columns: {})",
+            listed()
+        )));
+    }
+    let channel_columns = names
+        .iter()
+        .map(|name| {
+            column(name).ok_or_else(|| {
+                header_error(format!(
+                    "no channel column {name:?} (columns: {})",
+                    listed()
+                ))
+            })
+        })
+        .collect::<Result<Vec<usize>, _>>()?;
+    let mut windower = Windower::with_channels(spec, names.clone());
+    for (i, row) in reader.records().enumerate() {
+        let line = row
+            .as_ref()
+            .ok()
+            .and_then(|r| r.position())
+            .map_or(i + 2, |p| p.line() as usize);
+        let bad = |problem: String| WindowError::Input { line, problem };
+        let row = row.map_err(|e| bad(e.to_string()))?;
+        let cell = |c: usize| row.get(c).unwrap_or("");
+        let mut values = BTreeMap::new();
+        for (name, &c) in names.iter().zip(&channel_columns) {
+            let text = cell(c);
+            let value = if text.is_empty() {
+                Value::Null
+            } else {
+                let x: f64 = text.parse().map_err(|_| {
+                    bad(format!("column {name:?} has non-numeric value {text:?}"))
+                })?;
+                serde_json::Number::from_f64(x)
+                    .map(Value::Number)
+                    .ok_or_else(|| bad(format!("column {name:?} has non-finite value {text:?}")))?
+            };
+            values.insert(name.clone(), value);
+        }
+        let anomalous = match label.map(cell).filter(|t| !t.is_empty()) {
+            None => false,
+            Some(text) => label_text(text).ok_or_else(|| {
+                bad(format!(
+                    "label column {:?} has {text:?}, not 0 or 1",
+                    layout.label
+                ))
+            })?,
+        };
+        let device_id = match device {
+            None => layout.default_device.clone(),
+            Some(c) if cell(c).is_empty() => {
+                return Err(bad(format!("column {:?} is empty", layout.device)))
+            }
+            Some(c) => cell(c).to_string(),
+        };
+        let sample = Sample {
+            device_id,
+            timestamp: cell(timestamp).to_string(),
+            values,
+            fault_kind: anomalous.then(|| LABELLED_KIND.to_string()),
+            fault_channel: fault_channel
+                .map(cell)
+                .filter(|c| anomalous && !c.is_empty())
+                .map(str::to_string),
+        };
+        windower.push(&sample).map_err(bad)?;
+    }
+    Ok(windower.finish(label.is_some()))
 }
 
 #[cfg(test)]
@@ -413,6 +612,77 @@ mod tests {
         let named = window_lines(text, spec, &Channels::Named(vec!["flow".into()])).unwrap();
         assert!(named[0].contains_key("flow_std") && !named[0].contains_key("current_mean"));
         assert!(window_lines("", spec, &Channels::Auto).unwrap().is_empty());
+    }
+
+    const SKAB_LIKE: &str = "datetime;Flow;Current;anomaly;changepoint\n\
+        2020-03-09 10:14:31;1.0;5;0;0\n\
+        2020-03-09 10:14:32;3.0;;0;0\n\
+        2020-03-09 10:14:33;5.0;7;1;1\n";
+
+    #[test]
+    fn csv_telemetry_windows_like_json_lines() {
+        let spec = WindowSpec::hopping(2, 1).unwrap();
+        let layout = CsvLayout {
+            label: "anomaly".into(),
+            ignore: vec!["changepoint".into()],
+            default_device: "valve1-0".into(),
+            ..CsvLayout::default()
+        };
+        let out = window_csv(SKAB_LIKE, spec, &Channels::Auto, &layout).unwrap();
+        let keys: Vec<&str> = out[0].keys().map(String::as_str).collect();
+        assert!(keys.contains(&"Flow_mean") && keys.contains(&"Current_max"), "{keys:?}");
+        assert!(!keys.iter().any(|k| k.starts_with("changepoint") || k.starts_with("anomaly_")));
+        // Trailing windows (t-2s, t]: one per row plus the one the last row leaves.
+        let ends: Vec<&str> = out.iter().map(|m| m["window_end"].as_str().unwrap()).collect();
+        assert_eq!(
+            ends,
+            ["2020-03-09T10:14:31Z", "2020-03-09T10:14:32Z", "2020-03-09T10:14:33Z", "2020-03-09T10:14:34Z"]
+        );
+        assert_eq!(out[1]["Flow_mean"], 2.0);
+        // The empty Current cell is a missing value, not a zero.
+        assert_eq!(out[1]["Current_mean"], 5.0);
+        assert_eq!(out[2]["Current_mean"], 7.0);
+        assert_eq!(out[0]["device_id"], "valve1-0");
+        assert_eq!(
+            out.iter().map(|m| m["label"].as_u64().unwrap()).collect::<Vec<_>>(),
+            [0, 0, 1, 1]
+        );
+
+        let as_lines = "{\"device_id\":\"valve1-0\",\"timestamp\":\"2020-03-09T10:14:31Z\",\"Flow\":1.0,\"Current\":5,\"label\":0}\n\
+            {\"device_id\":\"valve1-0\",\"timestamp\":\"2020-03-09T10:14:32Z\",\"Flow\":3.0,\"label\":0}\n\
+            {\"device_id\":\"valve1-0\",\"timestamp\":\"2020-03-09T10:14:33Z\",\"Flow\":5.0,\"Current\":7,\"label\":1}\n";
+        let channels = Channels::Named(vec!["Flow".into(), "Current".into()]);
+        let from_lines = window_lines(as_lines, spec, &channels).unwrap();
+        let from_csv = window_csv(SKAB_LIKE, spec, &channels, &layout).unwrap();
+        assert_eq!(from_lines, from_csv);
+    }
+
+    #[test]
+    fn csv_problems_name_the_line_and_column() {
+        let spec = WindowSpec::tumbling(60).unwrap();
+        let layout = CsvLayout {
+            label: "anomaly".into(),
+            ..CsvLayout::default()
+        };
+        let error = |text: &str, channels: &Channels| {
+            window_csv(text, spec, channels, &layout).unwrap_err().to_string()
+        };
+        let typo = SKAB_LIKE.replace("3.0;", "3,0;");
+        assert_eq!(
+            error(&typo, &Channels::Named(vec!["Flow".into()])),
+            "line 3: column \"Flow\" has non-numeric value \"3,0\""
+        );
+        let missing = error(SKAB_LIKE, &Channels::Named(vec!["Pressure".into()]));
+        assert!(missing.starts_with("line 1: no channel column \"Pressure\""), "{missing}");
+        let no_time = error(&SKAB_LIKE.replace("datetime", "when"), &Channels::Auto);
+        assert!(no_time.contains("no timestamp column"), "{no_time}");
+        let bad_label = SKAB_LIKE.replace(";1;1", ";yes;1");
+        assert_eq!(
+            error(&bad_label, &Channels::Named(vec!["Flow".into()])),
+            "line 4: label column \"anomaly\" has \"yes\", not 0 or 1"
+        );
+        let bad_time = SKAB_LIKE.replace("2020-03-09 10:14:32", "10:14:32");
+        assert!(error(&bad_time, &Channels::Auto).starts_with("line 3: timestamp"));
     }
 
     #[test]
