@@ -1,86 +1,75 @@
 #!/usr/bin/env python3
-"""Train the sensor-anomaly autoencoder and export it as a single ONNX file.
+"""Train an anomaly detector on sensor telemetry and export it as one contract ONNX file.
 
-Pipeline (see notes/contract.md for the model contract):
+    telemetry (CSV or JSON lines)  --sensor-anomaly window-->  window features (JSON lines)
+      --> fit (autoencoder | pca | iforest)  --> threshold  --> model.onnx (+ metadata)
+      --> report (scores from the Rust scorer, the production path)
 
- 1. Training data.  By default the Rust binary produces it, so that training
-    features are computed by exactly the code that computes serving features:
+1. Windows.  The Rust `window` command computes the features, so training sees exactly what
+   serving and the Stream Analytics query see.  Sources: --telemetry FILE (the user's data),
+   --windows FILE (already windowed) or, by default, a healthy simulated fleet.
+2. Validation of the data.  A missing feature column, a non-numeric value, too few rows or a
+   constant channel is an error naming the problem (exit code 2).  Windows with a null feature
+   (a one-sample window has no std) and windows with fewer samples than --min-samples are left
+   out of fitting; windows labelled anomalous (label column) are never fitted on.
+3. Split.  The last 20% of each device's healthy windows in time are held out (chronological:
+   overlapping hopping windows would leak across a random split, and drift shows up in a later
+   hold-out as it will in production) -- or --validation FILE is used instead.
+4. Threshold, stored in the model: the --threshold-quantile quantile of healthy validation
+   scores, times --threshold-margin; or, with labelled validation data, the threshold with the
+   best F1 (--threshold max-f1) or the lowest one reaching a precision (--threshold
+   precision:0.9).  Scores come from this very graph in ONNX Runtime.  Never the test data.
+5. Export (see detectors.py and models/README.md) and the report (report.py), which scores the
+   --test data (else the validation windows) with the Rust binary through ONNX Runtime.
 
-        sensor-anomaly simulate --healthy --devices D --hours H --interval-secs 1 \\
-            --seed SEED --fault-rate 0 --out <tmp>/samples.jsonl
-        sensor-anomaly window --input <tmp>/samples.jsonl \\
-            --out <tmp>/windows.jsonl --size-secs 60
+The output is byte-for-byte reproducible for the same input, options and seed (no timestamps;
+model_version = detector prefix + sha256 of the graph and threshold).
 
-    With --windows FILE an existing window JSONL file is used instead and the
-    binary is not needed.
-
- 2. Validation.  The 20 contract features are read from every JSON line, in
-    contract order.  A missing column, a non-numeric or non-finite value, fewer
-    than 200 rows or a constant column is an error (message on stderr, exit 2).
-
- 3. Training.  Seeded 80/20 train/validation split; standardization with the
-    training mean and sample std (ddof=1); sklearn MLPRegressor (tanh hidden
-    layers, identity output) trained to reproduce z from z.
-
- 4. Export.  ONNX graph (opset 17, ir_version 8):
-        features[N,20] -> Sub(mean) -> Div(std) -> z
-        z -> (MatMul W + Add b + Tanh)* -> MatMul W + Add b -> r
-        contributions[N,20] = (z - r)^2 * (1/20)        (score = row sum)
-    The alert threshold is the --threshold-quantile quantile of the validation
-    scores computed by running this very graph in ONNX Runtime, so it is in
-    exactly the units the server computes.  Contract metadata_props are added
-    and the model is checked with onnx.checker.
-
-The output is byte-for-byte reproducible: same input + same options (seed,
-hidden, max-iter, ...) give the same file (no timestamps, deterministic
-model_version = "ae-" + sha256(weights, biases, mean, std, threshold)[:12]).
-
-Exit codes: 0 success, 2 bad input or usage, 1 other failure (e.g. the Rust
-binary failed).
+Exit codes: 0 success, 2 bad input or usage, 1 other failure (e.g. the Rust binary failed).
 
 Examples:
-    .venv/bin/python scripts/train.py                        # simulate + train
-    .venv/bin/python scripts/train.py --windows w.jsonl --out models/m.onnx
+    .venv/bin/python scripts/train.py                                     # default model
+    .venv/bin/python scripts/train.py --telemetry plant.csv --out models/plant.onnx
+    .venv/bin/python scripts/train.py --telemetry plant.csv --validation val.csv \\
+        --threshold max-f1 --test test.csv --detector pca --out models/plant-pca.onnx
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hashlib
-import io
 import json
 import math
 import os
 import subprocess
 import sys
 import tempfile
-import warnings
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import detectors  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_BIN = "target/release/sensor-anomaly"
 DEFAULT_OUT = "models/default.onnx"
 
+# The simulated plant (the default model's channels).
 CHANNELS = ["temperature", "humidity", "vibration", "pressure", "sound"]
 STATS = ["mean", "std", "min", "max"]
 FEATURE_NAMES = [f"{ch}_{st}" for ch in CHANNELS for st in STATS]
-FEATURE_CHANNELS = [ch for ch in CHANNELS for _ in STATS]
-N_FEATURES = len(FEATURE_NAMES)
 
 MIN_ROWS = 200
 VALIDATION_FRACTION = 0.2
-ACTIVATION = "tanh"
-OPSET = 17
-IR_VERSION = 8
-INPUT_NAME = "features"
-OUTPUT_NAME = "contributions"
-EXPECTED_NAME = "expected"  # optional output: the value the model expected, raw units
+INPUT_NAME, OUTPUT_NAME, EXPECTED_NAME = detectors.INPUT_NAME, detectors.OUTPUT_NAME, detectors.EXPECTED_NAME
 
 FEATURE_QUANTILES = {"q01": 0.01, "q05": 0.05, "q50": 0.50, "q95": 0.95, "q99": 0.99}
 SCORE_QUANTILES = {"p50": 0.50, "p90": 0.90, "p99": 0.99, "p995": 0.995, "p999": 0.999}
+WINDOW_FIELDS = {"device_id", "window_start", "window_end", "sample_count", "label",
+                 "faulty_samples", "fault_kind", "fault_channel"}
 
 
 class InputError(Exception):
@@ -91,32 +80,77 @@ class PipelineError(Exception):
     """A step outside our control failed (e.g. the Rust binary): exit code 1."""
 
 
+_QUIET = False
+
+
 def log(msg: str) -> None:
-    print(f"[train] {msg}", file=sys.stderr, flush=True)
+    if not _QUIET:
+        print(f"[train] {msg}", file=sys.stderr, flush=True)
 
 
 # --------------------------------------------------------------------------
-# Loading and validation
+# Windows: loading and validation
 # --------------------------------------------------------------------------
+
+@dataclass
+class Windows:
+    """Window records as arrays.  X rows with a null feature are NaN (see `usable`)."""
+    X: np.ndarray
+    channels: list[str]
+    stats: list[str]
+    device: list[str]
+    window_end: list[str]
+    sample_count: np.ndarray
+    label: np.ndarray | None  # 0/1 per window, or None for unlabelled data
+    fault_channel: list
+    records: list = field(repr=False, default_factory=list)
+    path: str = ""
+
+    @property
+    def feature_names(self):
+        return [f"{c}_{s}" for c in self.channels for s in self.stats]
+
+    @property
+    def feature_channels(self):
+        return [c for c in self.channels for _ in self.stats]
+
+    @property
+    def feature_stats(self):
+        return [s for _ in self.channels for s in self.stats]
+
+    def subset(self, idx):
+        idx = np.asarray(idx, dtype=np.int64)
+        return Windows(self.X[idx], self.channels, self.stats, [self.device[i] for i in idx],
+                       [self.window_end[i] for i in idx], self.sample_count[idx],
+                       None if self.label is None else self.label[idx],
+                       [self.fault_channel[i] for i in idx], [self.records[i] for i in idx], self.path)
+
+    def __len__(self):
+        return len(self.device)
+
 
 def _is_number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-def load_windows(path, min_rows: int = MIN_ROWS, check_constant: bool = True):
-    """Read a window JSONL file.
+def infer_channels(record: dict, stats) -> list[str]:
+    return sorted(k[: -len("_" + stats[0])] for k in record
+                  if k.endswith("_" + stats[0]) and k not in WINDOW_FIELDS)
 
-    Returns (X, records): X is float64 [n, 20] in contract feature order and
-    records is the list of parsed JSON objects (same order).  Blank lines are
-    skipped; line numbers in messages are 1-based physical line numbers.
-    Raises InputError on any contract violation.
+
+def load_windows(path, channels=None, stats=STATS, min_rows: int = MIN_ROWS) -> Windows:
+    """Read a window JSONL file (as `sensor-anomaly window` writes it).
+
+    channels=None infers them from the first record (every `<channel>_<stat>` key, sorted).
+    A null feature is kept as NaN (such windows are not fitted on); a missing column or a value
+    that is not a number is an error with the line number.
     """
     path = Path(path)
     try:
         fh = open(path, "r", encoding="utf-8")
     except OSError as e:
         raise InputError(f"cannot read windows file {str(path)!r}: {e.strerror}") from None
-    rows, records = [], []
+    rows, recs, names = [], [], None
     with fh:
         for lineno, line in enumerate(fh, start=1):
             if not line.strip():
@@ -127,73 +161,161 @@ def load_windows(path, min_rows: int = MIN_ROWS, check_constant: bool = True):
                 raise InputError(f"{path}:{lineno}: invalid JSON: {e.msg}") from None
             if not isinstance(rec, dict):
                 raise InputError(f"{path}:{lineno}: expected a JSON object per line")
+            if names is None:
+                channels = list(channels) if channels else infer_channels(rec, stats)
+                if not channels:
+                    raise InputError(f"{path}:{lineno}: no `<channel>_{stats[0]}` feature columns")
+                names = [f"{c}_{s}" for c in channels for s in stats]
             row = []
-            for name in FEATURE_NAMES:
+            for name in names:
                 if name not in rec:
                     raise InputError(f"{path}:{lineno}: missing feature column {name!r}")
                 v = rec[name]
-                if not _is_number(v):
-                    raise InputError(
-                        f"{path}:{lineno}: column {name!r} has non-numeric value {json.dumps(v)}"
-                    )
-                fv = float(v)
-                if not math.isfinite(fv):
-                    raise InputError(f"{path}:{lineno}: column {name!r} has non-finite value {v!r}")
-                row.append(fv)
+                if v is None:
+                    row.append(math.nan)
+                    continue
+                if not _is_number(v) or not math.isfinite(float(v)):
+                    raise InputError(f"{path}:{lineno}: column {name!r} has non-numeric value {json.dumps(v)}")
+                row.append(float(v))
             rows.append(row)
-            records.append(rec)
-    n = len(rows)
-    if n < min_rows:
-        raise InputError(f"{path}: too few rows: {n} window(s), need at least {min_rows}")
-    X = np.asarray(rows, dtype=np.float64).reshape(n, N_FEATURES)
-    if check_constant:
-        check_not_constant(X, f"{path}")
-    return X, records
+            recs.append(rec)
+    if not recs:
+        raise InputError(f"{path}: no windows")
+    labelled = any("label" in r for r in recs)
+    label = np.array([int(r.get("label") or 0) for r in recs], np.int64) if labelled else None
+    return Windows(
+        X=np.asarray(rows, np.float64).reshape(len(rows), len(names)),
+        channels=list(channels), stats=list(stats),
+        device=[str(r.get("device_id", "")) for r in recs],
+        window_end=[str(r.get("window_end", "")) for r in recs],
+        sample_count=np.array([int(r.get("sample_count") or 0) for r in recs], np.int64),
+        label=label, fault_channel=[r.get("fault_channel") for r in recs], records=recs,
+        path=str(path))
 
 
-def check_not_constant(X: np.ndarray, where: str) -> None:
-    # all values equal <=> std == 0 (checked exactly, immune to rounding in the mean)
-    const = [FEATURE_NAMES[j] for j in range(X.shape[1]) if X[:, j].min() == X[:, j].max()]
-    if const:
-        raise InputError(
-            f"{where}: constant feature column(s) (std == 0), cannot standardize: {', '.join(const)}"
-        )
+def check_not_constant(W: Windows, X: np.ndarray, where: str) -> None:
+    """A channel whose every feature is constant carries nothing and cannot be standardized."""
+    const = [j for j in range(X.shape[1]) if X[:, j].min() == X[:, j].max()]
+    if not const:
+        return
+    names = W.feature_names
+    dead = [c for c in W.channels
+            if all(j in const for j, fc in enumerate(W.feature_channels) if fc == c)]
+    if dead:
+        raise InputError(f"{where}: constant channel(s) {', '.join(dead)}: every value is the same, "
+                         "so it cannot be modelled; drop it (--channels) or check the sensor")
+    raise InputError(f"{where}: constant feature column(s) (std == 0), cannot standardize: "
+                     f"{', '.join(names[j] for j in const)}; drop the stat with --stats")
+
+
+def fit_rows(W: Windows, min_samples: int | None, where: str) -> np.ndarray:
+    """Indices of the windows to learn from: complete, full enough and not labelled anomalous."""
+    ok = np.all(np.isfinite(W.X), axis=1)
+    dropped_null = int((~ok).sum())
+    if min_samples is None:
+        min_samples = int(np.median(W.sample_count[ok]) // 2) if ok.any() else 0
+    full = W.sample_count >= min_samples
+    dropped_small = int((ok & ~full).sum())
+    ok &= full
+    dropped_label = 0
+    if W.label is not None:
+        dropped_label = int((ok & (W.label == 1)).sum())
+        ok &= W.label == 0
+    log(f"stage=select {where}: {int(ok.sum())} of {len(W)} windows "
+        f"(left out: {dropped_null} with a null feature, {dropped_small} with < {min_samples} "
+        f"samples, {dropped_label} labelled anomalous)")
+    return np.flatnonzero(ok)
+
+
+def split_indices(W: Windows, rows: np.ndarray, method: str, seed: int):
+    """(train, validation) index arrays over `rows`: chronological per device, or random."""
+    if method == "random":
+        perm = np.random.default_rng(seed).permutation(len(rows))
+        n_val = max(1, int(round(len(rows) * VALIDATION_FRACTION)))
+        return np.sort(rows[perm[n_val:]]), np.sort(rows[perm[:n_val]])
+    train, val = [], []
+    by_device: dict[str, list[int]] = {}
+    for i in rows:
+        by_device.setdefault(W.device[i], []).append(int(i))
+    for idx in by_device.values():
+        idx.sort(key=lambda i: (W.window_end[i], i))  # canonical RFC 3339 UTC sorts as time
+        n_val = max(1, int(round(len(idx) * VALIDATION_FRACTION))) if len(idx) > 1 else 0
+        train += idx[: len(idx) - n_val]
+        val += idx[len(idx) - n_val:]
+    return np.array(sorted(train), np.int64), np.array(sorted(val), np.int64)
 
 
 # --------------------------------------------------------------------------
-# Data generation through the Rust binary
+# The Rust binary: simulate, window, score
 # --------------------------------------------------------------------------
 
-def run_binary(args: list[str], what: str) -> None:
+def resolve_bin(path) -> Path:
+    p = Path(path)
+    if not (p.is_absolute() or p.exists()):
+        p = REPO_ROOT / p
+    return p.absolute()  # never let subprocess search PATH
+
+
+def run_binary(args: list, what: str) -> None:
+    args = [str(a) for a in args]
     log(f"stage=run cmd={' '.join(args)}")
     try:
         proc = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     except FileNotFoundError:
-        raise InputError(f"binary not found: {args[0]} (build it with `cargo build --release` or pass --bin / --windows)") from None
+        raise InputError(f"binary not found: {args[0]} (build it with `cargo build --release` or pass --bin)") from None
     except PermissionError:
         raise InputError(f"binary not executable: {args[0]}") from None
+    if proc.returncode == 2:  # the binary's code for bad input data
+        raise InputError((proc.stderr or "").strip().removeprefix("error: "))
     if proc.returncode != 0:
         tail = "\n".join((proc.stderr or "").strip().splitlines()[-20:])
         raise PipelineError(f"`{what}` failed with exit code {proc.returncode}:\n{tail}")
 
 
-def _require_output(path: Path, what: str) -> None:
-    if not path.is_file() or path.stat().st_size == 0:
-        raise PipelineError(f"`{what}` exited 0 but wrote no output to {path}")
+@dataclass
+class WindowOptions:
+    size_secs: int = 60
+    hop_secs: int | None = None
+    channels: list | None = None  # None: auto
+    csv: list = field(default_factory=list)  # extra `window` flags (CSV layout)
+
+    def describe(self):
+        hop = f" hop_secs={self.hop_secs}" if self.hop_secs else ""
+        return f"window size_secs={self.size_secs}{hop}"
 
 
-def simulate_windows(bin_path: Path, tmpdir: Path, devices: int, hours: float, seed: int) -> Path:
-    samples = tmpdir / "samples.jsonl"
-    windows = tmpdir / "windows.jsonl"
-    b = str(bin_path)
-    run_binary([b, "simulate", "--healthy", "--devices", str(devices), "--hours", _num(hours),
-                "--interval-secs", "1", "--seed", str(seed), "--fault-rate", "0",
-                "--out", str(samples)], "simulate")
-    _require_output(samples, "simulate")
-    run_binary([b, "window", "--input", str(samples), "--out", str(windows),
-                "--size-secs", "60"], "window")
-    _require_output(windows, "window")
-    return windows
+def window_telemetry(bin_path: Path, telemetry: Path, out: Path, opts: WindowOptions) -> Path:
+    if not Path(telemetry).is_file():
+        raise InputError(f"cannot read telemetry file {str(telemetry)!r}: no such file")
+    args = [bin_path, "window", "--input", telemetry, "--out", out, "--size-secs", opts.size_secs,
+            "--channels", ",".join(opts.channels) if opts.channels else "auto", *opts.csv]
+    if opts.hop_secs:
+        args += ["--hop-secs", opts.hop_secs]
+    run_binary(args, "window")
+    return out
+
+
+def simulate_telemetry(bin_path: Path, out: Path, devices: int, hours: float, seed: int) -> Path:
+    run_binary([bin_path, "simulate", "--healthy", "--devices", devices, "--hours", _num(hours),
+                "--interval-secs", "1", "--seed", seed, "--fault-rate", "0", "--out", out], "simulate")
+    return out
+
+
+def rust_score(bin_path: Path, model_path: Path, W: Windows, tmpdir: Path) -> list[dict]:
+    """Scores windows with the production scorer; returns one result per window, in order."""
+    inp, out = Path(tmpdir) / "score-input.jsonl", Path(tmpdir) / "score-output.jsonl"
+    usable = np.all(np.isfinite(W.X), axis=1)
+    with open(inp, "w", encoding="utf-8") as fh:
+        for i in np.flatnonzero(usable):
+            rec = {"device_id": W.device[i], "window_end": W.window_end[i]}
+            rec.update(zip(W.feature_names, (float(v) for v in W.X[i])))
+            fh.write(json.dumps(rec) + "\n")
+    run_binary([bin_path, "score", "--model", model_path, "--input", inp, "--out", out], "score")
+    results = [json.loads(line) for line in out.read_text().splitlines() if line.strip()]
+    if len(results) != int(usable.sum()):
+        raise PipelineError(f"score returned {len(results)} results for {int(usable.sum())} windows")
+    by_index = dict(zip(np.flatnonzero(usable).tolist(), results))
+    return [by_index.get(i) for i in range(len(W))]
 
 
 def _num(x: float) -> str:
@@ -201,265 +323,168 @@ def _num(x: float) -> str:
 
 
 # --------------------------------------------------------------------------
-# Training
+# Threshold calibration
 # --------------------------------------------------------------------------
 
-def split_indices(n: int, seed: int):
-    """Deterministic 80/20 split: returns (train_idx, val_idx), each sorted."""
-    perm = np.random.default_rng(seed).permutation(n)
-    n_val = max(1, int(round(n * VALIDATION_FRACTION)))
-    return np.sort(perm[n_val:]), np.sort(perm[:n_val])
-
-
-def standardization(X_train: np.ndarray):
-    """Training mean and sample std, rounded to float32 (exactly what the graph uses)."""
-    check_not_constant(X_train, "training split")
-    mean = X_train.mean(axis=0).astype(np.float32)
-    std = X_train.std(axis=0, ddof=1).astype(np.float32)
-    if not np.all(std > 0):  # e.g. a std that underflows in float32
-        bad = [FEATURE_NAMES[j] for j in np.flatnonzero(~(std > 0))]
-        raise InputError(f"feature std is zero in float32: {', '.join(bad)}")
-    return mean, std
-
-
-def standardize(X: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
-    return (X - mean.astype(np.float64)) / std.astype(np.float64)
-
-
-class _IterationFilter(io.TextIOBase):
-    """Forwards sklearn's verbose lines to stderr, only every `every` iterations."""
-
-    def __init__(self, every: int):
-        self.every, self.buf = max(1, every), ""
-
-    def writable(self):
-        return True
-
-    def write(self, s):
-        self.buf += s
-        while "\n" in self.buf:
-            line, self.buf = self.buf.split("\n", 1)
-            if line.startswith("Iteration "):
-                try:
-                    it = int(line.split()[1].rstrip(","))
-                except (IndexError, ValueError):
-                    it = 0
-                if it != 1 and it % self.every:
-                    continue
-                log("stage=fit " + line.replace("Iteration ", "iter=").replace(", loss = ", " loss="))
-            elif line.strip():
-                log("stage=fit " + line.strip())
-        return len(s)
-
-
-def train_autoencoder(Z_train: np.ndarray, hidden: tuple[int, ...], seed: int, max_iter: int,
-                      tol: float = 1e-6, progress: bool = True, Z_target: np.ndarray | None = None):
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.neural_network import MLPRegressor
-
-    model = MLPRegressor(hidden_layer_sizes=hidden, activation=ACTIVATION, solver="adam",
-                         random_state=seed, max_iter=max_iter, early_stopping=False,
-                         tol=tol, shuffle=True, verbose=progress)
-    sink = _IterationFilter(max(1, max_iter // 10)) if progress else io.StringIO()
-    with warnings.catch_warnings(record=True) as caught, contextlib.redirect_stdout(sink):
-        warnings.simplefilter("always", ConvergenceWarning)
-        model.fit(Z_train, Z_train if Z_target is None else Z_target)
-    if progress:
-        log(f"stage=fit done iterations={model.n_iter_} final_loss={model.loss_:.8f}")
-        if any(issubclass(w.category, ConvergenceWarning) for w in caught):
-            log(f"stage=fit note: reached --max-iter={max_iter} before convergence (tol={tol})")
-    return model
-
-
-def corrupt_channels(X: np.ndarray, std: np.ndarray, channels: int, rng: np.random.Generator) -> np.ndarray:
-    """Copies of the windows with one channel each made faulty: shifted, stuck or noisy.
-
-    Trained to map these back to the clean windows (a denoising autoencoder), the network learns
-    to predict each channel from the others instead of copying it, so a faulty channel's error
-    stays on that channel and the per-channel contributions name it.
-    Features are grouped per channel as [mean, std, min, max] (the contract order).
-    """
-    Xc = X.astype(np.float64).copy()
-    n = Xc.shape[0]
-    which = rng.integers(0, channels, size=n)
-    kind = rng.integers(0, 3, size=n)
-    for i in range(n):
-        m, s, lo, hi = (4 * which[i] + k for k in range(4))
-        if kind[i] == 0:  # shift (drift, dip, offset)
-            delta = rng.uniform(1.0, 5.0) * std[m] * rng.choice([-1.0, 1.0])
-            Xc[i, [m, lo, hi]] += delta
-        elif kind[i] == 1:  # stuck sensor
-            Xc[i, s] = 0.0
-            Xc[i, lo] = Xc[i, hi] = Xc[i, m]
-        else:  # noisier sensor
-            k = rng.uniform(3.0, 8.0)
-            Xc[i, s] *= k
-            Xc[i, lo] = Xc[i, m] - (Xc[i, m] - Xc[i, lo]) * k
-            Xc[i, hi] = Xc[i, m] + (Xc[i, hi] - Xc[i, m]) * k
-    return Xc
-
-
-def reconstruction_mse(model, Z: np.ndarray) -> np.ndarray:
-    """Per-row mean squared reconstruction error in float64 (reference for the graph)."""
-    R = model.predict(Z)
-    return np.mean((Z - R) ** 2, axis=1)
+def calibrate(scores: np.ndarray, labels: np.ndarray | None, rule: str, quantile: float,
+              margin: float) -> tuple[float, dict]:
+    """The alert threshold (alarm when score >= threshold) and how it was chosen."""
+    scores = np.asarray(scores, np.float64)
+    if rule == "quantile":
+        healthy = scores if labels is None else scores[labels == 0]
+        if len(healthy) == 0:
+            raise InputError("no healthy validation windows to take a score quantile from")
+        thr = float(np.quantile(healthy, quantile)) * margin
+        return thr, {"rule": "quantile", "quantile": quantile, "margin": margin,
+                     "validation_windows": int(len(healthy))}
+    if labels is None or not (labels == 1).any() or not (labels == 0).any():
+        raise InputError(f"--threshold {rule} needs labelled validation data with both healthy and "
+                         "anomalous windows (--validation FILE with a label column)")
+    order = np.argsort(-scores, kind="stable")
+    s, y = scores[order], labels[order]
+    tp = np.cumsum(y == 1)
+    fp = np.cumsum(y == 0)
+    last = np.r_[s[1:] != s[:-1], True]  # candidate thresholds: each distinct score
+    tp, fp, cand = tp[last], fp[last], s[last]
+    precision = tp / (tp + fp)
+    recall = tp / (labels == 1).sum()
+    if rule == "max-f1":
+        f1 = np.where(tp > 0, 2 * precision * recall / np.maximum(precision + recall, 1e-300), 0.0)
+        k = int(np.argmax(f1))
+        info = {"rule": "max-f1", "validation_f1": float(f1[k])}
+    else:
+        target = float(rule.split(":", 1)[1])
+        ok = np.flatnonzero(precision >= target)
+        if len(ok) == 0:
+            raise InputError(f"no threshold reaches precision {target} on the validation data "
+                             f"(best {precision.max():.3f})")
+        k = int(ok[-1])  # the lowest such threshold: most recall at that precision
+        info = {"rule": "precision", "target_precision": target}
+    info.update({"validation_precision": float(precision[k]), "validation_recall": float(recall[k]),
+                 "validation_windows": int(len(scores))})
+    return float(cand[k]), info
 
 
 # --------------------------------------------------------------------------
-# ONNX export
+# Training and export
 # --------------------------------------------------------------------------
-
-def model_layers(model):
-    """[(W float32 [in,out], b float32 [out]), ...] from a fitted MLPRegressor."""
-    return [(np.asarray(W, dtype=np.float32), np.asarray(b, dtype=np.float32))
-            for W, b in zip(model.coefs_, model.intercepts_)]
-
-
-def build_graph_model(mean, std, layers, metadata: dict | None = None):
-    """Build the contract ONNX model (a ModelProto) from float32 arrays."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    inits = [numpy_helper.from_array(np.asarray(mean, np.float32), "feature_mean"),
-             numpy_helper.from_array(np.asarray(std, np.float32), "feature_std"),
-             numpy_helper.from_array(np.array(1.0 / N_FEATURES, np.float32), "inv_num_features")]
-    nodes = [helper.make_node("Sub", [INPUT_NAME, "feature_mean"], ["centered"], name="center"),
-             helper.make_node("Div", ["centered", "feature_std"], ["z"], name="standardize")]
-    h = "z"
-    last = len(layers) - 1
-    for i, (W, b) in enumerate(layers):
-        inits.append(numpy_helper.from_array(W, f"layer{i}_W"))
-        inits.append(numpy_helper.from_array(b, f"layer{i}_b"))
-        nodes.append(helper.make_node("MatMul", [h, f"layer{i}_W"], [f"layer{i}_mm"], name=f"layer{i}_matmul"))
-        out = "reconstruction" if i == last else f"layer{i}_pre"
-        nodes.append(helper.make_node("Add", [f"layer{i}_mm", f"layer{i}_b"], [out], name=f"layer{i}_add"))
-        if i != last:  # MLPRegressor output layer is the identity
-            nodes.append(helper.make_node("Tanh", [out], [f"layer{i}_act"], name=f"layer{i}_tanh"))
-            h = f"layer{i}_act"
-    nodes += [helper.make_node("Sub", ["z", "reconstruction"], ["residual"], name="residual"),
-              helper.make_node("Mul", ["residual", "residual"], ["squared"], name="square"),
-              helper.make_node("Mul", ["squared", "inv_num_features"], [OUTPUT_NAME], name="scale"),
-              # What the model expected each feature to be, in raw units (for explanations).
-              helper.make_node("Mul", ["reconstruction", "feature_std"], ["expected_centered"], name="unscale"),
-              helper.make_node("Add", ["expected_centered", "feature_mean"], [EXPECTED_NAME], name="uncenter")]
-    graph = helper.make_graph(
-        nodes, "sensor_anomaly_autoencoder",
-        inputs=[helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, ["N", N_FEATURES])],
-        outputs=[helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["N", N_FEATURES]),
-                 helper.make_tensor_value_info(EXPECTED_NAME, TensorProto.FLOAT, ["N", N_FEATURES])],
-        initializer=inits)
-    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
-                          producer_name="sensor-anomaly scripts/train.py", producer_version="1")
-    m.ir_version = IR_VERSION
-    m.doc_string = ("Autoencoder anomaly detector. contributions = (z - AE(z))^2 / F with "
-                    "z = (features - mean) / std; score = row sum of contributions.")
-    if metadata:
-        helper.set_model_props(m, metadata)
-    onnx.checker.check_model(m, full_check=True)
-    return m
-
-
-def ort_contributions(model_bytes: bytes, X: np.ndarray) -> np.ndarray:
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    so.inter_op_num_threads = 1
-    sess = ort.InferenceSession(model_bytes, sess_options=so, providers=["CPUExecutionProvider"])
-    return sess.run([OUTPUT_NAME], {INPUT_NAME: np.ascontiguousarray(X, dtype=np.float32)})[0]
-
-
-def model_version(mean, std, layers, threshold_str: str) -> str:
-    h = hashlib.sha256()
-    for a in [mean, std] + [x for wb in layers for x in wb]:
-        h.update(np.ascontiguousarray(a, dtype="<f4").tobytes())
-    h.update(threshold_str.encode("ascii"))
-    return "ae-" + h.hexdigest()[:12]
-
 
 def _floats(a) -> list[float]:
     return [float(v) for v in np.asarray(a).ravel()]
 
 
-def build_metadata(*, mean, std, layers, threshold: float, X_train, val_scores, rows_train,
-                   rows_validation, seed, hidden, iterations, threshold_quantile, source,
-                   denoise: bool = False) -> dict:
+def model_version(kind: str, bare_model: bytes, threshold_str: str) -> str:
+    h = hashlib.sha256(bare_model)
+    h.update(threshold_str.encode("ascii"))
+    return f"{detectors.VERSION_PREFIX[kind]}-{h.hexdigest()[:12]}"
+
+
+def standardization(X_train: np.ndarray, W: Windows):
+    """Training mean and sample std, rounded to float32 (exactly what the graph uses)."""
+    check_not_constant(W, X_train, "training windows")
+    mean = X_train.mean(axis=0).astype(np.float32)
+    std = X_train.std(axis=0, ddof=1).astype(np.float32)
+    if not np.all(std > 0):  # e.g. a std that underflows in float32
+        bad = [W.feature_names[j] for j in np.flatnonzero(~(std > 0))]
+        raise InputError(f"feature std is zero in float32: {', '.join(bad)}")
+    return mean, std
+
+
+@dataclass
+class TrainOptions:
+    detector: str = "autoencoder"
+    seed: int = 7
+    hidden: tuple = (16, 8, 16)
+    max_iter: int = 200
+    denoise: bool = True
+    pca_variance: float = 0.9
+    trees: int = 100
+    threshold: str = "quantile"
+    threshold_quantile: float = 0.999
+    threshold_margin: float = 1.0
+    split: str = "chronological"
+    min_samples: int | None = None
+    min_rows: int = MIN_ROWS
+
+
+def fit(W: Windows, opts: TrainOptions, validation: Windows | None = None, source: str = ""):
+    """Fit, calibrate and export.  Returns (model bytes, info dict)."""
+    if opts.detector not in detectors.DETECTORS:
+        raise InputError(f"unknown detector {opts.detector!r} ({', '.join(detectors.DETECTORS)})")
+    started = time.monotonic()
+    rows = fit_rows(W, opts.min_samples, "training")
+    if validation is None:
+        train_idx, val_idx = split_indices(W, rows, opts.split, opts.seed)
+        V = W.subset(val_idx)
+        val_labels = None  # healthy by construction
+    else:
+        train_idx = rows
+        vrows = np.flatnonzero(np.all(np.isfinite(validation.X), axis=1))
+        V = validation.subset(vrows)
+        val_labels = V.label
+    if len(train_idx) < opts.min_rows:
+        raise InputError(f"too few rows: {len(train_idx)} usable training window(s), need at least "
+                         f"{opts.min_rows} (more telemetry, or smaller/hopping windows)")
+    if len(V) == 0:
+        raise InputError("no usable validation windows")
+    X_train = W.X[train_idx]
+    log(f"stage=split train={len(train_idx)} validation={len(V)} "
+        f"({'--validation file' if validation is not None else opts.split})")
+    mean, std = standardization(X_train, W)
+    Z_train = detectors.standardize(X_train, mean, std)
+    log(f"stage=fit detector={opts.detector} features={X_train.shape[1]}")
+    t_fit = time.monotonic()
+    if opts.detector == "autoencoder":
+        det = detectors.Autoencoder.fit(
+            Z_train, seed=opts.seed, hidden=opts.hidden, max_iter=opts.max_iter, denoise=opts.denoise,
+            X_train=X_train, mean=mean, std=std, feature_channels=W.feature_channels,
+            feature_stats=W.feature_stats, log=None if _QUIET else log)
+    elif opts.detector == "pca":
+        det = detectors.PCA.fit(Z_train, variance=opts.pca_variance, log=log)
+    else:
+        det = detectors.IsolationForest.fit(X_train, seed=opts.seed, n_estimators=opts.trees, log=log)
+    fit_secs = time.monotonic() - t_fit
+
+    bare = detectors.to_onnx(det, mean, std).SerializeToString()
+    val_scores = detectors.ort_run(bare, V.X).astype(np.float64).sum(axis=1)
+    threshold, calibration = calibrate(val_scores, val_labels, opts.threshold,
+                                       opts.threshold_quantile, opts.threshold_margin)
+    if not (threshold > 0 and math.isfinite(threshold)):
+        raise InputError(f"calibrated threshold {threshold!r} is not a positive number")
+    log(f"stage=threshold {json.dumps(calibration, sort_keys=True)} threshold={threshold!r}")
     threshold_str = repr(float(threshold))
-    fq = {k: _floats(np.quantile(X_train, q, axis=0)) for k, q in FEATURE_QUANTILES.items()}
-    sq = {k: float(np.quantile(val_scores, q)) for k, q in SCORE_QUANTILES.items()}
     summary = {
-        "rows_train": int(rows_train),
-        "rows_validation": int(rows_validation),
-        "seed": int(seed),
-        "hidden_layers": [int(h) for h in hidden],
-        "activation": ACTIVATION,
-        "iterations": int(iterations),
-        "threshold_quantile": float(threshold_quantile),
-        "validation_score_quantiles": sq,
+        "detector": opts.detector,
+        "rows_train": int(len(train_idx)),
+        "rows_validation": int(len(V)),
+        "seed": int(opts.seed),
+        "split": "validation file" if validation is not None else opts.split,
+        "threshold_calibration": calibration,
+        "validation_score_quantiles": {k: float(np.quantile(val_scores, q)) for k, q in SCORE_QUANTILES.items()},
         "source": source,
-        "denoising": bool(denoise),
+        "channels": W.channels,
+        "stats": W.stats,
+        "fit_seconds": round(fit_secs, 3),
+        **det.summary(),
     }
-    return {
+    meta = {
         "anomaly.contract": "1",
-        "anomaly.detector": "autoencoder",
-        "anomaly.model_version": model_version(mean, std, layers, threshold_str),
-        "anomaly.feature_names": json.dumps(FEATURE_NAMES),
-        "anomaly.feature_channels": json.dumps(FEATURE_CHANNELS),
+        "anomaly.detector": opts.detector,
+        "anomaly.model_version": model_version(opts.detector, bare, threshold_str),
+        "anomaly.feature_names": json.dumps(W.feature_names),
+        "anomaly.feature_channels": json.dumps(W.feature_channels),
         "anomaly.threshold": threshold_str,
         # float32 values exactly as used by the graph, written as Python float reprs
         "anomaly.feature_mean": json.dumps(_floats(mean)),
         "anomaly.feature_std": json.dumps(_floats(std)),
-        "anomaly.feature_quantiles": json.dumps(fq, sort_keys=True),
+        "anomaly.feature_quantiles": json.dumps(
+            {k: _floats(np.quantile(X_train, q, axis=0)) for k, q in FEATURE_QUANTILES.items()}, sort_keys=True),
         "anomaly.training_summary": json.dumps(summary, sort_keys=True),
     }
-
-
-# --------------------------------------------------------------------------
-# Orchestration
-# --------------------------------------------------------------------------
-
-def train_from_matrix(X: np.ndarray, *, seed: int, hidden: tuple[int, ...], max_iter: int,
-                      threshold_quantile: float, source: str, progress: bool = True,
-                      denoise: bool = True):
-    """Train + export.  Returns (model_bytes, info dict)."""
-    n = X.shape[0]
-    train_idx, val_idx = split_indices(n, seed)
-    X_train, X_val = X[train_idx], X[val_idx]
-    if progress:
-        log(f"stage=split rows={n} train={len(train_idx)} validation={len(val_idx)} seed={seed}")
-    mean, std = standardization(X_train)
-    Z_train = standardize(X_train, mean, std)
-    if progress:
-        log(f"stage=fit hidden={','.join(map(str, hidden))} activation={ACTIVATION} max_iter={max_iter}")
-    Z_input, Z_target = Z_train, Z_train
-    if denoise and X.shape[1] % 4 == 0:
-        rng = np.random.default_rng(seed)
-        Xc = corrupt_channels(X_train, std, X.shape[1] // 4, rng)
-        Z_input = np.vstack([Z_train, standardize(Xc, mean, std)])
-        Z_target = np.vstack([Z_train, Z_train])
-        if progress:
-            log(f"stage=fit denoising: {len(Z_train)} clean + {len(Xc)} corrupted rows (one channel each)")
-    model = train_autoencoder(Z_input, hidden, seed, max_iter, progress=progress, Z_target=Z_target)
-    layers = model_layers(model)
-
-    bare = build_graph_model(mean, std, layers).SerializeToString()
-    val_scores = ort_contributions(bare, X_val).astype(np.float64).sum(axis=1)
-    threshold = float(np.quantile(val_scores, threshold_quantile))
-    if progress:
-        log(f"stage=threshold quantile={threshold_quantile} threshold={threshold!r} "
-            f"validation_rows={len(val_idx)}")
-
-    meta = build_metadata(mean=mean, std=std, layers=layers, threshold=threshold, X_train=X_train,
-                          val_scores=val_scores, rows_train=len(train_idx),
-                          rows_validation=len(val_idx), seed=seed, hidden=hidden,
-                          iterations=model.n_iter_, threshold_quantile=threshold_quantile,
-                          source=source, denoise=denoise)
-    final = build_graph_model(mean, std, layers, meta).SerializeToString()
-    info = {"rows": n, "rows_train": len(train_idx), "rows_validation": len(val_idx),
-            "threshold": threshold, "model_version": meta["anomaly.model_version"],
-            "validation_score_quantiles": json.loads(meta["anomaly.training_summary"])["validation_score_quantiles"],
-            "iterations": int(model.n_iter_), "final_loss": float(model.loss_),
-            "sklearn_model": model, "mean": mean, "std": std}
+    final = detectors.to_onnx(det, mean, std, meta).SerializeToString()
+    info = {"threshold": threshold, "model_version": meta["anomaly.model_version"], "summary": summary,
+            "detector": det, "mean": mean, "std": std, "validation": V, "validation_scores": val_scores,
+            "seconds": time.monotonic() - started}
     return final, info
 
 
@@ -469,6 +494,10 @@ def write_atomic(path: Path, data: bytes) -> None:
     tmp.write_bytes(data)
     os.replace(tmp, path)
 
+
+# --------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------
 
 def parse_hidden(s: str) -> tuple[int, ...]:
     try:
@@ -493,80 +522,182 @@ def _number_arg(kind, check, requirement: str):
     return parse
 
 
-_quantile_arg = _number_arg(float, lambda q: 0.0 < q < 1.0, "in (0, 1)")
+_quantile_arg = _number_arg(float, lambda q: 0.0 < q <= 1.0, "in (0, 1]")
+_fraction_arg = _number_arg(float, lambda q: 0.0 < q < 1.0, "in (0, 1)")
 _positive_int = _number_arg(int, lambda v: v > 0, "> 0")
 _positive_float = _number_arg(float, lambda v: math.isfinite(v) and v > 0, "> 0")
+
+
+def _threshold_arg(s: str) -> str:
+    if s in ("quantile", "max-f1"):
+        return s
+    if s.startswith("precision:"):
+        _fraction_arg(s.split(":", 1)[1])
+        return s
+    raise argparse.ArgumentTypeError(f"expected quantile, max-f1 or precision:P, got {s!r}")
+
+
+def _list_arg(s: str) -> list[str]:
+    items = [p.strip() for p in s.split(",") if p.strip()]
+    if not items:
+        raise argparse.ArgumentTypeError("expected a comma-separated list")
+    return items
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="train.py",
-        description="Train the sensor-anomaly autoencoder on healthy windows and export the "
-                    "contract ONNX model (see notes/contract.md). By default the training windows "
-                    "are produced by the Rust binary (simulate --healthy, then window --size-secs 60) "
-                    "so training features are exactly the serving features.",
+        description="Train an anomaly detector on sensor telemetry and export the contract ONNX "
+                    "model (models/README.md) plus an evaluation report. Features are computed "
+                    "by the Rust `window` command, exactly as in serving.",
         epilog="Exit codes: 0 ok, 2 bad input/usage (message names the problem), 1 other failure. "
-               "Progress goes to stderr, the final summary to stdout. Same input and options give "
+               "Progress goes to stderr, the summary to stdout. Same input, options and seed give "
                "a byte-identical ONNX file.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    src = p.add_argument_group("training data")
-    src.add_argument("--windows", metavar="FILE",
-                     help="train from an existing window JSONL file (skips simulation; --bin, "
-                          "--devices, --hours are then unused)")
-    src.add_argument("--bin", default=DEFAULT_BIN,
-                     help="Rust binary used to simulate and window data (a relative path not "
-                          "found from the current directory is resolved against the repo root)")
+    src = p.add_argument_group("training data (default: a simulated healthy fleet)")
+    src.add_argument("--telemetry", metavar="FILE",
+                     help="your telemetry: CSV or JSON lines, one row per sample: timestamp, device "
+                          "(optional), one column per channel, optional 0/1 label column")
+    src.add_argument("--windows", metavar="FILE", help="already-windowed features (window JSONL)")
+    src.add_argument("--validation", metavar="FILE",
+                     help="validation data of the same kind (telemetry or windows), used for the "
+                          "threshold instead of a hold-out of the training data")
+    src.add_argument("--test", metavar="FILE",
+                     help="labelled data of the same kind to evaluate in the report (never used "
+                          "for fitting or the threshold)")
+    src.add_argument("--channels", type=_list_arg, metavar="A,B",
+                     help="channels to use (default: all numeric columns; simulated: the five)")
+    src.add_argument("--stats", type=_list_arg, default=list(STATS), metavar="S,..",
+                     help="window statistics used as features, among mean,std,min,max")
+    src.add_argument("--window-secs", type=_positive_int, default=60, help="window size")
+    src.add_argument("--hop-secs", type=_positive_int,
+                     help="hop for hopping windows (default: tumbling)")
+    src.add_argument("--timestamp-column", help="CSV timestamp column (default: timestamp, datetime or time)")
+    src.add_argument("--device-column", default="device_id", help="CSV device column")
+    src.add_argument("--label-column", default="label", help="CSV 0/1 anomaly label column (optional)")
+    src.add_argument("--ignore-columns", type=_list_arg, metavar="A,B",
+                     help="CSV columns that are neither channels nor labels")
+    src.add_argument("--bin", default=DEFAULT_BIN, help="the Rust binary (window, simulate, score)")
     src.add_argument("--devices", type=_positive_int, default=20, help="simulated devices")
     src.add_argument("--hours", type=_positive_float, default=48.0, help="simulated hours per device (1 Hz samples)")
     mdl = p.add_argument_group("model")
+    mdl.add_argument("--detector", choices=detectors.DETECTORS, default="autoencoder")
     mdl.add_argument("--seed", type=int, default=7,
-                     help="seed for simulation, the train/validation split and MLP initialization")
+                     help="seed for simulation, the split and the detector")
     mdl.add_argument("--hidden", type=parse_hidden, default="16,8,16", metavar="SIZES",
-                     help="comma-separated hidden layer sizes of the autoencoder")
+                     help="autoencoder hidden layer sizes")
     mdl.add_argument("--no-denoise", action="store_true",
-                     help="train a plain autoencoder (identity target) instead of the denoising one, "
-                          "which learns to restore one corrupted channel and so attributes faults better")
-    mdl.add_argument("--max-iter", type=_positive_int, default=200, help="maximum training epochs (adam)")
-    mdl.add_argument("--threshold-quantile", type=_quantile_arg, default=0.999, metavar="Q",
-                     help="alert threshold = this quantile of validation scores")
-    p.add_argument("--out", default=DEFAULT_OUT,
-                   help="output ONNX path (relative paths resolved against the current directory)")
+                     help="autoencoder: identity target instead of restoring one corrupted channel "
+                          "(denoising attributes faults to the right channel more often)")
+    mdl.add_argument("--max-iter", type=_positive_int, default=200, help="autoencoder epochs (adam)")
+    mdl.add_argument("--pca-variance", type=_fraction_arg, default=0.9,
+                     help="pca: keep components up to this share of variance")
+    mdl.add_argument("--trees", type=_positive_int, default=100, help="iforest: trees")
+    mdl.add_argument("--min-samples", type=int,
+                     help="fit only on windows with at least this many samples (default: half the "
+                          "median window's; partial windows at a stream's start look anomalous)")
+    thr = p.add_argument_group("threshold")
+    thr.add_argument("--threshold", type=_threshold_arg, default="quantile",
+                     help="quantile (of healthy validation scores), max-f1 or precision:P "
+                          "(both need labelled --validation data)")
+    thr.add_argument("--threshold-quantile", type=_quantile_arg, default=0.999, metavar="Q")
+    thr.add_argument("--threshold-margin", type=_positive_float, default=1.0, metavar="M",
+                     help="multiply the quantile threshold by M (headroom for drift the "
+                          "validation data does not show)")
+    thr.add_argument("--split", choices=("chronological", "random"), default="chronological",
+                     help="how to hold out validation windows when there is no --validation file")
+    out = p.add_argument_group("output")
+    out.add_argument("--out", default=DEFAULT_OUT, help="output ONNX path")
+    out.add_argument("--report", metavar="DIR",
+                     help="report directory (default: reports/<model name>/)")
+    out.add_argument("--no-report", action="store_true", help="skip the report")
+    out.add_argument("--quiet", action="store_true", help="no progress on stderr")
     return p
 
 
+def options_from_args(args) -> TrainOptions:
+    return TrainOptions(detector=args.detector, seed=args.seed, hidden=tuple(args.hidden),
+                        max_iter=args.max_iter, denoise=not args.no_denoise,
+                        pca_variance=args.pca_variance, trees=args.trees, threshold=args.threshold,
+                        threshold_quantile=args.threshold_quantile,
+                        threshold_margin=args.threshold_margin, split=args.split,
+                        min_samples=args.min_samples)
+
+
 def run(args) -> dict:
-    hidden = tuple(args.hidden)
+    global _QUIET
+    _QUIET = args.quiet
+    bad_stats = [s for s in args.stats if s not in STATS]
+    if bad_stats:
+        raise InputError(f"unknown stat(s) {', '.join(bad_stats)} (mean, std, min, max)")
+    if args.telemetry and args.windows:
+        raise InputError("give --telemetry or --windows, not both")
+    if args.threshold != "quantile" and not args.validation:
+        raise InputError(f"--threshold {args.threshold} needs labelled --validation data")
+    opts = options_from_args(args)
+    bin_path = resolve_bin(args.bin)
+    wopts = WindowOptions(size_secs=args.window_secs, hop_secs=args.hop_secs, channels=args.channels)
+    if args.timestamp_column:
+        wopts.csv += ["--timestamp-column", args.timestamp_column]
+    wopts.csv += ["--device-column", args.device_column, "--label-column", args.label_column]
+    if args.ignore_columns:
+        wopts.csv += ["--ignore-columns", ",".join(args.ignore_columns)]
+    channels = args.channels
     with tempfile.TemporaryDirectory(prefix="sensor-anomaly-train-") as td:
-        if args.windows:
-            windows = Path(args.windows)
-            source_desc = f"windows:{windows.name}"
+        td = Path(td)
+
+        def windows_of(path, name):
+            if args.windows:
+                return Path(path)
+            return window_telemetry(bin_path, Path(path), td / f"{name}.jsonl", wopts)
+
+        if args.telemetry or args.windows:
+            train_file = windows_of(args.telemetry or args.windows, "train")
+            given = Path(args.telemetry or args.windows)
+            source = f"{'telemetry' if args.telemetry else 'windows'}:{given.name}"
         else:
-            bin_path = Path(args.bin)
-            if not (bin_path.is_absolute() or bin_path.exists()):
-                bin_path = REPO_ROOT / bin_path
-            bin_path = bin_path.absolute()  # never let subprocess search PATH
+            if args.validation or args.test:
+                raise InputError("--validation and --test need --telemetry or --windows")
             log(f"stage=simulate devices={args.devices} hours={_num(args.hours)} seed={args.seed}")
-            windows = simulate_windows(bin_path, Path(td), args.devices, args.hours, args.seed)
-            source_desc = (f"simulate:healthy devices={args.devices} hours={_num(args.hours)} "
-                           f"interval_secs=1 seed={args.seed} fault_rate=0; window size_secs=60")
-        log(f"stage=load file={windows}")
-        X, _ = load_windows(windows)
-        digest = hashlib.sha256(windows.read_bytes()).hexdigest()[:16]
-        log(f"stage=load rows={X.shape[0]} features={X.shape[1]} sha256={digest}")
-    source = f"{source_desc} sha256={digest}"
-    data, info = train_from_matrix(X, seed=args.seed, hidden=hidden, max_iter=args.max_iter,
-                                   threshold_quantile=args.threshold_quantile, source=source,
-                                   denoise=not args.no_denoise)
-    out = Path(args.out)
-    write_atomic(out, data)
-    log(f"stage=write out={out} bytes={len(data)} sha256={hashlib.sha256(data).hexdigest()[:16]}")
-    sq = info["validation_score_quantiles"]
-    print(f"rows:            {info['rows']} (train {info['rows_train']}, validation {info['rows_validation']})")
-    print(f"iterations:      {info['iterations']} (final loss {info['final_loss']:.6g})")
-    print(f"threshold:       {info['threshold']!r} (q={args.threshold_quantile})")
-    print("val quantiles:   " + "  ".join(f"{k}={v:.6g}" for k, v in sq.items()))
+            channels = channels or CHANNELS
+            wopts.channels = channels
+            samples = simulate_telemetry(bin_path, td / "samples.jsonl", args.devices, args.hours, args.seed)
+            train_file = window_telemetry(bin_path, samples, td / "train.jsonl", wopts)
+            source = (f"simulate:healthy devices={args.devices} hours={_num(args.hours)} "
+                      f"interval_secs=1 seed={args.seed}")
+        if not args.windows:
+            source += f"; {wopts.describe()}"
+        W = load_windows(train_file, channels, args.stats)
+        digest = hashlib.sha256(train_file.read_bytes()).hexdigest()[:16]
+        source += f" sha256={digest}"
+        log(f"stage=load windows={len(W)} channels={','.join(W.channels)} stats={','.join(W.stats)}")
+        validation = (load_windows(windows_of(args.validation, "validation"), W.channels, W.stats, 1)
+                      if args.validation else None)
+        test = load_windows(windows_of(args.test, "test"), W.channels, W.stats, 1) if args.test else None
+        data, info = fit(W, opts, validation, source)
+        out = Path(args.out)
+        write_atomic(out, data)
+        log(f"stage=write out={out} bytes={len(data)} sha256={hashlib.sha256(data).hexdigest()[:16]}")
+        report_dir = None
+        if not args.no_report:
+            import report
+
+            report_dir = Path(args.report) if args.report else Path("reports") / out.stem
+            log(f"stage=report scoring with the Rust scorer -> {report_dir}")
+            evaluated = test if test is not None else info["validation"]
+            results = rust_score(bin_path, out, evaluated, td)
+            report.write(report_dir, model_path=out, info=info, windows=evaluated, results=results,
+                         evaluated_name="test data" if test is not None else
+                         ("validation file" if validation is not None else "held-out validation windows"))
+    s = info["summary"]
+    print(f"detector:        {s['detector']}")
+    print(f"windows:         train {s['rows_train']}, validation {s['rows_validation']}")
+    print(f"threshold:       {info['threshold']!r} ({json.dumps(s['threshold_calibration'], sort_keys=True)})")
     print(f"model_version:   {info['model_version']}")
     print(f"output:          {out}")
+    if report_dir:
+        print(f"report:          {report_dir / 'report.md'}")
+    print(f"seconds:         {info['seconds']:.1f}")
     return info
 
 
