@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every test: Rust unit and integration tests (real ONNX Runtime, real HTTP, real SQLite),
-# the Python training tests, and Python/Rust score parity on the committed default model.
+# the Python training tests (with a two-file SKAB smoke run), and Python/Rust score parity on
+# the committed default model and on a model of every detector.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --python
@@ -11,11 +12,18 @@ cargo test --release --quiet
 echo "==> Python training tests" >&2
 .venv/bin/python -m unittest discover -s scripts/tests
 
-echo "==> Python/Rust parity on models/default.onnx" >&2
+echo "==> Python/Rust parity: the default model and every detector" >&2
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-target/release/sensor-anomaly simulate --devices 4 --hours 3 --seed 11 --fault-rate 1 --out "$work/samples.jsonl"
-target/release/sensor-anomaly window --input "$work/samples.jsonl" --out "$work/windows.jsonl" --size-secs 60
+bin=target/release/sensor-anomaly
+$bin simulate --devices 4 --hours 3 --seed 11 --fault-rate 1 --out "$work/samples.jsonl"
+$bin window --input "$work/samples.jsonl" --out "$work/windows.jsonl" --size-secs 60
 .venv/bin/python scripts/parity.py --model models/default.onnx --windows "$work/windows.jsonl"
+$bin simulate --healthy --devices 4 --hours 3 --seed 12 --out "$work/healthy.jsonl"
+for detector in autoencoder pca iforest; do
+  .venv/bin/python scripts/train.py --quiet --telemetry "$work/healthy.jsonl" --detector "$detector" \
+    --max-iter 40 --out "$work/$detector.onnx" --no-report > /dev/null
+  .venv/bin/python scripts/parity.py --model "$work/$detector.onnx" --windows "$work/windows.jsonl"
+done
 
 echo "==> all tests passed" >&2

@@ -464,7 +464,6 @@ def fit(W: Windows, opts: TrainOptions, validation: Windows | None = None, sourc
         "source": source,
         "channels": W.channels,
         "stats": W.stats,
-        "fit_seconds": round(fit_secs, 3),
         **det.summary(),
     }
     meta = {
@@ -484,7 +483,7 @@ def fit(W: Windows, opts: TrainOptions, validation: Windows | None = None, sourc
     final = detectors.to_onnx(det, mean, std, meta).SerializeToString()
     info = {"threshold": threshold, "model_version": meta["anomaly.model_version"], "summary": summary,
             "detector": det, "mean": mean, "std": std, "validation": V, "validation_scores": val_scores,
-            "seconds": time.monotonic() - started}
+            "seconds": time.monotonic() - started, "fit_seconds": fit_secs}
     return final, info
 
 

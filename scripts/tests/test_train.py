@@ -1,4 +1,7 @@
-"""Tests for scripts/train.py (no Rust binary needed; uses --windows).
+"""Tests for scripts/train.py, detectors.py, report.py and benchmark_skab.py.
+
+Most use --windows and need no Rust binary; the telemetry, report and benchmark tests run the
+real release binary (scripts/test.sh builds it first).
 
 Run from the repo root:
     .venv/bin/python -m unittest discover -s scripts/tests
@@ -12,6 +15,7 @@ import sys
 import tempfile
 import unittest
 from datetime import datetime, timedelta, timezone
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +24,8 @@ import onnxruntime as ort
 
 SCRIPTS = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(SCRIPTS))
+import benchmark_skab  # noqa: E402
+import detectors  # noqa: E402
 import train  # noqa: E402
 
 TRAIN_PY = SCRIPTS / "train.py"
@@ -74,10 +80,30 @@ def write_jsonl(path, recs):
 
 def run_cli(*args):
     return subprocess.run([sys.executable, str(TRAIN_PY), *map(str, args)],
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=300)
 
 
-class TrainTests(unittest.TestCase):
+BIN = train.resolve_bin(train.DEFAULT_BIN)
+SKAB = benchmark_skab.DEFAULT_DATA
+
+
+def require_binary(test):
+    if not BIN.is_file():
+        test.fail(f"{BIN} is missing: run scripts/setup.sh first (scripts/test.sh does)")
+
+
+def windows_of(X):
+    path = Path(tempfile.mkdtemp()) / "w.jsonl"
+    write_jsonl(path, records_from(X))
+    return train.load_windows(path, train.CHANNELS)
+
+
+QUIET = train.TrainOptions(max_iter=30, hidden=(12, 6, 12), seed=3)
+
+
+class CliTests(unittest.TestCase):
+    """The command line on window files: reproducibility, the metadata contract, bad input."""
+
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.TemporaryDirectory()
@@ -87,7 +113,8 @@ class TrainTests(unittest.TestCase):
         write_jsonl(cls.windows, records_from(cls.X))
         cls.model_a = cls.dir / "a.onnx"
         cls.model_b = cls.dir / "sub" / "b.onnx"
-        cls.results = [run_cli("--windows", cls.windows, "--out", out, "--seed", "3",
+        cls.results = [run_cli("--windows", cls.windows, "--out", out, "--seed", "3", "--no-report",
+                               "--channels", ",".join(train.CHANNELS),
                                "--max-iter", MAX_ITER, "--hidden", HIDDEN)
                        for out in (cls.model_a, cls.model_b)]
 
@@ -100,13 +127,11 @@ class TrainTests(unittest.TestCase):
             self.assertEqual(r.returncode, 0, r.stderr)
             self.assertIn("model_version:", r.stdout)
             self.assertIn("stage=fit", r.stderr)
-        ha = hashlib.sha256(self.model_a.read_bytes()).hexdigest()
-        hb = hashlib.sha256(self.model_b.read_bytes()).hexdigest()
-        self.assertEqual(ha, hb)
+        self.assertEqual(self.model_a.read_bytes(), self.model_b.read_bytes())
 
     def test_a_other_seed_differs(self):
         out = self.dir / "seed4.onnx"
-        r = run_cli("--windows", self.windows, "--out", out, "--seed", "4",
+        r = run_cli("--windows", self.windows, "--out", out, "--seed", "4", "--no-report",
                     "--max-iter", MAX_ITER, "--hidden", HIDDEN)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertNotEqual(out.read_bytes(), self.model_a.read_bytes())
@@ -117,15 +142,12 @@ class TrainTests(unittest.TestCase):
         self.assertEqual(m.ir_version, 8)
         self.assertEqual([(o.domain, o.version) for o in m.opset_import], [("", 17)])
         meta = {p.key: p.value for p in m.metadata_props}
-        for k in CONTRACT_KEYS:
-            self.assertIn(k, meta)
+        self.assertEqual(sorted(meta), sorted(CONTRACT_KEYS))
         parsed = {k: json.loads(meta[k]) for k in JSON_KEYS}
         self.assertEqual(meta["anomaly.contract"], "1")
         self.assertEqual(meta["anomaly.detector"], "autoencoder")
         self.assertRegex(meta["anomaly.model_version"], r"^ae-[0-9a-f]{12}$")
         self.assertEqual(parsed["anomaly.feature_names"], train.FEATURE_NAMES)
-        self.assertEqual(parsed["anomaly.feature_names"][:5], ["temperature_mean", "temperature_std",
-                         "temperature_min", "temperature_max", "humidity_mean"])
         self.assertEqual(parsed["anomaly.feature_channels"],
                          [n.rsplit("_", 1)[0] for n in train.FEATURE_NAMES])
         thr = float(meta["anomaly.threshold"])
@@ -133,79 +155,33 @@ class TrainTests(unittest.TestCase):
         self.assertGreater(thr, 0)
         for k in ("anomaly.feature_mean", "anomaly.feature_std"):
             self.assertEqual(len(parsed[k]), 20)
-            self.assertTrue(all(isinstance(v, float) for v in parsed[k]))
         self.assertTrue(all(v > 0 for v in parsed["anomaly.feature_std"]))
         q = parsed["anomaly.feature_quantiles"]
         self.assertEqual(sorted(q), ["q01", "q05", "q50", "q95", "q99"])
         self.assertTrue(all(len(v) == 20 for v in q.values()))
         s = parsed["anomaly.training_summary"]
-        for k in ("rows_train", "rows_validation", "seed", "hidden_layers", "activation",
-                  "iterations", "threshold_quantile", "validation_score_quantiles", "source"):
-            self.assertIn(k, s)
-        self.assertEqual(s["rows_train"] + s["rows_validation"], 600)
-        self.assertEqual(s["rows_validation"], 120)
-        self.assertEqual(s["seed"], 3)
+        # Chronological hold-out: the last 20% of each of the 4 devices' 150 windows.
+        self.assertEqual((s["rows_train"], s["rows_validation"]), (480, 120))
+        self.assertEqual(s["split"], "chronological")
         self.assertEqual(s["hidden_layers"], [12, 6, 12])
-        self.assertEqual(s["activation"], "tanh")
-        self.assertEqual(s["threshold_quantile"], 0.999)
-        self.assertEqual(sorted(s["validation_score_quantiles"]), ["p50", "p90", "p99", "p995", "p999"])
-        self.assertEqual(meta["anomaly.training_summary"],
-                         json.dumps(s, sort_keys=True))
-        # threshold = validation p999 (same quantile), model_version recomputable
+        self.assertEqual(s["threshold_calibration"],
+                         {"rule": "quantile", "quantile": 0.999, "margin": 1.0, "validation_windows": 120})
         self.assertAlmostEqual(thr, s["validation_score_quantiles"]["p999"], places=12)
         init = {t.name: onnx.numpy_helper.to_array(t) for t in m.graph.initializer}
-        layers = [(init[f"layer{i}_W"], init[f"layer{i}_b"]) for i in range(4)]
-        self.assertEqual(train.model_version(init["feature_mean"], init["feature_std"], layers,
-                                             meta["anomaly.threshold"]),
+        np.testing.assert_array_equal(init["feature_mean"], np.array(parsed["anomaly.feature_mean"], np.float32))
+        # model_version is recomputable from the graph without metadata and the threshold.
+        bare = onnx.load(str(self.model_a))
+        del bare.metadata_props[:]
+        self.assertEqual(train.model_version("autoencoder", bare.SerializeToString(), meta["anomaly.threshold"]),
                          meta["anomaly.model_version"])
-        np.testing.assert_array_equal(init["feature_mean"],
-                                      np.array(parsed["anomaly.feature_mean"], np.float32))
-        np.testing.assert_array_equal(init["feature_std"],
-                                      np.array(parsed["anomaly.feature_std"], np.float32))
-
-    def test_c_ort_matches_sklearn(self):
-        data, info = train.train_from_matrix(self.X, seed=3, hidden=(12, 6, 12), max_iter=30,
-                                             threshold_quantile=0.999, source="test",
-                                             progress=False)
-        cli_meta = {p.key: p.value for p in onnx.load(str(self.model_a)).metadata_props}
-        self.assertEqual(info["model_version"], cli_meta["anomaly.model_version"])
-        sess = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
-        self.assertEqual([i.name for i in sess.get_inputs()], ["features"])
-        self.assertEqual([o.name for o in sess.get_outputs()], ["contributions", "expected"])
-        self.assertEqual(sess.get_inputs()[0].shape, ["N", 20])
-        X = synthetic_features(257, seed=9)
-        out = sess.run(["contributions"], {"features": X.astype(np.float32)})[0]
-        self.assertEqual(out.shape, (257, 20))
-        self.assertEqual(out.dtype, np.float32)
-        self.assertTrue(np.all(out >= 0))
-        Z = train.standardize(X, info["mean"], info["std"])
-        expected = train.reconstruction_mse(info["sklearn_model"], Z)
-        got = out.astype(np.float64).sum(axis=1)
-        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5)
-        # `expected` is the reconstruction in raw units.
-        exp = sess.run(["expected"], {"features": X.astype(np.float32)})[0]
-        want = info["sklearn_model"].predict(Z) * info["std"].astype(np.float64) + info["mean"].astype(np.float64)
-        np.testing.assert_allclose(exp, want, rtol=1e-4, atol=1e-3)
-
-    def test_d_offset_feature_dominates(self):
-        sess = ort.InferenceSession(str(self.model_a), providers=["CPUExecutionProvider"])
-        meta = {p.key: p.value for p in onnx.load(str(self.model_a)).metadata_props}
-        std = np.array(json.loads(meta["anomaly.feature_std"]))
-        thr = float(meta["anomaly.threshold"])
-        base = synthetic_features(40, seed=11)
-        for j in (0, 6, 13, 19):
-            X = base.copy()
-            X[:, j] += 25.0 * std[j]
-            c = sess.run(["contributions"], {"features": X.astype(np.float32)})[0]
-            self.assertTrue(np.all(np.argmax(c, axis=1) == j), train.FEATURE_NAMES[j])
-            self.assertTrue(np.all(c.sum(axis=1) > thr))
 
     # ---- bad inputs: exit code 2 and a message naming the problem ----------
 
-    def _bad(self, recs, *expected):
+    def _bad(self, recs, *expected, args=()):
         path = self.dir / f"bad{len(os.listdir(self.dir))}.jsonl"
         write_jsonl(path, recs)
-        r = run_cli("--windows", path, "--out", self.dir / "never.onnx", "--max-iter", "2")
+        r = run_cli("--windows", path, "--out", self.dir / "never.onnx", "--max-iter", "2",
+                    "--no-report", *args)
         self.assertEqual(r.returncode, 2, r.stderr)
         self.assertNotIn("Traceback", r.stderr)
         for e in expected:
@@ -222,11 +198,6 @@ class TrainTests(unittest.TestCase):
         recs = records_from(self.X[:300])
         recs[41]["humidity_std"] = "n/a"
         self._bad(recs, "non-numeric", "humidity_std", ":42:")
-
-    def test_e_null_and_bool_are_non_numeric(self):
-        recs = records_from(self.X[:300])
-        recs[5]["sound_min"] = None
-        self._bad(recs, "non-numeric", "sound_min", ":6:")
         recs = records_from(self.X[:300])
         recs[5]["sound_min"] = True
         self._bad(recs, "non-numeric", "sound_min", ":6:")
@@ -236,19 +207,25 @@ class TrainTests(unittest.TestCase):
         lines = [json.dumps(r) for r in records_from(self.X[:300])]
         lines[9] = lines[9].replace('"pressure_mean": ', '"pressure_mean": NaN, "x": ', 1)
         path.write_text("\n".join(lines) + "\n")
-        r = run_cli("--windows", path, "--out", self.dir / "never.onnx")
+        r = run_cli("--windows", path, "--out", self.dir / "never.onnx", "--no-report")
         self.assertEqual(r.returncode, 2, r.stderr)
-        self.assertIn("non-finite", r.stderr)
+        self.assertIn("non-numeric", r.stderr)
         self.assertIn("pressure_mean", r.stderr)
         self.assertIn(":10:", r.stderr)
 
     def test_e_too_few_rows(self):
-        self._bad(records_from(self.X[:150]), "too few rows", "150", "200")
+        self._bad(records_from(self.X[:150]), "too few rows", "120", "200")
 
-    def test_e_constant_column(self):
+    def test_e_constant_channel(self):
+        X = self.X[:300].copy()
+        X[:, 4:8] = 0.1  # every humidity feature
+        self._bad(records_from(X), "constant channel", "humidity")
         X = self.X[:300].copy()
         X[:, 5] = 0.1
-        self._bad(records_from(X), "constant", "humidity_std")
+        self._bad(records_from(X), "constant feature", "humidity_std")
+
+    def test_e_threshold_rules_need_labels(self):
+        self._bad(records_from(self.X[:300]), "needs labelled --validation", args=("--threshold", "max-f1"))
 
     def test_e_invalid_json_and_missing_file(self):
         path = self.dir / "garbage.jsonl"
@@ -260,6 +237,15 @@ class TrainTests(unittest.TestCase):
         self.assertEqual(r.returncode, 2)
         self.assertIn("cannot read", r.stderr)
         self.assertNotIn("Traceback", r.stderr)
+
+    def test_null_features_are_left_out_not_fatal(self):
+        recs = records_from(self.X[:300])
+        recs[5]["sound_std"] = None  # a one-sample window has no std
+        path = self.dir / "nulls.jsonl"
+        write_jsonl(path, recs)
+        r = run_cli("--windows", path, "--out", self.dir / "nulls.onnx", "--max-iter", "2", "--no-report")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("1 with a null feature", r.stderr)
 
     def test_parity_script_with_fake_scorer(self):
         """parity.py against a stand-in for `sensor-anomaly score` (float32 sums, +00:00 times)."""
@@ -293,9 +279,207 @@ with open(o, "w") as f:
     def test_help(self):
         r = run_cli("--help")
         self.assertEqual(r.returncode, 0)
-        for opt in ("--windows", "--bin", "--devices", "--hours", "--seed", "--out",
-                    "--threshold-quantile", "--hidden", "--max-iter"):
+        for opt in ("--telemetry", "--windows", "--validation", "--test", "--detector", "--threshold",
+                    "--threshold-margin", "--report", "--seed", "--out"):
             self.assertIn(opt, r.stdout)
+
+
+class DetectorTests(unittest.TestCase):
+    """Each detector's ONNX graph against its numpy/scikit-learn reference; reproducibility."""
+
+    @classmethod
+    def setUpClass(cls):
+        train._QUIET = True
+        cls.W = windows_of(synthetic_features(800, seed=2))
+        cls.fitted = {d: train.fit(cls.W, replace(QUIET, detector=d)) for d in detectors.DETECTORS}
+        cls.X = synthetic_features(300, seed=9)
+
+    def run_graph(self, det, X=None):
+        data, _ = self.fitted[det]
+        return detectors.ort_run(data, self.X if X is None else X)
+
+    def test_autoencoder_matches_sklearn(self):
+        _, info = self.fitted["autoencoder"]
+        Z = detectors.standardize(self.X, info["mean"], info["std"])
+        np.testing.assert_allclose(self.run_graph("autoencoder"), info["detector"].reference(Z), atol=1e-5)
+        exp = detectors.ort_run(self.fitted["autoencoder"][0], self.X, outputs=("expected",))
+        want = info["detector"].mlp.predict(Z) * info["std"] + info["mean"]
+        np.testing.assert_allclose(exp, want, rtol=1e-4, atol=1e-3)
+
+    def test_pca_matches_numpy(self):
+        _, info = self.fitted["pca"]
+        Z = detectors.standardize(self.X, info["mean"], info["std"])
+        ref = info["detector"].reference(Z)  # also asserts the decomposition sums to T2/Q index
+        np.testing.assert_allclose(self.run_graph("pca"), ref, rtol=1e-4, atol=1e-5)
+        self.assertTrue(np.all(self.run_graph("pca") >= 0))
+
+    def test_iforest_matches_sklearn(self):
+        _, info = self.fitted["iforest"]
+        got = self.run_graph("iforest").astype(np.float64)
+        np.testing.assert_allclose(got, info["detector"].reference(self.X), atol=1e-6)
+        # The score is exactly Liu et al.'s anomaly score as scikit-learn computes it.
+        np.testing.assert_allclose(got.sum(axis=1), info["detector"].sklearn_scores(self.X), atol=2e-6)
+        self.assertTrue(np.all(got >= 0))
+        m = onnx.load_from_string(self.fitted["iforest"][0])
+        self.assertIn(("ai.onnx.ml", 3), [(o.domain, o.version) for o in m.opset_import])
+        self.assertEqual([o.name for o in m.graph.output], ["contributions"])
+
+    def test_every_detector_reproducible_and_tagged(self):
+        for det, prefix in detectors.VERSION_PREFIX.items():
+            again, info = train.fit(self.W, replace(QUIET, detector=det))
+            self.assertEqual(again, self.fitted[det][0], det)
+            meta = {p.key: p.value for p in onnx.load_from_string(again).metadata_props}
+            self.assertEqual(sorted(meta), sorted(CONTRACT_KEYS), det)
+            self.assertEqual(meta["anomaly.detector"], det)
+            self.assertRegex(meta["anomaly.model_version"], rf"^{prefix}-[0-9a-f]{{12}}$")
+            self.assertEqual(float(meta["anomaly.threshold"]), info["threshold"])
+
+    def test_an_offset_channel_is_blamed(self):
+        """A channel pushed far off gets most of the score (per channel, as the scorer sums it)."""
+        std = self.W.X.std(axis=0)
+        for det in detectors.DETECTORS:
+            for c, channel in enumerate(train.CHANNELS):
+                X = self.X[:60].copy()
+                X[:, 4 * c:4 * c + 4] += 25.0 * std[4 * c]
+                contrib = self.run_graph(det, X).reshape(60, 5, 4).sum(axis=2)
+                blamed = np.mean(np.argmax(contrib, axis=1) == c)
+                self.assertGreaterEqual(blamed, 0.9 if det != "iforest" else 0.6, f"{det} {channel}")
+                if det != "iforest":  # its score saturates: far off is not much more isolated
+                    self.assertTrue(np.all(contrib.sum(axis=1) >= self.fitted[det][1]["threshold"]), det)
+
+
+class CalibrationTests(unittest.TestCase):
+    def test_quantile_of_healthy_scores_times_margin(self):
+        s = np.arange(1, 101, dtype=float)
+        y = np.r_[np.zeros(90), np.ones(10)].astype(int)
+        thr, info = train.calibrate(s, y, "quantile", 1.0, 1.5)
+        self.assertEqual(thr, 135.0)  # max healthy score 90, times 1.5
+        self.assertEqual(info["validation_windows"], 90)
+
+    def test_max_f1_and_precision_targets(self):
+        s = np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8])
+        y = np.array([0, 0, 1, 0, 1, 1, 0, 1])
+        thr, info = train.calibrate(s, y, "max-f1", 0.999, 1.0)
+        self.assertEqual(thr, 0.3)  # flags 0.3.. : tp 4, fp 2 -> F1 0.8, the best cut
+        self.assertAlmostEqual(info["validation_f1"], 0.8)
+        thr, info = train.calibrate(s, y, "precision:0.75", 0.999, 1.0)
+        self.assertEqual(thr, 0.5)  # flags 0.5..0.8: precision 3/4, the lowest cut that reaches it
+        with self.assertRaises(train.InputError):  # the top score is healthy: precision <= 1/3
+            train.calibrate(np.array([0.1, 0.2, 0.3]), np.array([1, 0, 0]), "precision:0.5", 0.999, 1.0)
+        with self.assertRaises(train.InputError):
+            train.calibrate(s, None, "max-f1", 0.999, 1.0)
+
+
+def telemetry_csv(path: Path, seed: int, fault_rate: float):
+    """Simulated telemetry written as a user's CSV (`;`, space-separated times, 0/1 label)."""
+    sim = subprocess.run([str(BIN), "simulate", "--devices", "3", "--hours", "2", "--seed", str(seed),
+                          "--fault-rate", str(fault_rate)], capture_output=True, text=True, check=True)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("timestamp;device_id;" + ";".join(train.CHANNELS) + ";label;fault_channel\n")
+        for line in sim.stdout.splitlines():
+            r = json.loads(line)
+            f.write(";".join([r["timestamp"].replace("T", " ").rstrip("Z"), r["device_id"]]
+                             + [repr(r[c]) for c in train.CHANNELS]
+                             + ["1" if r.get("fault_kind") else "0", r.get("fault_channel") or ""]) + "\n")
+
+
+class TelemetryEndToEndTests(unittest.TestCase):
+    """A user's CSV -> the Rust `window` command -> model -> report scored by the Rust scorer."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        cls.dir = Path(cls.tmp.name)
+        require_binary(cls)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    @classmethod
+    def fail(cls, msg):
+        raise AssertionError(msg)
+
+    def test_train_on_csv_calibrate_on_labelled_validation_and_report(self):
+        train_csv, val_csv, test_csv = (self.dir / f"{n}.csv" for n in ("train", "val", "test"))
+        telemetry_csv(train_csv, 1, 0.0)
+        telemetry_csv(val_csv, 2, 1.5)
+        telemetry_csv(test_csv, 3, 1.5)
+        model, rep = self.dir / "plant.onnx", self.dir / "report"
+        r = run_cli("--telemetry", train_csv, "--validation", val_csv, "--test", test_csv,
+                    "--threshold", "max-f1", "--detector", "pca", "--out", model, "--report", rep)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        meta = {p.key: p.value for p in onnx.load(str(model)).metadata_props}
+        s = json.loads(meta["anomaly.training_summary"])
+        self.assertEqual(s["threshold_calibration"]["rule"], "max-f1")
+        self.assertEqual(s["split"], "validation file")
+        self.assertEqual(json.loads(meta["anomaly.feature_names"])[:2], ["humidity_mean", "humidity_std"])
+        got = json.loads((rep / "report.json").read_text())
+        m = got["metrics"]
+        self.assertEqual(got["model_version"], meta["anomaly.model_version"])
+        self.assertEqual(m["evaluated"], "test data")
+        self.assertGreater(m["anomalous"], 0)
+        self.assertEqual(m["tp"] + m["fn"], m["anomalous"])
+        self.assertGreater(m["f1"], 0.7)
+        self.assertGreater(m["pr_auc"], 0.7)
+        self.assertGreater(m["attribution"]["windows"], 0)
+        text = (rep / "report.md").read_text()
+        for needle in ("| f1 |", "| PR-AUC |", "| FAR |", "| MAR |", "top-channel accuracy", "scores.png"):
+            self.assertIn(needle, text)
+        for png in ("scores.png", "validation-scores.png", "precision-recall.png"):
+            self.assertGreater((rep / png).stat().st_size, 1000, png)
+        # Training features are the Rust `window` output, so the function scores them unchanged.
+        scored = subprocess.run([str(BIN), "score", "--model", str(model), "--input", "-"],
+                                input=json.dumps({"device_id": "x", "window_end": "2026-01-01T00:01:00Z",
+                                                  **{n: 1.0 for n in json.loads(meta["anomaly.feature_names"])}}),
+                                capture_output=True, text=True)
+        self.assertEqual(scored.returncode, 0, scored.stderr)
+        self.assertEqual(json.loads(scored.stdout)["model_version"], meta["anomaly.model_version"])
+
+    def test_bad_csv_names_line_and_column(self):
+        path = self.dir / "typo.csv"
+        telemetry_csv(path, 4, 0.0)
+        lines = path.read_text().splitlines()
+        cells = lines[7].split(";")
+        cells[3] = "12,5"
+        lines[7] = ";".join(cells)
+        path.write_text("\n".join(lines) + "\n")
+        r = run_cli("--telemetry", path, "--out", self.dir / "never.onnx", "--no-report")
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn('line 8: column "humidity" has non-numeric value "12,5"', r.stderr)
+        r = run_cli("--telemetry", path, "--channels", "temperature,flow", "--out", self.dir / "never.onnx")
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn('no channel column "flow"', r.stderr)
+        self.assertFalse((self.dir / "never.onnx").exists())
+
+
+class SkabSmokeTests(unittest.TestCase):
+    """The benchmark on two SKAB files (the full run: scripts/benchmark-skab.sh)."""
+
+    def test_two_files(self):
+        require_binary(self)
+        files = ["valve1/1", "valve2/0"]
+        r = subprocess.run([sys.executable, str(SCRIPTS / "benchmark_skab.py"), "--json",
+                            "--files", ",".join(files)], capture_output=True, text=True, timeout=600)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        table = json.loads(r.stdout)
+        self.assertEqual([t["detector"] for t in table], list(detectors.DETECTORS))
+        labels = [benchmark_skab.read_rows(SKAB / f"{f}.csv")[1][benchmark_skab.TRAIN_ROWS:] for f in files]
+        rows = sum(len(y) for y in labels)
+        prevalence = float(np.concatenate(labels).mean())
+        for t in table:
+            for k in ("detector", "f1", "far", "mar", "files", "rows_scored"):
+                self.assertIn(k, t)
+            self.assertEqual((t["files"], t["rows_scored"]), (2, rows))
+            self.assertEqual([p["file"] for p in t["per_file"]], files)
+            for k in ("f1", "far", "mar"):
+                self.assertTrue(0.0 <= t[k] <= 1.0, t)
+        # The default detector must beat alarming on every row (F1 = 2p / (1 + p)).
+        self.assertGreater(table[0]["f1"], 2 * prevalence / (1 + prevalence) + 0.05)
+        r = subprocess.run([sys.executable, str(SCRIPTS / "benchmark_skab.py"), "--files", "valve9/0"],
+                           capture_output=True, text=True)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("no such SKAB file", r.stderr)
 
 
 if __name__ == "__main__":
