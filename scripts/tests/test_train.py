@@ -428,13 +428,48 @@ class TelemetryEndToEndTests(unittest.TestCase):
             self.assertIn(needle, text)
         for png in ("scores.png", "validation-scores.png", "precision-recall.png"):
             self.assertGreater((rep / png).stat().st_size, 1000, png)
-        # Training features are the Rust `window` output, so the function scores them unchanged.
-        scored = subprocess.run([str(BIN), "score", "--model", str(model), "--input", "-"],
-                                input=json.dumps({"device_id": "x", "window_end": "2026-01-01T00:01:00Z",
-                                                  **{n: 1.0 for n in json.loads(meta["anomaly.feature_names"])}}),
-                                capture_output=True, text=True)
-        self.assertEqual(scored.returncode, 0, scored.stderr)
-        self.assertEqual(json.loads(scored.stdout)["model_version"], meta["anomaly.model_version"])
+        # Dropped into the running function: POST /api/reload, then it scores with the new model.
+        self.assert_function_serves(model, meta)
+
+    def assert_function_serves(self, model, meta):
+        import socket
+        import time
+        import urllib.request
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        env = {**os.environ, "FUNCTIONS_CUSTOMHANDLER_PORT": str(port),
+               "ANOMALY_MODEL_PATH": str(SCRIPTS.parent / "models" / "default.onnx"),
+               "ANOMALY_SQLITE_PATH": str(self.dir / "anomalies.sqlite")}
+        server = subprocess.Popen([str(BIN), "serve"], env=env, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+
+        def post(path, body):
+            req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=json.dumps(body).encode(),
+                                         headers={"Content-Type": "application/json"}, method="POST")
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                return resp.status, json.loads(resp.read())
+
+        try:
+            for _ in range(100):
+                try:
+                    urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=1)
+                    break
+                except OSError:
+                    time.sleep(0.1)
+            status, body = post("/api/reload", {"path": str(model)})
+            self.assertEqual(status, 200, body)
+            window = {"device_id": "pump-9", "window_end": "2026-01-01T00:01:00Z",
+                      **dict(zip(json.loads(meta["anomaly.feature_names"]),
+                                 json.loads(meta["anomaly.feature_mean"])))}
+            status, scored = post("/api/score", window)
+            self.assertEqual(status, 200, scored)
+            self.assertEqual(scored["model_version"], meta["anomaly.model_version"])
+            self.assertFalse(scored["is_anomaly"], scored)
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
 
     def test_bad_csv_names_line_and_column(self):
         path = self.dir / "typo.csv"
