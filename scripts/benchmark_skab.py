@@ -64,7 +64,8 @@ def skab_files(data: Path, only=None) -> list[Path]:
         if missing:
             raise train.InputError(f"no such SKAB file(s) under {data}: {', '.join(sorted(missing))}")
     if not files:
-        raise train.InputError(f"no SKAB files under {data} (expected valve1/*.csv, valve2/*.csv)")
+        raise train.InputError(f"no SKAB files under {data} (expected valve1/*.csv, valve2/*.csv; "
+                               "--data DIR points elsewhere)")
     return files
 
 
