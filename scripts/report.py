@@ -194,6 +194,9 @@ def write(out_dir, *, model_path, info, windows, results, evaluated_name: str) -
         lines.append(f"| flagged (all healthy: false-alarm rate) | {metrics['flagged']} ({metrics['far']:.4f}) |")
         lines += ["", "No labels in the evaluated data: only the false-alarm rate can be measured. "
                   "Pass `--test FILE` with a label column for precision, recall and F1."]
+        if evaluated_name != "test data":
+            lines += ["", "The threshold was calibrated on these very windows, so this false-alarm "
+                      "rate is in-sample: it shows the calibration, not how the model will do."]
     if metrics["unscorable"]:
         lines += ["", f"{metrics['unscorable']} window(s) had a null feature (e.g. a one-sample window "
                   "has no std) and were not scored, as the function dead-letters them."]
