@@ -219,7 +219,11 @@ impl Windower {
                     m.insert("label".into(), Value::from(u8::from(anomalous)));
                     m.insert("faulty_samples".into(), Value::from(acc.faulty));
                     let (kind, channel) = dominant.map_or((Value::Null, Value::Null), |(k, c)| {
-                        let channel = if c.is_empty() { Value::Null } else { Value::String(c) };
+                        let channel = if c.is_empty() {
+                            Value::Null
+                        } else {
+                            Value::String(c)
+                        };
                         (Value::String(k), channel)
                     });
                     m.insert("fault_kind".into(), kind);
@@ -307,8 +311,8 @@ pub fn window_lines(
             Windower::with_channels(spec, channel_names(channels, auto))
         });
         if let Some(label) = sample.values.get("label").filter(|v| !v.is_null()) {
-            let anomalous = label_value(label)
-                .ok_or_else(|| bad(format!("label {label} is not 0 or 1")))?;
+            let anomalous =
+                label_value(label).ok_or_else(|| bad(format!("label {label} is not 0 or 1")))?;
             if anomalous && sample.fault_kind.is_none() {
                 sample.fault_kind = Some(LABELLED_KIND.into());
             }
@@ -385,7 +389,10 @@ pub fn window_csv(
     let listed = || headers.join(", ");
     let timestamp = match &layout.timestamp {
         Some(name) => column(name).ok_or_else(|| {
-            header_error(format!("no timestamp column {name:?} (columns: {})", listed()))
+            header_error(format!(
+                "no timestamp column {name:?} (columns: {})",
+                listed()
+            ))
         })?,
         None => ["timestamp", "datetime", "time"]
             .into_iter()
@@ -447,9 +454,9 @@ pub fn window_csv(
             let value = if text.is_empty() {
                 Value::Null
             } else {
-                let x: f64 = text.parse().map_err(|_| {
-                    bad(format!("column {name:?} has non-numeric value {text:?}"))
-                })?;
+                let x: f64 = text
+                    .parse()
+                    .map_err(|_| bad(format!("column {name:?} has non-numeric value {text:?}")))?;
                 serde_json::Number::from_f64(x)
                     .map(Value::Number)
                     .ok_or_else(|| bad(format!("column {name:?} has non-finite value {text:?}")))?
@@ -630,13 +637,26 @@ mod tests {
         };
         let out = window_csv(SKAB_LIKE, spec, &Channels::Auto, &layout).unwrap();
         let keys: Vec<&str> = out[0].keys().map(String::as_str).collect();
-        assert!(keys.contains(&"Flow_mean") && keys.contains(&"Current_max"), "{keys:?}");
-        assert!(!keys.iter().any(|k| k.starts_with("changepoint") || k.starts_with("anomaly_")));
+        assert!(
+            keys.contains(&"Flow_mean") && keys.contains(&"Current_max"),
+            "{keys:?}"
+        );
+        assert!(!keys
+            .iter()
+            .any(|k| k.starts_with("changepoint") || k.starts_with("anomaly_")));
         // Trailing windows (t-2s, t]: one per row plus the one the last row leaves.
-        let ends: Vec<&str> = out.iter().map(|m| m["window_end"].as_str().unwrap()).collect();
+        let ends: Vec<&str> = out
+            .iter()
+            .map(|m| m["window_end"].as_str().unwrap())
+            .collect();
         assert_eq!(
             ends,
-            ["2020-03-09T10:14:31Z", "2020-03-09T10:14:32Z", "2020-03-09T10:14:33Z", "2020-03-09T10:14:34Z"]
+            [
+                "2020-03-09T10:14:31Z",
+                "2020-03-09T10:14:32Z",
+                "2020-03-09T10:14:33Z",
+                "2020-03-09T10:14:34Z"
+            ]
         );
         assert_eq!(out[1]["Flow_mean"], 2.0);
         // The empty Current cell is a missing value, not a zero.
@@ -644,7 +664,9 @@ mod tests {
         assert_eq!(out[2]["Current_mean"], 7.0);
         assert_eq!(out[0]["device_id"], "valve1-0");
         assert_eq!(
-            out.iter().map(|m| m["label"].as_u64().unwrap()).collect::<Vec<_>>(),
+            out.iter()
+                .map(|m| m["label"].as_u64().unwrap())
+                .collect::<Vec<_>>(),
             [0, 0, 1, 1]
         );
 
@@ -665,7 +687,9 @@ mod tests {
             ..CsvLayout::default()
         };
         let error = |text: &str, channels: &Channels| {
-            window_csv(text, spec, channels, &layout).unwrap_err().to_string()
+            window_csv(text, spec, channels, &layout)
+                .unwrap_err()
+                .to_string()
         };
         let typo = SKAB_LIKE.replace("3.0;", "3,0;");
         assert_eq!(
@@ -673,7 +697,10 @@ mod tests {
             "line 3: column \"Flow\" has non-numeric value \"3,0\""
         );
         let missing = error(SKAB_LIKE, &Channels::Named(vec!["Pressure".into()]));
-        assert!(missing.starts_with("line 1: no channel column \"Pressure\""), "{missing}");
+        assert!(
+            missing.starts_with("line 1: no channel column \"Pressure\""),
+            "{missing}"
+        );
         let no_time = error(&SKAB_LIKE.replace("datetime", "when"), &Channels::Auto);
         assert!(no_time.contains("no timestamp column"), "{no_time}");
         let bad_label = SKAB_LIKE.replace(";1;1", ";yes;1");
