@@ -85,7 +85,7 @@ def evaluate_file(bin_path: Path, path: Path, detectors, tmp: Path) -> dict:
         raise train.InputError(f"{name}: {len(ends)} rows, need more than {TRAIN_ROWS}")
     wfile = train.window_telemetry(bin_path, path, tmp / "windows.jsonl",
                                    replace(WINDOW, csv=WINDOW.csv + ["--device", name]))
-    W = train.load_windows(wfile, CHANNELS, STATS, min_rows=1)
+    W = train.load_windows(wfile, CHANNELS, STATS)
     index = {e: i for i, e in enumerate(W.window_end)}
     train_end = ends[TRAIN_ROWS - 1]
     train_idx = [i for i, e in enumerate(W.window_end) if e <= train_end]

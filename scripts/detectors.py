@@ -403,18 +403,19 @@ class IsolationForest:
 # Export
 # --------------------------------------------------------------------------
 
-def to_onnx(detector, mean, std, metadata: dict | None = None):
-    """The contract ModelProto for a fitted detector (checked with onnx.checker)."""
+def to_onnx(detector, mean, std):
+    """The contract ModelProto for a fitted detector, checked with onnx.checker; the caller
+    adds the metadata (which needs scores from this very graph)."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     F = len(mean)
-    inits = [numpy_helper.from_array(_f32(mean), "feature_mean"),
-             numpy_helper.from_array(_f32(std), "feature_std")]
-    nodes = [helper.make_node("Sub", [INPUT_NAME, "feature_mean"], ["centered"], name="center"),
-             helper.make_node("Div", ["centered", "feature_std"], ["z"], name="standardize")]
-    if not detector.standardized:
-        nodes, inits = [], []
+    nodes, inits = [], []
+    if detector.standardized:  # a forest splits raw features: no scaling, no `expected`
+        inits = [numpy_helper.from_array(_f32(mean), "feature_mean"),
+                 numpy_helper.from_array(_f32(std), "feature_std")]
+        nodes = [helper.make_node("Sub", [INPUT_NAME, "feature_mean"], ["centered"], name="center"),
+                 helper.make_node("Div", ["centered", "feature_std"], ["z"], name="standardize")]
     body, body_inits, reconstruction, doc = detector.graph(helper, numpy_helper, F)
     nodes += body
     inits += body_inits
@@ -435,8 +436,6 @@ def to_onnx(detector, mean, std, metadata: dict | None = None):
                           producer_name="sensor-anomaly scripts/train.py", producer_version="2")
     m.ir_version = IR_VERSION
     m.doc_string = doc
-    if metadata:
-        helper.set_model_props(m, metadata)
     onnx.checker.check_model(m, full_check=True)
     return m
 

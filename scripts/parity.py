@@ -72,29 +72,6 @@ def key_of(rec) -> tuple[str, str]:
     return (str(rec.get("device_id")), norm_time(rec.get("window_end")))
 
 
-def windows_matrix(path: Path, names: list):
-    """The model's features of every window; windows with a null feature are left out, as the
-    Rust scorer refuses them."""
-    rows, recs = [], []
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as e:
-        raise train.InputError(f"cannot read windows file {str(path)!r}: {e.strerror}") from None
-    for lineno, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-            row = [rec[n] for n in names]
-        except (json.JSONDecodeError, KeyError, TypeError) as e:
-            raise train.InputError(f"{path}:{lineno}: not a window with the model's features ({e})") from None
-        if any(v is None for v in row):
-            continue
-        rows.append(row)
-        recs.append(rec)
-    return np.asarray(rows, np.float64).reshape(len(rows), len(names)), recs
-
-
 def python_scores(model_path: Path, windows_path: Path):
     import onnx
     import onnxruntime as ort
@@ -107,7 +84,10 @@ def python_scores(model_path: Path, windows_path: Path):
     names = json.loads(meta.get("anomaly.feature_names", "null"))
     if not isinstance(names, list) or not names:
         raise train.InputError(f"{model_path}: no anomaly.feature_names metadata")
-    X, recs = windows_matrix(windows_path, names)
+    X, recs = train.read_features(windows_path, lambda _: names)
+    # The Rust scorer refuses a window with a null feature (e.g. no std for one sample).
+    usable = np.all(np.isfinite(X), axis=1)
+    X, recs = X[usable], [r for r, ok in zip(recs, usable) if ok]
     sess = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
     contrib = sess.run([train.OUTPUT_NAME], {train.INPUT_NAME: X.astype(np.float32)})[0]
     scores = contrib.astype(np.float64).sum(axis=1)

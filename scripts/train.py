@@ -138,13 +138,10 @@ def infer_channels(record: dict, stats) -> list[str]:
                   if k.endswith("_" + stats[0]) and k not in WINDOW_FIELDS)
 
 
-def load_windows(path, channels=None, stats=STATS, min_rows: int = MIN_ROWS) -> Windows:
-    """Read a window JSONL file (as `sensor-anomaly window` writes it).
-
-    channels=None infers them from the first record (every `<channel>_<stat>` key, sorted).
-    A null feature is kept as NaN (such windows are not fitted on); a missing column or a value
-    that is not a number is an error with the line number.
-    """
+def read_features(path, names_of):
+    """(X, records) of a window JSONL file: the features `names_of(first record)` names, in that
+    order.  A null feature is NaN; a missing column or a value that is not a number is an
+    error with the line number."""
     path = Path(path)
     try:
         fh = open(path, "r", encoding="utf-8")
@@ -162,10 +159,9 @@ def load_windows(path, channels=None, stats=STATS, min_rows: int = MIN_ROWS) -> 
             if not isinstance(rec, dict):
                 raise InputError(f"{path}:{lineno}: expected a JSON object per line")
             if names is None:
-                channels = list(channels) if channels else infer_channels(rec, stats)
-                if not channels:
-                    raise InputError(f"{path}:{lineno}: no `<channel>_{stats[0]}` feature columns")
-                names = [f"{c}_{s}" for c in channels for s in stats]
+                names = names_of(rec)
+                if not names:
+                    raise InputError(f"{path}:{lineno}: no feature columns")
             row = []
             for name in names:
                 if name not in rec:
@@ -179,12 +175,31 @@ def load_windows(path, channels=None, stats=STATS, min_rows: int = MIN_ROWS) -> 
                 row.append(float(v))
             rows.append(row)
             recs.append(rec)
+    return np.asarray(rows, np.float64).reshape(len(rows), len(names or [])), recs
+
+
+def load_windows(path, channels=None, stats=STATS) -> Windows:
+    """Read a window JSONL file (as `sensor-anomaly window` writes it).
+
+    channels=None infers them from the first record (every `<channel>_<stat>` key, sorted).
+    A null feature is kept as NaN (such windows are not fitted on).
+    """
+    path = Path(path)
+
+    def names_of(first):
+        nonlocal channels
+        channels = list(channels) if channels else infer_channels(first, stats)
+        if not channels:
+            raise InputError(f"{path}: no `<channel>_{stats[0]}` feature columns in the first window")
+        return [f"{c}_{s}" for c in channels for s in stats]
+
+    X, recs = read_features(path, names_of)
     if not recs:
         raise InputError(f"{path}: no windows")
     labelled = any("label" in r for r in recs)
     label = np.array([int(r.get("label") or 0) for r in recs], np.int64) if labelled else None
     return Windows(
-        X=np.asarray(rows, np.float64).reshape(len(rows), len(names)),
+        X=X,
         channels=list(channels), stats=list(stats),
         device=[str(r.get("device_id", "")) for r in recs],
         window_end=[str(r.get("window_end", "")) for r in recs],
@@ -445,7 +460,8 @@ def fit(W: Windows, opts: TrainOptions, validation: Windows | None = None, sourc
         det = detectors.IsolationForest.fit(X_train, seed=opts.seed, n_estimators=opts.trees, log=log)
     fit_secs = time.monotonic() - t_fit
 
-    bare = detectors.to_onnx(det, mean, std).SerializeToString()
+    model = detectors.to_onnx(det, mean, std)
+    bare = model.SerializeToString()
     val_scores = detectors.ort_run(bare, V.X).astype(np.float64).sum(axis=1)
     threshold, calibration = calibrate(val_scores, val_labels, opts.threshold,
                                        opts.threshold_quantile, opts.threshold_margin)
@@ -480,7 +496,10 @@ def fit(W: Windows, opts: TrainOptions, validation: Windows | None = None, sourc
             {k: _floats(np.quantile(X_train, q, axis=0)) for k, q in FEATURE_QUANTILES.items()}, sort_keys=True),
         "anomaly.training_summary": json.dumps(summary, sort_keys=True),
     }
-    final = detectors.to_onnx(det, mean, std, meta).SerializeToString()
+    from onnx import helper
+
+    helper.set_model_props(model, meta)  # metadata only: the graph checked above is unchanged
+    final = model.SerializeToString()
     info = {"threshold": threshold, "model_version": meta["anomaly.model_version"], "summary": summary,
             "detector": det, "mean": mean, "std": std, "validation": V, "validation_scores": val_scores,
             "seconds": time.monotonic() - started, "fit_seconds": fit_secs}
@@ -670,9 +689,9 @@ def run(args) -> dict:
         digest = hashlib.sha256(train_file.read_bytes()).hexdigest()[:16]
         source += f" sha256={digest}"
         log(f"stage=load windows={len(W)} channels={','.join(W.channels)} stats={','.join(W.stats)}")
-        validation = (load_windows(windows_of(args.validation, "validation"), W.channels, W.stats, 1)
+        validation = (load_windows(windows_of(args.validation, "validation"), W.channels, W.stats)
                       if args.validation else None)
-        test = load_windows(windows_of(args.test, "test"), W.channels, W.stats, 1) if args.test else None
+        test = load_windows(windows_of(args.test, "test"), W.channels, W.stats) if args.test else None
         data, info = fit(W, opts, validation, source)
         out = Path(args.out)
         write_atomic(out, data)
