@@ -98,35 +98,27 @@ async fn invalid_score_requests_name_the_field() {
         "{body}"
     );
 
-    let mut missing = window.clone();
-    missing.remove("vibration_max");
-    let response = app.post_json("/api/score", &Value::Object(missing)).await;
-    assert_eq!(response.status().as_u16(), 422);
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(body["field"], "vibration_max");
-
-    let mut text = window.clone();
-    text.insert("sound_mean".into(), json!("loud"));
-    let body: Value = app
-        .post_json("/api/score", &Value::Object(text))
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(body["field"], "sound_mean");
+    // A window with one field changed (None: removed) is refused, naming that field.
+    let refused = async |field: &str, value: Option<Value>| {
+        let mut changed = window.clone();
+        match value {
+            Some(v) => changed.insert(field.into(), v),
+            None => changed.remove(field),
+        };
+        let response = app.post_json("/api/score", &Value::Object(changed)).await;
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.unwrap();
+        (status, body["field"].clone())
+    };
+    let (status, field) = refused("vibration_max", None).await;
+    assert_eq!((status, field), (422, json!("vibration_max")));
+    let (_, field) = refused("sound_mean", Some(json!("loud"))).await;
+    assert_eq!(field, "sound_mean");
+    let (_, field) = refused("window_end", Some(json!("last tuesday"))).await;
+    assert_eq!(field, "window_end");
 
     let response = app.post_json("/api/score", &json!([1, 2])).await;
     assert_eq!(response.status().as_u16(), 422);
-
-    let mut bad_time = window.clone();
-    bad_time.insert("window_end".into(), json!("last tuesday"));
-    let body: Value = app
-        .post_json("/api/score", &Value::Object(bad_time))
-        .await
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(body["field"], "window_end");
 
     let huge = vec![b' '; 2 << 20];
     let response = app.post_raw("/api/score", "application/json", huge).await;
@@ -306,15 +298,11 @@ async fn reload_swaps_models_and_refuses_broken_files() {
     let model: Value = app.get("/api/model").await.json().await.unwrap();
     assert_eq!(model["source"], "uploaded");
 
-    let metrics = app.get("/api/metrics").await.text().await.unwrap();
-    assert!(
-        metrics.contains("sensor_anomaly_model_reloads_total{outcome=\"ok\"} 2"),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains("sensor_anomaly_model_reloads_total{outcome=\"refused\"} 2"),
-        "{metrics}"
-    );
+    app.assert_metrics(&[
+        "sensor_anomaly_model_reloads_total{outcome=\"ok\"} 2",
+        "sensor_anomaly_model_reloads_total{outcome=\"refused\"} 2",
+    ])
+    .await;
 }
 
 #[tokio::test]

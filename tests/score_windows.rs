@@ -89,22 +89,22 @@ async fn invoke(app: &helpers::TestApp, body: &Value) -> (u16, Value) {
     (status, response.json().await.expect("JSON reply"))
 }
 
-fn alerts(reply: &Value) -> Vec<Value> {
-    reply["Outputs"]["alerts"]
+/// The messages of an output binding: an array of JSON strings.
+fn output(reply: &Value, binding: &str) -> Vec<Value> {
+    reply["Outputs"][binding]
         .as_array()
-        .expect("alerts array")
+        .unwrap_or_else(|| panic!("{binding} array in {reply}"))
         .iter()
-        .map(|a| serde_json::from_str(a.as_str().expect("alert is a string")).expect("alert JSON"))
+        .map(|a| serde_json::from_str(a.as_str().expect("message is a string")).expect("JSON"))
         .collect()
 }
 
+fn alerts(reply: &Value) -> Vec<Value> {
+    output(reply, "alerts")
+}
+
 fn dead_letters(reply: &Value) -> Vec<Value> {
-    reply["Outputs"]["deadletter"]
-        .as_array()
-        .expect("deadletter array")
-        .iter()
-        .map(|a| serde_json::from_str(a.as_str().expect("string")).expect("JSON"))
-        .collect()
+    output(reply, "deadletter")
 }
 
 #[tokio::test]
@@ -327,15 +327,11 @@ async fn bad_events_are_dead_lettered_and_the_rest_of_the_batch_is_scored() {
         "{logs:?}"
     );
     assert_eq!(app.stored_count().await, 3);
-    let metrics = app.get("/api/metrics").await.text().await.unwrap();
-    assert!(
-        metrics.contains("sensor_anomaly_rejected_records_total{reason=\"not_json\"} 2"),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains("sensor_anomaly_rejected_records_total{reason=\"missing_feature\"} 1"),
-        "{metrics}"
-    );
+    app.assert_metrics(&[
+        "sensor_anomaly_rejected_records_total{reason=\"not_json\"} 2",
+        "sensor_anomaly_rejected_records_total{reason=\"missing_feature\"} 1",
+    ])
+    .await;
 }
 
 #[tokio::test]

@@ -128,6 +128,14 @@ impl TestApp {
             .expect("history JSON");
         body["count"].as_u64().expect("count") as usize
     }
+
+    /// Asserts that `/api/metrics` has each of these sample lines.
+    pub async fn assert_metrics(&self, samples: &[&str]) {
+        let metrics = self.get("/api/metrics").await.text().await.unwrap();
+        for sample in samples {
+            assert!(metrics.contains(sample), "{sample} missing from\n{metrics}");
+        }
+    }
 }
 
 /// Healthy windows from the simulator, as Stream Analytics would emit them.
