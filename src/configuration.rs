@@ -4,9 +4,51 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// A setting that holds a credential (a connection string with a key or password). Its value
+/// never appears in `Debug`, `Display` or error messages; [`Secret::expose`] is the one way out.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+impl std::fmt::Display for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// Settings whose values are credentials: never echoed, even when invalid.
+pub const SECRET_SETTINGS: [&str; 2] = [
+    "ANOMALY_SQL_CONNECTION_STRING",
+    "APPLICATIONINSIGHTS_CONNECTION_STRING",
+];
+
+/// A setting's value as it may appear in a message.
+fn shown(name: &str, value: &str) -> String {
+    if SECRET_SETTINGS.contains(&name) {
+        "[redacted]".into()
+    } else {
+        format!("{value:?}")
+    }
+}
+
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum ConfigError {
-    #[error("setting {name}={value:?} is invalid: {problem}")]
+    #[error("setting {name}={} is invalid: {problem}", shown(name, value))]
     Invalid {
         name: &'static str,
         value: String,
@@ -158,9 +200,37 @@ mod tests {
         );
         let err = settings(&[("ANOMALY_MAX_BATCH", "0")]).unwrap_err();
         assert!(err.to_string().contains("at least 1"), "{err}");
+        let err = settings(&[("ANOMALY_SQL_CONNECTION_STRING", "Server=x;Password=hunter2")])
+            .unwrap_err();
         assert_eq!(
-            settings(&[("ANOMALY_SQL_CONNECTION_STRING", "Server=x")]).unwrap_err(),
+            err,
             ConfigError::Unsupported("ANOMALY_SQL_CONNECTION_STRING")
         );
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug_display_and_errors() {
+        let secret = Secret::new("Server=x;Password=hunter2");
+        assert_eq!(secret.expose(), "Server=x;Password=hunter2");
+        for text in [format!("{secret:?}"), format!("{secret}")] {
+            assert!(!text.contains("hunter2"), "{text}");
+        }
+        let invalid = ConfigError::Invalid {
+            name: "APPLICATIONINSIGHTS_CONNECTION_STRING",
+            value: "InstrumentationKey=abc-secret".into(),
+            problem: "has no IngestionEndpoint".into(),
+        };
+        assert!(!invalid.to_string().contains("abc-secret"), "{invalid}");
+        assert!(
+            invalid.to_string().contains("APPLICATIONINSIGHTS_CONNECTION_STRING"),
+            "{invalid}"
+        );
+        let plain = ConfigError::Invalid {
+            name: "ANOMALY_MAX_BATCH",
+            value: "lots".into(),
+            problem: "is not a whole number".into(),
+        };
+        assert!(plain.to_string().contains("\"lots\""), "{plain}");
     }
 }

@@ -1,25 +1,23 @@
-//! Real-time anomaly detection for industrial IoT sensor windows.
+//! Real-time anomaly detection for industrial IoT sensor windows, as an Azure Functions custom
+//! handler.
 //!
 //! Data flows one way, a module per stage:
-//! [`host`] (decode the Functions host's invocation) → [`records`] (window features) →
-//! [`scoring`] (ONNX model, contributions, explanation) → [`store`] / alerts → [`pipeline`] (respond).
-//! [`http`] only maps routes onto those stages. [`simulate`] and [`windowing`] produce the same
-//! records Azure Stream Analytics would, so the whole pipeline runs on one machine ([`demo`]).
+//! [`ingress`] (the host's invocation, event bodies → window records) → [`scoring`] (ONNX model,
+//! contributions, explanation) → [`pipeline`] (classify, persist, outputs) → [`sinks`] (the
+//! anomaly store). [`domain`] holds the plain types every stage shares; [`http`] is the edge
+//! that maps routes onto the pipeline; [`telemetry`] is logging and metrics; [`configuration`]
+//! and [`startup`] assemble the service.
+//!
+//! [`tools`] are the offline tools (simulator, Stream Analytics windowing, evaluation, the demo)
+//! that the CLI uses; the service modules never import them.
 
 pub mod configuration;
-pub mod demo;
-pub mod evaluation;
-pub mod host;
+pub mod domain;
 pub mod http;
-pub mod metrics;
+pub mod ingress;
 pub mod pipeline;
-pub mod records;
-pub mod runtime;
-pub mod schema;
 pub mod scoring;
-pub mod simulate;
+pub mod sinks;
 pub mod startup;
-pub mod store;
 pub mod telemetry;
-pub mod timefmt;
-pub mod windowing;
+pub mod tools;

@@ -7,13 +7,14 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use sensor_anomaly::configuration::Settings;
-use sensor_anomaly::demo::{self, DemoOptions};
-use sensor_anomaly::records;
+use sensor_anomaly::domain::time as timefmt;
 use sensor_anomaly::scoring::Model;
-use sensor_anomaly::simulate::{self, FaultKind, SimConfig};
-use sensor_anomaly::startup::Application;
-use sensor_anomaly::windowing::{self, Channels, WindowSpec};
-use sensor_anomaly::{schema, telemetry, timefmt};
+use sensor_anomaly::startup::{self, Application};
+use sensor_anomaly::telemetry;
+use sensor_anomaly::tools::demo::{self, DemoOptions};
+use sensor_anomaly::tools::simulate::{self, FaultKind, SimConfig};
+use sensor_anomaly::tools::windowing::{self, Channels, WindowSpec};
+use sensor_anomaly::tools::{schema, score_file};
 
 #[derive(Parser)]
 #[command(
@@ -309,7 +310,7 @@ fn run(cli: Cli) -> Result<()> {
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(async {
                 let app = Application::build(settings).await?;
-                app.run_until_stopped().await?;
+                app.run_until_stopped(startup::shutdown_signal()).await?;
                 anyhow::Ok(())
             })
         }
@@ -357,7 +358,26 @@ fn run(cli: Cli) -> Result<()> {
             w.flush()?;
             Ok(())
         }
-        Command::Score { model, input, out } => score_file(&model, &input, &out),
+        Command::Score { model, input, out } => {
+            let model = Model::load_file(&model)?;
+            let reader: Box<dyn BufRead> = if input == Path::new("-") {
+                Box::new(BufReader::new(std::io::stdin().lock()))
+            } else {
+                Box::new(BufReader::new(
+                    File::open(&input).with_context(|| format!("cannot read {}", input.display()))?,
+                ))
+            };
+            let mut w = writer(&out)?;
+            let summary = score_file::score_lines(&model, reader, &mut w, |line, reason| {
+                eprintln!("line {line}: refused: {reason}")
+            })?;
+            w.flush()?;
+            eprintln!(
+                "scored {} windows with model {} ({} refused)",
+                summary.scored, model.info.model_version, summary.refused
+            );
+            Ok(())
+        }
         Command::Demo {
             sim,
             window_secs,
@@ -389,61 +409,4 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
-}
-
-/// Scores a JSON-lines file of windows; unreadable lines are reported on stderr and skipped.
-fn score_file(model_path: &Path, input: &Path, out: &Option<PathBuf>) -> Result<()> {
-    let model = Model::load_file(model_path)?;
-    let reader: Box<dyn BufRead> = if input == Path::new("-") {
-        Box::new(BufReader::new(std::io::stdin().lock()))
-    } else {
-        Box::new(BufReader::new(
-            File::open(input).with_context(|| format!("cannot read {}", input.display()))?,
-        ))
-    };
-    let mut w = writer(out)?;
-    let mut batch = Vec::new();
-    let (mut scored, mut refused) = (0usize, 0usize);
-    let flush = |batch: &mut Vec<records::WindowRecord>, w: &mut Box<dyn Write>| -> Result<usize> {
-        let results = model.score(batch)?;
-        for r in &results {
-            serde_json::to_writer(&mut *w, r)?;
-            w.write_all(b"\n")?;
-        }
-        batch.clear();
-        Ok(results.len())
-    };
-    for (i, line) in reader.lines().enumerate() {
-        let line = line.with_context(|| format!("cannot read line {}", i + 1))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let record = serde_json::from_str::<serde_json::Value>(&line)
-            .map_err(|e| e.to_string())
-            .and_then(|v| {
-                v.as_object()
-                    .cloned()
-                    .ok_or_else(|| "not a JSON object".to_string())
-            })
-            .and_then(|m| {
-                records::extract(&m, &model.info.feature_names).map_err(|e| e.to_string())
-            });
-        match record {
-            Ok(r) => batch.push(r),
-            Err(reason) => {
-                refused += 1;
-                eprintln!("line {}: refused: {reason}", i + 1);
-            }
-        }
-        if batch.len() >= 4096 {
-            scored += flush(&mut batch, &mut w)?;
-        }
-    }
-    scored += flush(&mut batch, &mut w)?;
-    w.flush()?;
-    eprintln!(
-        "scored {scored} windows with model {} ({refused} refused)",
-        model.info.model_version
-    );
-    Ok(())
 }

@@ -1,70 +1,40 @@
-//! Building the application: settings → model → store → router → listener.
+//! Building the application: settings → function.json check → model → store → pipeline →
+//! router → listener. The caller passes the shutdown signal in (`main` passes SIGTERM/Ctrl-C,
+//! tests a channel), so stopping is the same code path everywhere.
 
+use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::{Arc, RwLock};
-use std::time::Instant;
+use std::path::Path;
+use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
 use crate::configuration::Settings;
-use crate::metrics::Metrics;
+use crate::http::{self, AppState};
+use crate::ingress::function_json::{self, FunctionJsonError};
+use crate::pipeline::Pipeline;
 use crate::scoring::{Model, ModelError};
-use crate::store::{AnomalyStore, SqliteStore, StoreError};
+use crate::sinks::{AnomalyStore, SqliteStore, StoreError};
+use crate::telemetry::Metrics;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
-    #[error("cannot load model {path}: {error}")]
-    Model { path: String, error: ModelError },
+    #[error(transparent)]
+    Bindings(#[from] FunctionJsonError),
+    #[error("cannot load model {path}: {source}")]
+    Model {
+        path: String,
+        #[source]
+        source: ModelError,
+    },
     #[error("cannot open the anomaly store: {0}")]
     Store(#[from] StoreError),
-    #[error("cannot listen on {addr}: {error}")]
+    #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
-        error: std::io::Error,
+        #[source]
+        source: std::io::Error,
     },
-}
-
-/// Shared by every request. The model sits behind a lock only long enough to clone its `Arc`,
-/// so a reload swaps it atomically while in-flight requests finish on the old one.
-pub struct AppState {
-    pub settings: Settings,
-    model: RwLock<Arc<Model>>,
-    pub store: Arc<dyn AnomalyStore>,
-    pub metrics: Metrics,
-    pub started: Instant,
-}
-
-impl AppState {
-    pub fn new(settings: Settings, model: Model, store: Arc<dyn AnomalyStore>) -> Self {
-        let metrics = Metrics::new();
-        metrics.set_model(&model.info.model_version, &model.info.detector);
-        AppState {
-            settings,
-            model: RwLock::new(Arc::new(model)),
-            store,
-            metrics,
-            started: Instant::now(),
-        }
-    }
-
-    pub fn model(&self) -> Arc<Model> {
-        match self.model.read() {
-            Ok(guard) => Arc::clone(&guard),
-            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
-        }
-    }
-
-    /// Puts `model` in service and returns the one it replaces.
-    pub fn replace_model(&self, model: Model) -> Arc<Model> {
-        let mut guard = match self.model.write() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        // Under the lock, so concurrent reloads cannot leave the metric naming another model.
-        self.metrics
-            .set_model(&model.info.model_version, &model.info.detector);
-        std::mem::replace(&mut *guard, Arc::new(model))
-    }
 }
 
 pub struct Application {
@@ -73,13 +43,19 @@ pub struct Application {
 }
 
 impl Application {
-    /// Loads the model and opens the store named by `settings`, and binds `127.0.0.1:port`
-    /// (port 0 picks a free one, for tests and the demo).
+    /// Checks the trigger binding against `function.json` (when the working directory is a
+    /// Functions app), loads the model, opens the store named by `settings`, and binds
+    /// `127.0.0.1:port` (port 0 picks a free one, for tests and the demo).
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        if let Some(checked) =
+            function_json::check_score_windows(Path::new("."), &settings.trigger_binding)?
+        {
+            tracing::debug!(path = %checked.display(), "trigger and output bindings match function.json");
+        }
         let model =
-            Model::load_file(&settings.model_path).map_err(|error| StartupError::Model {
+            Model::load_file(&settings.model_path).map_err(|source| StartupError::Model {
                 path: settings.model_path.display().to_string(),
-                error,
+                source,
             })?;
         let store = Arc::new(SqliteStore::open(
             &settings.sqlite_path,
@@ -96,7 +72,7 @@ impl Application {
         let addr = SocketAddr::from(([127, 0, 0, 1], settings.port));
         let listener = TcpListener::bind(addr)
             .await
-            .map_err(|error| StartupError::Bind { addr, error })?;
+            .map_err(|source| StartupError::Bind { addr, source })?;
         tracing::info!(
             model = %model.info.model_version,
             features = model.feature_count(),
@@ -105,7 +81,14 @@ impl Application {
             "handler ready on {}",
             listener.local_addr().map(|a| a.to_string()).unwrap_or_default()
         );
-        let state = Arc::new(AppState::new(settings, model, store));
+        let metrics = Arc::new(Metrics::new());
+        let pipeline = Arc::new(Pipeline::new(
+            model,
+            store,
+            metrics,
+            settings.trigger_binding.clone(),
+        ));
+        let state = Arc::new(AppState::new(settings, pipeline));
         Ok(Application { listener, state })
     }
 
@@ -117,15 +100,25 @@ impl Application {
         Arc::clone(&self.state)
     }
 
-    pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let router = crate::http::router(self.state);
+    /// Serves until `shutdown` completes, then stops accepting connections and waits for the
+    /// requests in flight: their store writes commit and their responses are sent before this
+    /// returns, so the host does not re-deliver a batch that was handled.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let router = http::router(self.state);
         axum::serve(self.listener, router)
-            .with_graceful_shutdown(shutdown_signal())
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                tracing::info!("shutting down: finishing the requests in flight");
+            })
             .await
     }
 }
 
-async fn shutdown_signal() {
+/// Resolves on SIGTERM (how the Functions host stops a worker when it scales in) or Ctrl-C.
+pub async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

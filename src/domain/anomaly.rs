@@ -1,0 +1,50 @@
+//! A stored anomaly: what `/api/history` returns and what every store keeps.
+
+use serde::{Deserialize, Serialize};
+
+use super::lineage::Lineage;
+use super::scored::ScoredWindow;
+
+/// One stored anomaly. Unique on (device, window end, model version).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnomalyRow {
+    pub device_id: String,
+    pub window_end: String,
+    pub model_version: String,
+    pub score: f64,
+    pub threshold: f64,
+    pub severity: String,
+    pub contributions: serde_json::Value,
+    /// The window's features by name.
+    pub features: serde_json::Value,
+    pub top_channel: String,
+    pub explanation: String,
+    pub lineage: Lineage,
+    /// Set by the store.
+    #[serde(default)]
+    pub inserted_at: Option<String>,
+}
+
+impl AnomalyRow {
+    /// The row for an anomalous window; `features` are the window's inputs by name.
+    pub fn new(
+        scored: &ScoredWindow,
+        features: serde_json::Map<String, serde_json::Value>,
+        lineage: &Lineage,
+    ) -> Self {
+        AnomalyRow {
+            device_id: scored.device_id.clone(),
+            window_end: scored.window_end.clone(),
+            model_version: scored.model_version.clone(),
+            score: scored.score,
+            threshold: scored.threshold,
+            severity: scored.severity.as_str().to_string(),
+            contributions: serde_json::json!(scored.contributions),
+            features: serde_json::Value::Object(features),
+            top_channel: scored.top_channel.clone(),
+            explanation: scored.explanation.clone(),
+            lineage: lineage.clone(),
+            inserted_at: None,
+        }
+    }
+}

@@ -1,0 +1,21 @@
+//! Plain types every stage may import: no I/O, no framework types.
+//!
+//! A window arrives as a [`WindowRecord`] with its [`Lineage`], is scored into a
+//! [`ScoredWindow`], and leaves as a stored [`AnomalyRow`], an [`Alert`] or, when refused, a
+//! [`DeadLetter`] carrying its [`RejectionKind`]. The alert and dead-letter JSON are versioned
+//! wire formats (`schemas/`, `docs/wire-formats.md`).
+
+pub mod anomaly;
+pub mod lineage;
+pub mod rejection;
+pub mod scored;
+pub mod time;
+pub mod window;
+pub mod wire;
+
+pub use anomaly::AnomalyRow;
+pub use lineage::Lineage;
+pub use rejection::{RecordError, RejectionKind};
+pub use scored::{ScoredWindow, Severity};
+pub use window::WindowRecord;
+pub use wire::{Alert, DeadLetter, WIRE_SCHEMA_VERSION};

@@ -1,0 +1,255 @@
+//! The Functions host's custom-handler protocol.
+//!
+//! For a non-HTTP trigger the host POSTs `/{FunctionName}` with `{"Data":{...},"Metadata":{...}}`
+//! and expects `{"Outputs":{...},"Logs":[...],"ReturnValue":...}` back. The host serializes every
+//! value that is not a JSON object as a JSON *string* (`JsonConvert.SerializeObject`), so arrays,
+//! numbers and strings arrive encoded, and an event body that is itself JSON text is encoded
+//! twice; `dataType: binary` bodies arrive as base64. This module undoes all of that and pairs
+//! each event with its Event Hubs coordinates.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::domain::time as timefmt;
+use crate::domain::Lineage;
+
+/// Output binding names of `ScoreWindows` in its `function.json`.
+pub const ALERTS_OUTPUT: &str = "alerts";
+pub const DEAD_LETTER_OUTPUT: &str = "deadletter";
+
+/// How many string-encoding layers are peeled from a metadata value.
+const MAX_UNWRAP: usize = 4;
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct InvocationRequest {
+    #[serde(rename = "Data", default)]
+    pub data: Map<String, Value>,
+    #[serde(rename = "Metadata", default)]
+    pub metadata: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct InvocationResponse {
+    #[serde(rename = "Outputs")]
+    pub outputs: Map<String, Value>,
+    #[serde(rename = "Logs")]
+    pub logs: Vec<String>,
+    #[serde(rename = "ReturnValue")]
+    pub return_value: Value,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ProtocolError {
+    #[error("invocation has no `Data.{0}` (the trigger binding's name in function.json)")]
+    MissingTrigger(String),
+}
+
+/// One Event Hubs event as the handler received it: its body (still encoded) and coordinates.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TriggerEvent {
+    pub body: Value,
+    pub lineage: Lineage,
+}
+
+/// Peels JSON-in-a-string layers: `"[1,2]"` → `[1,2]`, `"\"x\""` → `"x"`. Text that is not JSON
+/// (a plain partition key) is kept as it is.
+pub fn unwrap_value(value: &Value) -> Value {
+    let mut current = value.clone();
+    for _ in 0..MAX_UNWRAP {
+        let Value::String(text) = &current else { break };
+        match serde_json::from_str::<Value>(text) {
+            Ok(inner) => current = inner,
+            Err(_) => break,
+        }
+    }
+    current
+}
+
+fn meta<'a>(metadata: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+    metadata.get(key).or_else(|| {
+        metadata
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v)
+    })
+}
+
+fn as_text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn as_i64(value: &Value) -> Option<i64> {
+    match value {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+fn as_time(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(timefmt::canonical(s).unwrap_or_else(|| s.clone())),
+        _ => None,
+    }
+}
+
+fn partition_id(metadata: &Map<String, Value>) -> Option<String> {
+    let context = unwrap_value(meta(metadata, "PartitionContext")?);
+    let object = context.as_object()?;
+    ["PartitionId", "partitionId"]
+        .iter()
+        .find_map(|k| object.get(*k))
+        .and_then(as_text)
+}
+
+/// The per-event list for an `...Array` metadata key (cardinality many).
+fn array_meta(metadata: &Map<String, Value>, key: &str) -> Vec<Value> {
+    match meta(metadata, key).map(unwrap_value) {
+        Some(Value::Array(items)) => items.iter().map(unwrap_value).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Splits the trigger input into events with their lineage.
+///
+/// Cardinality `many` (the host sends `SequenceNumberArray`) gives a JSON array of bodies;
+/// cardinality `one` gives a single body, which may itself be a Stream Analytics array of records.
+pub fn trigger_events(
+    request: &InvocationRequest,
+    binding: &str,
+) -> Result<Vec<TriggerEvent>, ProtocolError> {
+    let raw = request
+        .data
+        .get(binding)
+        .or_else(|| {
+            request
+                .data
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(binding))
+                .map(|(_, v)| v)
+        })
+        .ok_or_else(|| ProtocolError::MissingTrigger(binding.to_string()))?;
+    let metadata = &request.metadata;
+    let partition = partition_id(metadata);
+    let many = meta(metadata, "SequenceNumberArray").is_some()
+        || meta(metadata, "EnqueuedTimeUtcArray").is_some();
+
+    if many {
+        let bodies = match unwrap_outer_array(raw) {
+            Some(items) => items,
+            // A `many` trigger whose data is not an array: treat it as one body rather than lose it.
+            None => vec![raw.clone()],
+        };
+        let sequence = array_meta(metadata, "SequenceNumberArray");
+        // Extension 6.5.2+ sends the offset as text too; on geo-replicated namespaces the numeric
+        // `Offset` is -1 and only the text form identifies the event.
+        let mut offsets = array_meta(metadata, "OffsetStringArray");
+        if offsets.is_empty() {
+            offsets = array_meta(metadata, "OffsetArray");
+        }
+        let enqueued = array_meta(metadata, "EnqueuedTimeUtcArray");
+        Ok(bodies
+            .into_iter()
+            .enumerate()
+            .map(|(i, body)| TriggerEvent {
+                body,
+                lineage: Lineage {
+                    partition_id: partition.clone(),
+                    sequence_number: sequence.get(i).and_then(as_i64),
+                    offset: offsets.get(i).and_then(as_text),
+                    enqueued_time: enqueued.get(i).and_then(as_time),
+                },
+            })
+            .collect())
+    } else {
+        let single = |key: &str| meta(metadata, key).map(unwrap_value);
+        Ok(vec![TriggerEvent {
+            body: raw.clone(),
+            lineage: Lineage {
+                partition_id: partition,
+                sequence_number: single("SequenceNumber").as_ref().and_then(as_i64),
+                offset: single("OffsetString")
+                    .or_else(|| single("Offset"))
+                    .as_ref()
+                    .and_then(as_text),
+                enqueued_time: single("EnqueuedTimeUtc").as_ref().and_then(as_time),
+            },
+        }])
+    }
+}
+
+/// The batch of a `many` trigger: a JSON array, or a string holding one (`"[\"{...}\",...]"`).
+fn unwrap_outer_array(raw: &Value) -> Option<Vec<Value>> {
+    match raw {
+        Value::Array(items) => Some(items.clone()),
+        Value::String(text) if text.trim_start().starts_with('[') => {
+            match serde_json::from_str::<Value>(text) {
+                Ok(Value::Array(items)) => Some(items),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+/// Builds the request the host sends for an Event Hubs trigger with `cardinality: many` and
+/// `dataType: string`: the bodies as one JSON-encoded array of strings, the per-event metadata as
+/// JSON-encoded arrays. The demo plays the host with it.
+pub fn many_string_invocation(
+    binding: &str,
+    bodies: &[String],
+    partition_id: &str,
+    first_sequence: i64,
+    enqueued_time: &str,
+) -> Value {
+    let n = bodies.len() as i64;
+    let sequence: Vec<i64> = (first_sequence..first_sequence + n).collect();
+    let offsets: Vec<String> = sequence.iter().map(|s| (s * 512).to_string()).collect();
+    let enqueued: Vec<&str> = bodies.iter().map(|_| enqueued_time).collect();
+    let encode = |v: Value| Value::String(v.to_string());
+    serde_json::json!({
+        "Data": { binding: encode(serde_json::json!(bodies)) },
+        "Metadata": {
+            "PartitionContext": {
+                "FullyQualifiedNamespace": "local.servicebus.windows.net",
+                "EventHubName": "windows",
+                "ConsumerGroup": "$Default",
+                "PartitionId": partition_id
+            },
+            "SequenceNumberArray": encode(serde_json::json!(sequence)),
+            "OffsetArray": encode(serde_json::json!(offsets)),
+            "EnqueuedTimeUtcArray": encode(serde_json::json!(enqueued)),
+            "sys": {"MethodName": "ScoreWindows", "UtcNow": enqueued_time, "RandGuid": "00000000-0000-0000-0000-000000000000"}
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn unwrap_peels_encoded_layers_but_keeps_plain_text() {
+        assert_eq!(unwrap_value(&json!("[1,2]")), json!([1, 2]));
+        assert_eq!(
+            unwrap_value(&json!("\"2026-01-01T00:00:00Z\"")),
+            json!("2026-01-01T00:00:00Z")
+        );
+        assert_eq!(unwrap_value(&json!("pump-7")), json!("pump-7"));
+        assert_eq!(unwrap_value(&json!({"a": 1})), json!({"a": 1}));
+    }
+
+    #[test]
+    fn missing_trigger_binding_is_a_protocol_error() {
+        let request = InvocationRequest::default();
+        assert_eq!(
+            trigger_events(&request, "events"),
+            Err(ProtocolError::MissingTrigger("events".into()))
+        );
+    }
+}

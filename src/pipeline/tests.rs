@@ -1,0 +1,197 @@
+//! The pipeline without a server: real ONNX Runtime and the default model, an in-memory store.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use serde_json::{json, Map, Value};
+
+use super::*;
+use crate::domain::{RejectionKind, WIRE_SCHEMA_VERSION};
+use crate::sinks::{HistoryQuery, MemoryStore, StoreFuture};
+
+fn model() -> Model {
+    Model::load_file(&Path::new(env!("CARGO_MANIFEST_DIR")).join("models/default.onnx"))
+        .expect("default model loads")
+}
+
+fn pipeline_with(store: Arc<dyn AnomalyStore>) -> Pipeline {
+    Pipeline::new(model(), store, Arc::new(Metrics::new()), "events")
+}
+
+/// A window at the training means (normal), optionally with `channel` shifted far up.
+fn window(model: &Model, device: &str, minute: u32, shifted: Option<&str>) -> String {
+    let mut map = Map::new();
+    map.insert("device_id".into(), json!(device));
+    map.insert(
+        "window_end".into(),
+        json!(format!("2026-01-01T00:{minute:02}:00Z")),
+    );
+    for ((name, mean), sd) in model
+        .info
+        .feature_names
+        .iter()
+        .zip(&model.info.feature_mean)
+        .zip(&model.info.feature_std)
+    {
+        let off_stat = !name.ends_with("_std");
+        let shift = match shifted {
+            Some(channel) if name.starts_with(channel) && off_stat => 40.0 * sd.max(1.0),
+            _ => 0.0,
+        };
+        map.insert(name.clone(), json!(mean + shift));
+    }
+    Value::Object(map).to_string()
+}
+
+fn request(bodies: &[String], first_sequence: i64) -> InvocationRequest {
+    let value = host::many_string_invocation(
+        "events",
+        bodies,
+        "2",
+        first_sequence,
+        "2026-01-01T00:10:00Z",
+    );
+    serde_json::from_value(value).expect("host-shaped request")
+}
+
+fn mixed_batch(model: &Model) -> Vec<String> {
+    let mut missing: Value = serde_json::from_str(&window(model, "pump-4", 4, None)).unwrap();
+    missing
+        .as_object_mut()
+        .unwrap()
+        .remove("vibration_std");
+    vec![
+        window(model, "pump-1", 1, None),
+        window(model, "pump-2", 2, Some("vibration")),
+        "temperature=21.5".into(),
+        missing.to_string(),
+    ]
+}
+
+#[tokio::test]
+async fn a_batch_is_decoded_scored_stored_and_turned_into_outputs() {
+    let store = Arc::new(MemoryStore::new());
+    let pipeline = pipeline_with(store.clone());
+    let batch = mixed_batch(&pipeline.model());
+    let outcome = pipeline.score_batch(&request(&batch, 100)).await.unwrap();
+
+    let s = &outcome.summary;
+    assert_eq!(
+        (s.events, s.windows_scored, s.anomalies, s.inserted, s.refused),
+        (4, 2, 1, 1, 2)
+    );
+    assert_eq!(s.batch.sequence_range, Some((100, 103)));
+    assert_eq!(s.batch.partition.as_deref(), Some("2"));
+
+    let alert = &outcome.alerts[0];
+    assert_eq!(alert.device_id, "pump-2");
+    assert_eq!(alert.top_channel, "vibration");
+    assert_eq!(alert.lineage.sequence_number, Some(101));
+    let kinds: Vec<RejectionKind> = outcome.dead_letters.iter().map(|d| d.kind).collect();
+    assert_eq!(
+        kinds,
+        [RejectionKind::NotJson, RejectionKind::MissingFeature]
+    );
+    assert_eq!(outcome.dead_letters[1].field.as_deref(), Some("vibration_std"));
+    assert_eq!(outcome.dead_letters[0].body, "temperature=21.5");
+
+    let stored = store
+        .history(HistoryQuery {
+            limit: 10,
+            ..HistoryQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].lineage, alert.lineage);
+
+    let metrics = pipeline.metrics().render();
+    for line in [
+        "sensor_anomaly_rejected_records_total{reason=\"not_json\"} 1",
+        "sensor_anomaly_rejected_records_total{reason=\"missing_feature\"} 1",
+        "sensor_anomaly_anomalies_total{severity=\"critical\"} 1",
+        "sensor_anomaly_windows_scored_total 2",
+    ] {
+        assert!(metrics.contains(line), "{line} missing from\n{metrics}");
+    }
+
+    let response = outcome.into_response().unwrap();
+    let alerts = response.outputs[ALERTS_OUTPUT].as_array().unwrap();
+    let published: Value = serde_json::from_str(alerts[0].as_str().unwrap()).unwrap();
+    assert_eq!(published["schema_version"], WIRE_SCHEMA_VERSION);
+    assert!(published.get("processing_time_us").is_none(), "{published}");
+    assert_eq!(response.outputs[DEAD_LETTER_OUTPUT].as_array().unwrap().len(), 2);
+    assert!(response.logs[0].starts_with("ScoreWindows: 4 events, 2 windows scored, 1 anomalies (1 new), 2 refused"), "{:?}", response.logs);
+}
+
+#[tokio::test]
+async fn a_redelivered_batch_stores_nothing_new_and_repeats_the_same_alerts() {
+    let store = Arc::new(MemoryStore::new());
+    let pipeline = pipeline_with(store.clone());
+    let batch = mixed_batch(&pipeline.model());
+    let first = pipeline.score_batch(&request(&batch, 7)).await.unwrap();
+    let again = pipeline.score_batch(&request(&batch, 7)).await.unwrap();
+    assert_eq!((first.summary.inserted, again.summary.inserted), (1, 0));
+    assert_eq!(first.alerts, again.alerts);
+    assert_eq!(first.dead_letters, again.dead_letters);
+}
+
+/// A test double: a store whose every write fails with the given class.
+struct FailingStoreDouble {
+    transient: bool,
+}
+
+impl AnomalyStore for FailingStoreDouble {
+    fn kind(&self) -> &'static str {
+        "failing-double"
+    }
+    fn insert(&self, _: Vec<crate::domain::AnomalyRow>) -> StoreFuture<'_, usize> {
+        let error = std::io::Error::other("disk on fire");
+        let error = if self.transient {
+            StoreError::transient("inserting anomalies", error)
+        } else {
+            StoreError::permanent("inserting anomalies", error)
+        };
+        Box::pin(async move { Err(error) })
+    }
+    fn history(&self, _: HistoryQuery) -> StoreFuture<'_, Vec<crate::domain::AnomalyRow>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+    fn ping(&self) -> StoreFuture<'_, ()> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+#[tokio::test]
+async fn a_store_failure_fails_the_batch_keeping_its_class_and_source() {
+    for transient in [true, false] {
+        let pipeline = pipeline_with(Arc::new(FailingStoreDouble { transient }));
+        let batch = mixed_batch(&pipeline.model());
+        let error = pipeline.score_batch(&request(&batch, 1)).await.unwrap_err();
+        let PipelineError::Store(store_error) = &error else {
+            panic!("expected a store error, got {error}");
+        };
+        assert_eq!(store_error.is_transient(), transient);
+        let source = std::error::Error::source(store_error).expect("source kept");
+        assert_eq!(source.to_string(), "disk on fire");
+        let class = if transient { "transient" } else { "permanent" };
+        let metrics = pipeline.metrics().render();
+        assert!(
+            metrics.contains(&format!("sensor_anomaly_store_errors_total{{class=\"{class}\"}} 1")),
+            "{metrics}"
+        );
+        // Nothing was counted as scored: the host will re-deliver the batch.
+        assert!(metrics.contains("sensor_anomaly_windows_scored_total 0"), "{metrics}");
+    }
+}
+
+#[tokio::test]
+async fn an_invocation_without_the_trigger_binding_is_a_protocol_error() {
+    let pipeline = pipeline_with(Arc::new(MemoryStore::new()));
+    let request: InvocationRequest =
+        serde_json::from_value(json!({"Data": {"other": "[]"}, "Metadata": {}})).unwrap();
+    assert!(matches!(
+        pipeline.score_batch(&request).await,
+        Err(PipelineError::Protocol(_))
+    ));
+}

@@ -1,0 +1,188 @@
+//! Test helpers: spawn the real handler (real ONNX Runtime, real SQLite, real HTTP) on a free
+//! port, and build realistic windows with the simulator and the windowing the demo uses.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sensor_anomaly::configuration::Settings;
+use sensor_anomaly::http::AppState;
+use sensor_anomaly::startup::Application;
+use sensor_anomaly::tools::simulate::{self, SimConfig};
+use sensor_anomaly::tools::windowing::{WindowSpec, Windower};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use serde_json::{Map, Value};
+
+pub fn repo_path(relative: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
+}
+
+pub fn default_model() -> PathBuf {
+    repo_path("models/default.onnx")
+}
+
+/// A scratch folder removed when dropped.
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    pub fn new(tag: &str) -> Self {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "sensor-anomaly-{tag}-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create scratch dir");
+        Scratch(dir)
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub state: Arc<AppState>,
+    pub db_path: PathBuf,
+    pub scratch: Scratch,
+    /// Dropping it (or [`TestApp::shutdown`]) is the app's shutdown signal.
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
+    let scratch = Scratch::new("app");
+    let mut settings = Settings {
+        port: 0,
+        model_path: default_model(),
+        sqlite_path: scratch.path("anomalies.sqlite"),
+        store_timeout: Duration::from_millis(300),
+        ..Settings::default()
+    };
+    adjust(&mut settings);
+    let db_path = settings.sqlite_path.clone();
+    let app = Application::build(settings)
+        .await
+        .expect("application starts");
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let state = app.state();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until_stopped(async {
+        let _ = stopped.await;
+    }));
+    TestApp {
+        base,
+        client: reqwest::Client::new(),
+        state,
+        db_path,
+        scratch,
+        stop: Some(stop),
+        server: Some(server),
+    }
+}
+
+impl TestApp {
+    /// Sends the shutdown signal and returns once the server has stopped (requests in flight
+    /// finish first).
+    pub async fn shutdown(&mut self) -> std::io::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match self.server.take() {
+            Some(server) => server.await.expect("server task"),
+            None => Ok(()),
+        }
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .post(format!("{}{path}", self.base))
+            .json(body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> reqwest::Response {
+        self.client
+            .post(format!("{}{path}", self.base))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn stored_count(&self) -> usize {
+        let body: Value = self
+            .get("/api/history?limit=1000")
+            .await
+            .json()
+            .await
+            .expect("history JSON");
+        body["count"].as_u64().expect("count") as usize
+    }
+
+    /// Asserts that `/api/metrics` has each of these sample lines.
+    pub async fn assert_metrics(&self, samples: &[&str]) {
+        let metrics = self.get("/api/metrics").await.text().await.unwrap();
+        for sample in samples {
+            assert!(metrics.contains(sample), "{sample} missing from\n{metrics}");
+        }
+    }
+}
+
+/// Healthy windows from the simulator, as Stream Analytics would emit them.
+pub fn healthy_windows(devices: usize, hours: f64, seed: u64) -> Vec<Map<String, Value>> {
+    windows(SimConfig {
+        devices,
+        hours,
+        seed,
+        fault_rate: 0.0,
+        ..SimConfig::default()
+    })
+}
+
+pub fn windows(config: SimConfig) -> Vec<Map<String, Value>> {
+    let mut windower = Windower::new(WindowSpec::tumbling(60).expect("spec"));
+    simulate::simulate(&config, |s| windower.push(&s).expect("valid sample"));
+    windower.finish(false)
+}
+
+/// Adds `offset` to a channel's mean, min and max (a shifted reading).
+pub fn shift_channel(window: &mut Map<String, Value>, channel: &str, offset: f64) {
+    for stat in ["mean", "min", "max"] {
+        let key = format!("{channel}_{stat}");
+        let v = window[&key].as_f64().expect("numeric feature");
+        window.insert(key, Value::from(v + offset));
+    }
+}

@@ -1,0 +1,10 @@
+//! The integration tests, one binary: each module drives the real application (real ONNX
+//! Runtime, real SQLite, real HTTP) through the helpers that spawn it.
+
+mod api;
+mod demo;
+mod functions;
+mod helpers;
+mod score_windows;
+mod scoring;
+mod stream_analytics;
