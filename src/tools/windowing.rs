@@ -23,6 +23,10 @@ pub enum WindowError {
     Size,
     #[error("hop must be positive and at most the window size (got hop {hop}s, size {size}s)")]
     Hop { hop: i64, size: i64 },
+    #[error("window size {size}s is more than Stream Analytics' limit of 7 days ({MAX_WINDOW_SECS}s)")]
+    TooLong { size: i64 },
+    #[error("a {size}s window hopping every {hop}s puts each sample in {per_sample} windows; at most {MAX_WINDOWS_PER_SAMPLE} are allowed (use a larger hop)")]
+    TooManyWindows { size: i64, hop: i64, per_sample: i64 },
     #[error("line {line}: {problem}")]
     Input { line: usize, problem: String },
 }
@@ -39,6 +43,12 @@ pub struct Sample {
     #[serde(default)]
     pub fault_channel: Option<String>,
 }
+
+/// Stream Analytics' largest window: 7 days.
+pub const MAX_WINDOW_SECS: i64 = 7 * 24 * 3600;
+/// Each sample lands in `size / hop` windows: bound the work (and memory) per sample. An hour
+/// hopping every second is the most this allows.
+pub const MAX_WINDOWS_PER_SAMPLE: i64 = 3600;
 
 #[derive(Debug, Clone, Copy)]
 pub struct WindowSpec {
@@ -59,6 +69,17 @@ impl WindowSpec {
             return Err(WindowError::Hop {
                 hop: hop_secs,
                 size: size_secs,
+            });
+        }
+        if size_secs > MAX_WINDOW_SECS {
+            return Err(WindowError::TooLong { size: size_secs });
+        }
+        let per_sample = (size_secs + hop_secs - 1) / hop_secs;
+        if per_sample > MAX_WINDOWS_PER_SAMPLE {
+            return Err(WindowError::TooManyWindows {
+                size: size_secs,
+                hop: hop_secs,
+                per_sample,
             });
         }
         Ok(WindowSpec {
@@ -555,6 +576,20 @@ mod tests {
         // One value: STDEV is null; a channel with no values has null features.
         assert_eq!(out[0]["temperature_std"], Value::Null);
         assert_eq!(out[0]["humidity_mean"], Value::Null);
+    }
+
+    #[test]
+    fn window_counts_per_sample_are_capped_with_a_clear_error() {
+        assert!(WindowSpec::hopping(3600, 1).is_ok());
+        assert!(WindowSpec::tumbling(MAX_WINDOW_SECS).is_ok());
+        let err = WindowSpec::hopping(10_000_000_000, 1).unwrap_err();
+        assert!(matches!(err, WindowError::TooLong { .. }), "{err}");
+        let err = WindowSpec::hopping(3601, 1).unwrap_err();
+        assert!(
+            matches!(err, WindowError::TooManyWindows { per_sample: 3601, .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("use a larger hop"), "{err}");
     }
 
     #[test]

@@ -14,7 +14,8 @@ use sensor_anomaly::tools::simulate::{self, SimConfig};
 use sensor_anomaly::tools::windowing::{WindowSpec, Windower};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use serde_json::{Map, Value};
+use base64::Engine;
+use serde_json::{json, Map, Value};
 
 pub fn repo_path(relative: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
@@ -163,7 +164,7 @@ impl TestApp {
 
 /// Healthy windows from the simulator, as Stream Analytics would emit them.
 pub fn healthy_windows(devices: usize, hours: f64, seed: u64) -> Vec<Map<String, Value>> {
-    windows(SimConfig {
+    simulated_windows(SimConfig {
         devices,
         hours,
         seed,
@@ -172,7 +173,7 @@ pub fn healthy_windows(devices: usize, hours: f64, seed: u64) -> Vec<Map<String,
     })
 }
 
-pub fn windows(config: SimConfig) -> Vec<Map<String, Value>> {
+pub fn simulated_windows(config: SimConfig) -> Vec<Map<String, Value>> {
     let mut windower = Windower::new(WindowSpec::tumbling(60).expect("spec"));
     simulate::simulate(&config, |s| windower.push(&s).expect("valid sample"));
     windower.finish(false)
@@ -186,3 +187,106 @@ pub fn shift_channel(window: &mut Map<String, Value>, channel: &str, offset: f64
         window.insert(key, Value::from(v + offset));
     }
 }
+
+// Host-shaped invocations (see `src/ingress/host.rs` for what the host sends).
+
+pub fn encoded(v: Value) -> Value {
+    Value::String(v.to_string())
+}
+
+pub fn b64(text: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
+
+pub fn partition_context(id: &str) -> Value {
+    json!({"IsCheckpointingAfterInvocation": true, "FullyQualifiedNamespace": "ns.servicebus.windows.net",
+           "EventHubName": "windows", "ConsumerGroup": "$Default", "PartitionId": id})
+}
+
+/// Metadata for cardinality `many`, as the host writes it (arrays JSON-encoded, times without Z).
+pub fn many_metadata(n: usize, first_sequence: i64) -> Value {
+    let seq: Vec<i64> = (0..n as i64).map(|i| first_sequence + i).collect();
+    let offsets: Vec<String> = seq.iter().map(|s| (s * 1000).to_string()).collect();
+    let times: Vec<String> = (0..n)
+        .map(|i| format!("2026-01-01T00:{:02}:00.{:03}", i % 60, i))
+        .collect();
+    json!({
+        "PartitionContext": partition_context("3"),
+        "PartitionKeyArray": encoded(json!(vec![Value::Null; n])),
+        "OffsetArray": encoded(json!(offsets)),
+        "OffsetStringArray": encoded(json!(offsets)),
+        "SequenceNumberArray": encoded(json!(seq)),
+        "EnqueuedTimeUtcArray": encoded(json!(times)),
+        "PropertiesArray": encoded(json!(vec![json!({}); n])),
+        "SystemPropertiesArray": encoded(json!(vec![json!({"x-opt-sequence-number": 1}); n])),
+        "sys": {"MethodName": "ScoreWindows", "UtcNow": "2026-01-01T00:05:00.1234567Z", "RandGuid": "0f8fad5b-d9cb-469f-a165-70867728950e"}
+    })
+}
+
+/// Metadata for cardinality `one`.
+pub fn one_metadata(sequence: i64) -> Value {
+    json!({
+        "PartitionContext": partition_context("1"),
+        "Offset": encoded(json!((sequence * 1000).to_string())),
+        "OffsetString": encoded(json!((sequence * 1000).to_string())),
+        "SequenceNumber": sequence.to_string(),
+        "EnqueuedTimeUtc": "2026-01-01T00:07:00",
+        "Properties": {},
+        "SystemProperties": {"SequenceNumber": sequence},
+        "sys": {"MethodName": "ScoreWindows", "UtcNow": "2026-01-01T00:07:00.5Z", "RandGuid": "0f8fad5b-d9cb-469f-a165-70867728950e"},
+        // With cardinality one the host also copies the body's top-level scalars into Metadata.
+        "device_id": "\"pump-001\"",
+        "window_end": "\"2026-01-01T00:01:00Z\"",
+        "sample_count": "60"
+    })
+}
+
+pub fn invocation(data: Value, metadata: Value) -> Value {
+    json!({"Data": {"events": data}, "Metadata": metadata})
+}
+
+/// Healthy windows, with a large vibration shift in every `every`-th one so there is something to store.
+pub fn windows(n: usize, every: usize) -> Vec<Map<String, Value>> {
+    let mut out = healthy_windows(2, 6.0, 77);
+    out.truncate(n);
+    for w in out.iter_mut().step_by(every) {
+        shift_channel(w, "vibration", 60.0);
+    }
+    out
+}
+
+pub fn texts(windows: &[Map<String, Value>]) -> Vec<String> {
+    windows
+        .iter()
+        .map(|w| Value::Object(w.clone()).to_string())
+        .collect()
+}
+
+pub async fn invoke(app: &TestApp, body: &Value) -> (u16, Value) {
+    let response = app.post_json("/ScoreWindows", body).await;
+    let status = response.status().as_u16();
+    assert!(response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/json"));
+    (status, response.json().await.expect("JSON reply"))
+}
+
+/// The messages of an output binding: an array of JSON strings.
+pub fn output(reply: &Value, binding: &str) -> Vec<Value> {
+    reply["Outputs"][binding]
+        .as_array()
+        .unwrap_or_else(|| panic!("{binding} array in {reply}"))
+        .iter()
+        .map(|a| serde_json::from_str(a.as_str().expect("message is a string")).expect("JSON"))
+        .collect()
+}
+
+pub fn alerts(reply: &Value) -> Vec<Value> {
+    output(reply, "alerts")
+}
+
+pub fn dead_letters(reply: &Value) -> Vec<Value> {
+    output(reply, "deadletter")
+}
+

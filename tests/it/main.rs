@@ -7,4 +7,6 @@ mod functions;
 mod helpers;
 mod score_windows;
 mod scoring;
+mod store_contract;
 mod stream_analytics;
+mod wire_formats;

@@ -1,110 +1,12 @@
 //! `ScoreWindows` over real HTTP with every request shape the Functions host produces for an
-//! Event Hubs trigger (see notes in `src/host.rs`), bad events, re-delivery and a store outage.
+//! Event Hubs trigger (see notes in `src/ingress/host.rs`), bad events, re-delivery and a store outage.
 
+use serde_json::{json, Value};
 
-use base64::Engine;
-use crate::helpers::{healthy_windows, shift_channel, spawn_app};
-use serde_json::{json, Map, Value};
-
-fn encoded(v: Value) -> Value {
-    Value::String(v.to_string())
-}
-
-fn b64(text: &str) -> String {
-    base64::engine::general_purpose::STANDARD.encode(text)
-}
-
-fn partition_context(id: &str) -> Value {
-    json!({"IsCheckpointingAfterInvocation": true, "FullyQualifiedNamespace": "ns.servicebus.windows.net",
-           "EventHubName": "windows", "ConsumerGroup": "$Default", "PartitionId": id})
-}
-
-/// Metadata for cardinality `many`, as the host writes it (arrays JSON-encoded, times without Z).
-fn many_metadata(n: usize, first_sequence: i64) -> Value {
-    let seq: Vec<i64> = (0..n as i64).map(|i| first_sequence + i).collect();
-    let offsets: Vec<String> = seq.iter().map(|s| (s * 1000).to_string()).collect();
-    let times: Vec<String> = (0..n)
-        .map(|i| format!("2026-01-01T00:{:02}:00.{:03}", i % 60, i))
-        .collect();
-    json!({
-        "PartitionContext": partition_context("3"),
-        "PartitionKeyArray": encoded(json!(vec![Value::Null; n])),
-        "OffsetArray": encoded(json!(offsets)),
-        "OffsetStringArray": encoded(json!(offsets)),
-        "SequenceNumberArray": encoded(json!(seq)),
-        "EnqueuedTimeUtcArray": encoded(json!(times)),
-        "PropertiesArray": encoded(json!(vec![json!({}); n])),
-        "SystemPropertiesArray": encoded(json!(vec![json!({"x-opt-sequence-number": 1}); n])),
-        "sys": {"MethodName": "ScoreWindows", "UtcNow": "2026-01-01T00:05:00.1234567Z", "RandGuid": "0f8fad5b-d9cb-469f-a165-70867728950e"}
-    })
-}
-
-/// Metadata for cardinality `one`.
-fn one_metadata(sequence: i64) -> Value {
-    json!({
-        "PartitionContext": partition_context("1"),
-        "Offset": encoded(json!((sequence * 1000).to_string())),
-        "OffsetString": encoded(json!((sequence * 1000).to_string())),
-        "SequenceNumber": sequence.to_string(),
-        "EnqueuedTimeUtc": "2026-01-01T00:07:00",
-        "Properties": {},
-        "SystemProperties": {"SequenceNumber": sequence},
-        "sys": {"MethodName": "ScoreWindows", "UtcNow": "2026-01-01T00:07:00.5Z", "RandGuid": "0f8fad5b-d9cb-469f-a165-70867728950e"},
-        // With cardinality one the host also copies the body's top-level scalars into Metadata.
-        "device_id": "\"pump-001\"",
-        "window_end": "\"2026-01-01T00:01:00Z\"",
-        "sample_count": "60"
-    })
-}
-
-fn invocation(data: Value, metadata: Value) -> Value {
-    json!({"Data": {"events": data}, "Metadata": metadata})
-}
-
-/// Healthy windows, with a large vibration shift in every `every`-th one so there is something to store.
-fn windows(n: usize, every: usize) -> Vec<Map<String, Value>> {
-    let mut out = healthy_windows(2, 6.0, 77);
-    out.truncate(n);
-    for w in out.iter_mut().step_by(every) {
-        shift_channel(w, "vibration", 60.0);
-    }
-    out
-}
-
-fn texts(windows: &[Map<String, Value>]) -> Vec<String> {
-    windows
-        .iter()
-        .map(|w| Value::Object(w.clone()).to_string())
-        .collect()
-}
-
-async fn invoke(app: &crate::helpers::TestApp, body: &Value) -> (u16, Value) {
-    let response = app.post_json("/ScoreWindows", body).await;
-    let status = response.status().as_u16();
-    assert!(response.headers()["content-type"]
-        .to_str()
-        .unwrap()
-        .starts_with("application/json"));
-    (status, response.json().await.expect("JSON reply"))
-}
-
-/// The messages of an output binding: an array of JSON strings.
-fn output(reply: &Value, binding: &str) -> Vec<Value> {
-    reply["Outputs"][binding]
-        .as_array()
-        .unwrap_or_else(|| panic!("{binding} array in {reply}"))
-        .iter()
-        .map(|a| serde_json::from_str(a.as_str().expect("message is a string")).expect("JSON"))
-        .collect()
-}
-
-fn alerts(reply: &Value) -> Vec<Value> {
-    output(reply, "alerts")
-}
-
-fn dead_letters(reply: &Value) -> Vec<Value> {
-    output(reply, "deadletter")
-}
+use crate::helpers::{
+    alerts, b64, dead_letters, encoded, invocation, invoke, many_metadata, one_metadata,
+    spawn_app, texts, windows,
+};
 
 #[tokio::test]
 async fn every_host_shape_decodes_into_windows() {
@@ -401,6 +303,27 @@ async fn a_store_outage_fails_the_invocation_and_the_retry_stores_once() {
     assert_eq!(status, 200);
     assert_eq!(app.stored_count().await, 2);
     assert_eq!(app.get("/api/health").await.status().as_u16(), 200);
+}
+
+#[tokio::test]
+async fn a_store_that_cannot_take_the_batch_fails_with_500_not_503() {
+    let app = spawn_app().await;
+    let w = windows(10, 5);
+    let body = invocation(encoded(json!(texts(&w))), many_metadata(10, 50));
+    // A broken schema: no retry can help, so the host is told so (500, not 503).
+    let other = rusqlite::Connection::open(&app.db_path).unwrap();
+    other.execute_batch("DROP TABLE anomalies").unwrap();
+    let (status, reply) = invoke(&app, &body).await;
+    assert_eq!(status, 500, "{reply}");
+    assert!(
+        reply["error"].as_str().unwrap().contains("store refused"),
+        "{reply}"
+    );
+    app.assert_metrics(&[
+        "sensor_anomaly_invocations_total{function=\"ScoreWindows\",outcome=\"store_refused\"} 1",
+        "sensor_anomaly_store_errors_total{class=\"permanent\"} 1",
+    ])
+    .await;
 }
 
 #[tokio::test]
