@@ -223,7 +223,9 @@ mod tests {
         };
         assert!(!invalid.to_string().contains("abc-secret"), "{invalid}");
         assert!(
-            invalid.to_string().contains("APPLICATIONINSIGHTS_CONNECTION_STRING"),
+            invalid
+                .to_string()
+                .contains("APPLICATIONINSIGHTS_CONNECTION_STRING"),
             "{invalid}"
         );
         let plain = ConfigError::Invalid {

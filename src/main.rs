@@ -364,7 +364,8 @@ fn run(cli: Cli) -> Result<()> {
                 Box::new(BufReader::new(std::io::stdin().lock()))
             } else {
                 Box::new(BufReader::new(
-                    File::open(&input).with_context(|| format!("cannot read {}", input.display()))?,
+                    File::open(&input)
+                        .with_context(|| format!("cannot read {}", input.display()))?,
                 ))
             };
             let mut w = writer(&out)?;

@@ -75,7 +75,12 @@ pub fn check_score_windows(
         .and_then(Value::as_array)
         .map(Vec::as_slice)
         .unwrap_or_default();
-    let field = |b: &Value, key: &str| b.get(key).and_then(Value::as_str).unwrap_or_default().to_string();
+    let field = |b: &Value, key: &str| {
+        b.get(key)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
     let trigger = bindings
         .iter()
         .find(|b| field(b, "type").eq_ignore_ascii_case("eventHubTrigger"))
@@ -90,12 +95,108 @@ pub fn check_score_windows(
         });
     }
     for name in [ALERTS_OUTPUT, DEAD_LETTER_OUTPUT] {
-        let declared = bindings.iter().any(|b| {
-            field(b, "direction").eq_ignore_ascii_case("out") && field(b, "name") == name
-        });
+        let declared = bindings
+            .iter()
+            .any(|b| field(b, "direction").eq_ignore_ascii_case("out") && field(b, "name") == name);
         if !declared {
             return Err(FunctionJsonError::MissingOutput { name, path });
         }
     }
     Ok(Some(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct TempApp(PathBuf);
+
+    impl TempApp {
+        fn new(tag: &str, function_dir: &str, function_json: &str) -> Self {
+            let root = std::env::temp_dir()
+                .join(format!("sensor-anomaly-fj-{tag}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&root);
+            std::fs::create_dir_all(root.join(function_dir)).unwrap();
+            std::fs::write(root.join("host.json"), "{}").unwrap();
+            std::fs::write(root.join(function_dir).join("function.json"), function_json).unwrap();
+            TempApp(root)
+        }
+    }
+
+    impl Drop for TempApp {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn repo_function_json() -> String {
+        std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("functions/ScoreWindows/function.json"),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn the_committed_function_json_matches_the_default_binding() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let checked = check_score_windows(root, "events").unwrap();
+        assert_eq!(
+            checked,
+            Some(root.join("functions/ScoreWindows/function.json"))
+        );
+        // The host's own layout is found too.
+        let app = TempApp::new("host-layout", "ScoreWindows", &repo_function_json());
+        assert!(check_score_windows(&app.0, "events").unwrap().is_some());
+    }
+
+    #[test]
+    fn a_different_trigger_name_is_refused_naming_both() {
+        let app = TempApp::new("mismatch", "ScoreWindows", &repo_function_json());
+        let err = check_score_windows(&app.0, "windows").unwrap_err();
+        let text = err.to_string();
+        assert!(
+            matches!(err, FunctionJsonError::TriggerMismatch { .. }),
+            "{text}"
+        );
+        assert!(
+            text.contains("ANOMALY_TRIGGER_BINDING is \"windows\"")
+                && text.contains("named \"events\""),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn missing_outputs_and_triggers_are_refused() {
+        let json = repo_function_json().replace("\"deadletter\"", "\"dlq\"");
+        let app = TempApp::new("outputs", "ScoreWindows", &json);
+        let err = check_score_windows(&app.0, "events").unwrap_err();
+        assert!(
+            matches!(
+                err,
+                FunctionJsonError::MissingOutput {
+                    name: "deadletter",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let app = TempApp::new("no-trigger", "ScoreWindows", r#"{"bindings": []}"#);
+        assert!(matches!(
+            check_score_windows(&app.0, "events"),
+            Err(FunctionJsonError::NoTrigger { .. })
+        ));
+        let app = TempApp::new("broken", "ScoreWindows", "{");
+        assert!(matches!(
+            check_score_windows(&app.0, "events"),
+            Err(FunctionJsonError::Json { .. })
+        ));
+    }
+
+    #[test]
+    fn outside_a_functions_app_there_is_nothing_to_check() {
+        let dir = std::env::temp_dir();
+        assert!(check_score_windows(&dir.join("no-such-app"), "anything")
+            .unwrap()
+            .is_none());
+    }
 }

@@ -75,10 +75,7 @@ pub struct BatchInfo {
 impl BatchInfo {
     fn of(events: &[TriggerEvent], request: &InvocationRequest) -> Self {
         let sequence_numbers = events.iter().filter_map(|e| e.lineage.sequence_number);
-        let sequence_range = sequence_numbers
-            .clone()
-            .min()
-            .zip(sequence_numbers.max());
+        let sequence_range = sequence_numbers.clone().min().zip(sequence_numbers.max());
         let retry_count = request
             .metadata
             .get("RetryContext")

@@ -5,8 +5,8 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::{BatchOutcome, BatchSummary, PipelineError};
-pub use crate::ingress::host::{ALERTS_OUTPUT, DEAD_LETTER_OUTPUT};
 use crate::ingress::host::InvocationResponse;
+pub use crate::ingress::host::{ALERTS_OUTPUT, DEAD_LETTER_OUTPUT};
 
 /// At most this many per-record lines go into the invocation's `Logs`; the rest are counted.
 const MAX_LOG_LINES: usize = 50;

@@ -56,10 +56,7 @@ fn request(bodies: &[String], first_sequence: i64) -> InvocationRequest {
 
 fn mixed_batch(model: &Model) -> Vec<String> {
     let mut missing: Value = serde_json::from_str(&window(model, "pump-4", 4, None)).unwrap();
-    missing
-        .as_object_mut()
-        .unwrap()
-        .remove("vibration_std");
+    missing.as_object_mut().unwrap().remove("vibration_std");
     vec![
         window(model, "pump-1", 1, None),
         window(model, "pump-2", 2, Some("vibration")),
@@ -77,7 +74,13 @@ async fn a_batch_is_decoded_scored_stored_and_turned_into_outputs() {
 
     let s = &outcome.summary;
     assert_eq!(
-        (s.events, s.windows_scored, s.anomalies, s.inserted, s.refused),
+        (
+            s.events,
+            s.windows_scored,
+            s.anomalies,
+            s.inserted,
+            s.refused
+        ),
         (4, 2, 1, 1, 2)
     );
     assert_eq!(s.batch.sequence_range, Some((100, 103)));
@@ -92,7 +95,10 @@ async fn a_batch_is_decoded_scored_stored_and_turned_into_outputs() {
         kinds,
         [RejectionKind::NotJson, RejectionKind::MissingFeature]
     );
-    assert_eq!(outcome.dead_letters[1].field.as_deref(), Some("vibration_std"));
+    assert_eq!(
+        outcome.dead_letters[1].field.as_deref(),
+        Some("vibration_std")
+    );
     assert_eq!(outcome.dead_letters[0].body, "temperature=21.5");
 
     let stored = store
@@ -120,8 +126,20 @@ async fn a_batch_is_decoded_scored_stored_and_turned_into_outputs() {
     let published: Value = serde_json::from_str(alerts[0].as_str().unwrap()).unwrap();
     assert_eq!(published["schema_version"], WIRE_SCHEMA_VERSION);
     assert!(published.get("processing_time_us").is_none(), "{published}");
-    assert_eq!(response.outputs[DEAD_LETTER_OUTPUT].as_array().unwrap().len(), 2);
-    assert!(response.logs[0].starts_with("ScoreWindows: 4 events, 2 windows scored, 1 anomalies (1 new), 2 refused"), "{:?}", response.logs);
+    assert_eq!(
+        response.outputs[DEAD_LETTER_OUTPUT]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    assert!(
+        response.logs[0].starts_with(
+            "ScoreWindows: 4 events, 2 windows scored, 1 anomalies (1 new), 2 refused"
+        ),
+        "{:?}",
+        response.logs
+    );
 }
 
 #[tokio::test]
@@ -177,11 +195,16 @@ async fn a_store_failure_fails_the_batch_keeping_its_class_and_source() {
         let class = if transient { "transient" } else { "permanent" };
         let metrics = pipeline.metrics().render();
         assert!(
-            metrics.contains(&format!("sensor_anomaly_store_errors_total{{class=\"{class}\"}} 1")),
+            metrics.contains(&format!(
+                "sensor_anomaly_store_errors_total{{class=\"{class}\"}} 1"
+            )),
             "{metrics}"
         );
         // Nothing was counted as scored: the host will re-deliver the batch.
-        assert!(metrics.contains("sensor_anomaly_windows_scored_total 0"), "{metrics}");
+        assert!(
+            metrics.contains("sensor_anomaly_windows_scored_total 0"),
+            "{metrics}"
+        );
     }
 }
 

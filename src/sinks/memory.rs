@@ -4,9 +4,7 @@
 use std::collections::HashSet;
 use std::sync::Mutex;
 
-use super::{
-    since_instant, window_end_instants, AnomalyStore, HistoryQuery, StoreFuture,
-};
+use super::{since_instant, window_end_instants, AnomalyStore, HistoryQuery, StoreFuture};
 use crate::domain::time as timefmt;
 use crate::domain::AnomalyRow;
 

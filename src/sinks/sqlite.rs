@@ -137,24 +137,26 @@ fn insert_rows(conn: &mut Connection, rows: &[AnomalyRow]) -> Result<usize, Stor
         ).during(CONTEXT)?;
         let now = timefmt::format(timefmt::now());
         for (r, end_ms) in rows.iter().zip(instants) {
-            inserted += stmt.execute(params![
-                r.device_id,
-                r.window_end,
-                end_ms,
-                r.model_version,
-                r.score,
-                r.threshold,
-                r.severity,
-                r.contributions.to_string(),
-                r.features.to_string(),
-                r.top_channel,
-                r.explanation,
-                r.lineage.partition_id,
-                r.lineage.sequence_number,
-                r.lineage.offset,
-                r.lineage.enqueued_time,
-                now,
-            ]).during(CONTEXT)?;
+            inserted += stmt
+                .execute(params![
+                    r.device_id,
+                    r.window_end,
+                    end_ms,
+                    r.model_version,
+                    r.score,
+                    r.threshold,
+                    r.severity,
+                    r.contributions.to_string(),
+                    r.features.to_string(),
+                    r.top_channel,
+                    r.explanation,
+                    r.lineage.partition_id,
+                    r.lineage.sequence_number,
+                    r.lineage.offset,
+                    r.lineage.enqueued_time,
+                    now,
+                ])
+                .during(CONTEXT)?;
         }
     }
     tx.commit().during(CONTEXT)?;
@@ -175,30 +177,30 @@ fn read_history(conn: &mut Connection, q: &HistoryQuery) -> Result<Vec<AnomalyRo
     let limit = i64::try_from(q.limit).unwrap_or(i64::MAX);
     let rows = stmt
         .query_map(params![q.device_id, since_ms, limit], |row| {
-        Ok((
-            AnomalyRow {
-                device_id: row.get(0)?,
-                window_end: row.get(1)?,
-                model_version: row.get(2)?,
-                score: row.get(3)?,
-                threshold: row.get(4)?,
-                severity: row.get(5)?,
-                contributions: serde_json::Value::Null,
-                features: serde_json::Value::Null,
-                top_channel: row.get(8)?,
-                explanation: row.get(9)?,
-                lineage: Lineage {
-                    partition_id: row.get(10)?,
-                    sequence_number: row.get(11)?,
-                    offset: row.get(12)?,
-                    enqueued_time: row.get(13)?,
+            Ok((
+                AnomalyRow {
+                    device_id: row.get(0)?,
+                    window_end: row.get(1)?,
+                    model_version: row.get(2)?,
+                    score: row.get(3)?,
+                    threshold: row.get(4)?,
+                    severity: row.get(5)?,
+                    contributions: serde_json::Value::Null,
+                    features: serde_json::Value::Null,
+                    top_channel: row.get(8)?,
+                    explanation: row.get(9)?,
+                    lineage: Lineage {
+                        partition_id: row.get(10)?,
+                        sequence_number: row.get(11)?,
+                        offset: row.get(12)?,
+                        enqueued_time: row.get(13)?,
+                    },
+                    inserted_at: row.get(14)?,
                 },
-                inserted_at: row.get(14)?,
-            },
-            row.get::<_, String>(6)?,
-            row.get::<_, String>(7)?,
-        ))
-    })
+                row.get::<_, String>(6)?,
+                row.get::<_, String>(7)?,
+            ))
+        })
         .during(CONTEXT)?;
     let mut out = Vec::new();
     for row in rows {

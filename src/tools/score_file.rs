@@ -42,17 +42,21 @@ pub fn score_lines(
 ) -> Result<ScoreFileSummary, ScoreFileError> {
     let mut summary = ScoreFileSummary::default();
     let mut batch: Vec<WindowRecord> = Vec::new();
-    let flush = |batch: &mut Vec<WindowRecord>, out: &mut dyn Write| -> Result<usize, ScoreFileError> {
-        let results = model.score(batch)?;
-        for r in &results {
-            serde_json::to_writer(&mut *out, r)?;
-            out.write_all(b"\n")?;
-        }
-        batch.clear();
-        Ok(results.len())
-    };
+    let flush =
+        |batch: &mut Vec<WindowRecord>, out: &mut dyn Write| -> Result<usize, ScoreFileError> {
+            let results = model.score(batch)?;
+            for r in &results {
+                serde_json::to_writer(&mut *out, r)?;
+                out.write_all(b"\n")?;
+            }
+            batch.clear();
+            Ok(results.len())
+        };
     for (i, line) in input.lines().enumerate() {
-        let line = line.map_err(|source| ScoreFileError::Read { line: i + 1, source })?;
+        let line = line.map_err(|source| ScoreFileError::Read {
+            line: i + 1,
+            source,
+        })?;
         if line.trim().is_empty() {
             continue;
         }
@@ -62,7 +66,9 @@ pub fn score_lines(
                 Value::Object(map) => Ok(map),
                 _ => Err("not a JSON object".to_string()),
             })
-            .and_then(|m| events::extract(&m, &model.info.feature_names).map_err(|e| e.to_string()));
+            .and_then(|m| {
+                events::extract(&m, &model.info.feature_names).map_err(|e| e.to_string())
+            });
         match record {
             Ok(r) => batch.push(r),
             Err(reason) => {

@@ -23,10 +23,16 @@ pub enum WindowError {
     Size,
     #[error("hop must be positive and at most the window size (got hop {hop}s, size {size}s)")]
     Hop { hop: i64, size: i64 },
-    #[error("window size {size}s is more than Stream Analytics' limit of 7 days ({MAX_WINDOW_SECS}s)")]
+    #[error(
+        "window size {size}s is more than Stream Analytics' limit of 7 days ({MAX_WINDOW_SECS}s)"
+    )]
     TooLong { size: i64 },
     #[error("a {size}s window hopping every {hop}s puts each sample in {per_sample} windows; at most {MAX_WINDOWS_PER_SAMPLE} are allowed (use a larger hop)")]
-    TooManyWindows { size: i64, hop: i64, per_sample: i64 },
+    TooManyWindows {
+        size: i64,
+        hop: i64,
+        per_sample: i64,
+    },
     #[error("line {line}: {problem}")]
     Input { line: usize, problem: String },
 }
@@ -586,7 +592,13 @@ mod tests {
         assert!(matches!(err, WindowError::TooLong { .. }), "{err}");
         let err = WindowSpec::hopping(3601, 1).unwrap_err();
         assert!(
-            matches!(err, WindowError::TooManyWindows { per_sample: 3601, .. }),
+            matches!(
+                err,
+                WindowError::TooManyWindows {
+                    per_sample: 3601,
+                    ..
+                }
+            ),
             "{err}"
         );
         assert!(err.to_string().contains("use a larger hop"), "{err}");

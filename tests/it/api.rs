@@ -1,7 +1,8 @@
 //! The HTTP functions (`/api/*`) over real HTTP.
 
-
-use crate::helpers::{default_model, healthy_windows, shift_channel, spawn_app, spawn_app_with, Scratch};
+use crate::helpers::{
+    default_model, healthy_windows, shift_channel, spawn_app, spawn_app_with, Scratch,
+};
 use sensor_anomaly::tools::schema;
 use serde_json::{json, Value};
 

@@ -1,6 +1,5 @@
 //! The demo as a short test: the whole pipeline, with quality and bookkeeping checks.
 
-
 use crate::helpers::{default_model, Scratch};
 use sensor_anomaly::tools::demo::{self, DemoOptions};
 use sensor_anomaly::tools::simulate::SimConfig;

@@ -1,7 +1,6 @@
 //! The Functions app definition matches what the handler serves: every `function.json` has a
 //! route, the binding names match the pipeline's, and `host.json` starts this binary.
 
-
 use crate::helpers::{repo_path, spawn_app};
 use sensor_anomaly::configuration::Settings;
 use sensor_anomaly::pipeline::{ALERTS_OUTPUT, DEAD_LETTER_OUTPUT};

@@ -7,15 +7,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use base64::Engine;
 use sensor_anomaly::configuration::Settings;
 use sensor_anomaly::http::AppState;
 use sensor_anomaly::startup::Application;
 use sensor_anomaly::tools::simulate::{self, SimConfig};
 use sensor_anomaly::tools::windowing::{WindowSpec, Windower};
+use serde_json::{json, Map, Value};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use base64::Engine;
-use serde_json::{json, Map, Value};
 
 pub fn repo_path(relative: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
@@ -290,3 +290,48 @@ pub fn dead_letters(reply: &Value) -> Vec<Value> {
     output(reply, "deadletter")
 }
 
+// The real binary, started as the Functions host starts it.
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_sensor-anomaly");
+
+/// A free local port (bound and released: the child binds it next).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// `sensor-anomaly serve` in the repository root (beside `host.json`, as the host runs it) with
+/// these app settings; stdout and stderr are captured.
+pub fn serve_command(settings: &[(&str, String)]) -> std::process::Command {
+    let mut command = std::process::Command::new(BIN);
+    command
+        .arg("serve")
+        .current_dir(repo_path(""))
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for (name, value) in settings {
+        command.env(name, value);
+    }
+    command
+}
+
+/// Waits until `GET /` answers on `port`, or panics after `timeout`.
+pub async fn wait_ready(port: u16, timeout: Duration) {
+    let client = reqwest::Client::new();
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if let Ok(r) = client.get(format!("http://127.0.0.1:{port}/")).send().await {
+            if r.status().is_success() {
+                return;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "handler not ready on {port}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -2,11 +2,14 @@
 //! Runtime, real SQLite, real HTTP) through the helpers that spawn it.
 
 mod api;
+mod cli;
 mod demo;
 mod functions;
 mod helpers;
+mod layout;
 mod score_windows;
 mod scoring;
+mod shutdown;
 mod store_contract;
 mod stream_analytics;
 mod wire_formats;

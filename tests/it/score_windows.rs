@@ -4,8 +4,8 @@
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    alerts, b64, dead_letters, encoded, invocation, invoke, many_metadata, one_metadata,
-    spawn_app, texts, windows,
+    alerts, b64, dead_letters, encoded, invocation, invoke, many_metadata, one_metadata, spawn_app,
+    texts, windows,
 };
 
 #[tokio::test]
@@ -131,7 +131,10 @@ async fn alerts_carry_the_explanation_and_are_forwardable_strings() {
     assert!(a["score"].as_f64().unwrap() > a["threshold"].as_f64().unwrap());
     // Version 1 of the alert wire format: every alert is an anomaly, internal timings stay home.
     assert_eq!(a["schema_version"], 1);
-    assert!(a.get("is_anomaly").is_none() && a.get("processing_time_us").is_none(), "{a}");
+    assert!(
+        a.get("is_anomaly").is_none() && a.get("processing_time_us").is_none(),
+        "{a}"
+    );
     assert!(["low", "medium", "high", "critical"].contains(&a["severity"].as_str().unwrap()));
     assert_eq!(a["top_channel"], "vibration");
     assert!(
@@ -184,7 +187,14 @@ async fn bad_events_are_dead_lettered_and_the_rest_of_the_batch_is_scored() {
     let kinds: Vec<&str> = dead.iter().map(|d| d["kind"].as_str().unwrap()).collect();
     assert_eq!(
         kinds,
-        ["missing_feature", "invalid_feature", "invalid_feature", "not_json", "not_json", "not_object"]
+        [
+            "missing_feature",
+            "invalid_feature",
+            "invalid_feature",
+            "not_json",
+            "not_json",
+            "not_object"
+        ]
     );
     let summary: Vec<(i64, String, Value)> = dead
         .iter()
@@ -387,4 +397,42 @@ async fn unrepresentable_times_and_runaway_scores_are_refused_per_window() {
     huge_one.insert("sound_mean".into(), json!(-3.0e38));
     let response = app.post_json("/api/score", &Value::Object(huge_one)).await;
     assert_eq!(response.status().as_u16(), 422);
+}
+
+#[tokio::test]
+async fn offset_string_is_preferred_for_lineage_on_geo_replicated_namespaces() {
+    let app = spawn_app().await;
+    let w = windows(3, 1); // every window anomalous
+                           // Extension 6.5.2+ on a geo-replicated namespace: numeric offsets are -1, text ones are real.
+    let mut many = many_metadata(2, 40);
+    many["OffsetArray"] = encoded(json!([-1, -1]));
+    many["OffsetStringArray"] = encoded(json!(["g1:400", "g1:401"]));
+    let (status, reply) = invoke(&app, &invocation(encoded(json!(texts(&w[..2]))), many)).await;
+    assert_eq!(status, 200, "{reply}");
+    let offsets: Vec<Value> = alerts(&reply)
+        .iter()
+        .map(|a| a["lineage"]["offset"].clone())
+        .collect();
+    assert_eq!(offsets, [json!("g1:400"), json!("g1:401")]);
+
+    let mut one = one_metadata(77);
+    one["Offset"] = json!("-1");
+    one["OffsetString"] = json!("g1:777");
+    let body =
+        json!({"Data": {"events": Value::Object(w[2].clone()).to_string()}, "Metadata": one});
+    let (status, reply) = invoke(&app, &body).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(alerts(&reply)[0]["lineage"]["offset"], "g1:777");
+
+    // Older extensions send only the numeric offset: it is used.
+    let mut old = many_metadata(1, 90);
+    old.as_object_mut().unwrap().remove("OffsetStringArray");
+    let later = {
+        let mut x = w[0].clone();
+        x.insert("window_end".into(), json!("2026-01-02T00:00:00Z"));
+        x
+    };
+    let (status, reply) = invoke(&app, &invocation(encoded(json!(texts(&[later]))), old)).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(alerts(&reply)[0]["lineage"]["offset"], "90000");
 }

@@ -1,11 +1,10 @@
 //! Scoring through the real ONNX Runtime with the committed default model.
 
-
 use crate::helpers::{default_model, healthy_windows, shift_channel};
 use sensor_anomaly::domain::{Severity, WindowRecord};
 use sensor_anomaly::ingress::events as records;
-use sensor_anomaly::tools::schema::{self, CHANNELS};
 use sensor_anomaly::scoring::{Model, ModelError};
+use sensor_anomaly::tools::schema::{self, CHANNELS};
 use serde_json::{Map, Value};
 
 fn model() -> Model {

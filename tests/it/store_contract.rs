@@ -67,7 +67,10 @@ pub async fn keeps_the_contract(store: &dyn AnomalyStore) {
     assert_eq!(store.insert(Vec::new()).await.unwrap(), 0);
     assert_eq!(
         store
-            .insert(vec![row("d1", "2026-01-01T00:01:00Z", "v2"), rows[0].clone()])
+            .insert(vec![
+                row("d1", "2026-01-01T00:01:00Z", "v2"),
+                rows[0].clone()
+            ])
             .await
             .unwrap(),
         1
@@ -106,7 +109,10 @@ pub async fn keeps_the_contract(store: &dyn AnomalyStore) {
     );
     let newest = store.history(query(None, None, 10)).await.unwrap();
     assert_eq!(
-        (newest[1].model_version.as_str(), newest[2].model_version.as_str()),
+        (
+            newest[1].model_version.as_str(),
+            newest[2].model_version.as_str()
+        ),
         ("v2", "v1")
     );
     // Filters: since (inclusive), device, limit.
@@ -132,7 +138,12 @@ pub async fn keeps_the_contract(store: &dyn AnomalyStore) {
         .map(|i| {
             row(
                 "bulk",
-                &format!("2026-01-02T{:02}:{:02}:{:02}Z", i / 3600, (i / 60) % 60, i % 60),
+                &format!(
+                    "2026-01-02T{:02}:{:02}:{:02}Z",
+                    i / 3600,
+                    (i / 60) % 60,
+                    i % 60
+                ),
                 "v1",
             )
         })

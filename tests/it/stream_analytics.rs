@@ -1,7 +1,6 @@
 //! The committed Stream Analytics query emits exactly the records the `window` command does, and
 //! its feature columns are the default model's features in order.
 
-
 use crate::helpers::{default_model, healthy_windows, repo_path};
 use sensor_anomaly::scoring::Model;
 

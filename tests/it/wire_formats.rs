@@ -7,14 +7,15 @@ use std::collections::BTreeSet;
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    alerts, dead_letters, encoded, invocation, invoke, many_metadata, repo_path, spawn_app,
-    texts, windows,
+    alerts, dead_letters, encoded, invocation, invoke, many_metadata, repo_path, spawn_app, texts,
+    windows,
 };
 
 fn validator(file: &str) -> jsonschema::Validator {
     let text = std::fs::read_to_string(repo_path(file)).expect("schema file");
     let schema: Value = serde_json::from_str(&text).expect("schema is JSON");
-    jsonschema::validator_for(&schema).unwrap_or_else(|e| panic!("{file} is not a valid schema: {e}"))
+    jsonschema::validator_for(&schema)
+        .unwrap_or_else(|e| panic!("{file} is not a valid schema: {e}"))
 }
 
 fn assert_valid(validator: &jsonschema::Validator, what: &str, message: &Value) {
@@ -22,7 +23,10 @@ fn assert_valid(validator: &jsonschema::Validator, what: &str, message: &Value) 
         .iter_errors(message)
         .map(|e| format!("{} at {}", e, e.instance_path()))
         .collect();
-    assert!(errors.is_empty(), "{what} {message} breaks its schema: {errors:#?}");
+    assert!(
+        errors.is_empty(),
+        "{what} {message} breaks its schema: {errors:#?}"
+    );
 }
 
 #[tokio::test]
@@ -57,10 +61,18 @@ async fn produced_alerts_and_dead_letters_follow_their_schemas() {
         "42".to_string(),
         deep.as_str().unwrap().to_string(),
         // LineSeparated output with one bad record: that record travels alone.
-        format!("{}\n{}", Value::Object(w[5].clone()), Value::Object(bad_time)),
+        format!(
+            "{}\n{}",
+            Value::Object(w[5].clone()),
+            Value::Object(bad_time)
+        ),
     ]);
     let n = bodies.len();
-    let (status, reply) = invoke(&app, &invocation(encoded(json!(bodies)), many_metadata(n, 9000))).await;
+    let (status, reply) = invoke(
+        &app,
+        &invocation(encoded(json!(bodies)), many_metadata(n, 9000)),
+    )
+    .await;
     assert_eq!(status, 200, "{reply}");
 
     let produced_alerts = alerts(&reply);
@@ -74,11 +86,20 @@ async fn produced_alerts_and_dead_letters_follow_their_schemas() {
     }
     let kinds: BTreeSet<&str> = dead.iter().map(|d| d["kind"].as_str().unwrap()).collect();
     let all: BTreeSet<&str> = [
-        "not_json", "not_object", "too_deep", "missing_field", "invalid_field",
-        "missing_feature", "invalid_feature", "non_finite_score",
+        "not_json",
+        "not_object",
+        "too_deep",
+        "missing_field",
+        "invalid_field",
+        "missing_feature",
+        "invalid_feature",
+        "non_finite_score",
     ]
     .into();
-    assert_eq!(kinds, all, "every rejection kind was produced and validated");
+    assert_eq!(
+        kinds, all,
+        "every rejection kind was produced and validated"
+    );
     assert!(dead.iter().any(|d| d["record_index"] == 1), "{dead:?}");
 
     // A cardinality-one invocation without coordinates: lineage fields are null, still valid.

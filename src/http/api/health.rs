@@ -26,4 +26,3 @@ pub async fn health(State(state): AppStateRef) -> Response {
     };
     (status, Json(body)).into_response()
 }
-

@@ -72,4 +72,3 @@ pub async fn history(
         .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string(), None))?;
     Ok(Json(json!({"count": rows.len(), "anomalies": rows})).into_response())
 }
-

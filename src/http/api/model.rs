@@ -24,4 +24,3 @@ pub async fn model_info(State(state): AppStateRef) -> Response {
     }))
     .into_response()
 }
-

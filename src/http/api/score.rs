@@ -14,11 +14,7 @@ use crate::http::error::{parse_json, ApiError};
 use crate::ingress::events;
 use crate::scoring::{Model, ModelError};
 
-fn window_record(
-    value: &Value,
-    model: &Model,
-    path: &str,
-) -> Result<WindowRecord, ApiError> {
+fn window_record(value: &Value, model: &Model, path: &str) -> Result<WindowRecord, ApiError> {
     let map = value.as_object().ok_or_else(|| {
         ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -116,9 +112,12 @@ pub async fn score_batch(
             )
         })?;
     }
-    state.pipeline.metrics().windows_scored.inc_by(scored.len() as u64);
+    state
+        .pipeline
+        .metrics()
+        .windows_scored
+        .inc_by(scored.len() as u64);
     state.pipeline.metrics().invocation("ScoreBatch", "ok");
     let anomalies = scored.iter().filter(|s| s.is_anomaly).count();
     Ok(Json(json!({"model_version": model.info.model_version, "count": scored.len(), "anomalies": anomalies, "results": scored})).into_response())
 }
-
