@@ -4,32 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// A setting that holds a credential (a connection string with a key or password). Its value
-/// never appears in `Debug`, `Display` or error messages; [`Secret::expose`] is the one way out.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret([redacted])")
-    }
-}
-
-impl std::fmt::Display for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
+use crate::sinks::azure_sql::settings::{SqlSettings, SqlSettingsError};
 
 /// Settings whose values are credentials: never echoed, even when invalid.
 pub const SECRET_SETTINGS: [&str; 2] = [
@@ -54,8 +29,8 @@ pub enum ConfigError {
         value: String,
         problem: String,
     },
-    #[error("setting {0} is set, but this build has no Azure SQL sink yet; unset it to use the embedded SQLite store (ANOMALY_SQLITE_PATH)")]
-    Unsupported(&'static str),
+    #[error(transparent)]
+    Sql(#[from] SqlSettingsError),
 }
 
 /// Everything the handler needs to start. Defaults suit `func start` and the demo.
@@ -78,6 +53,9 @@ pub struct Settings {
     pub max_invocation_bytes: usize,
     /// `ANOMALY_TRIGGER_BINDING`: the Event Hub trigger's binding name in function.json (default `events`).
     pub trigger_binding: String,
+    /// `ANOMALY_SQL_CONNECTION_STRING` and its knobs: when set, anomalies go to Azure SQL
+    /// instead of the embedded SQLite store.
+    pub sql: Option<SqlSettings>,
 }
 
 impl Default for Settings {
@@ -91,6 +69,7 @@ impl Default for Settings {
             max_body_bytes: 1 << 20,
             max_invocation_bytes: 64 << 20,
             trigger_binding: "events".into(),
+            sql: None,
         }
     }
 }
@@ -103,9 +82,6 @@ impl Settings {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
         let defaults = Settings::default();
-        if get("ANOMALY_SQL_CONNECTION_STRING").is_some() {
-            return Err(ConfigError::Unsupported("ANOMALY_SQL_CONNECTION_STRING"));
-        }
         Ok(Settings {
             port: number(&get, "FUNCTIONS_CUSTOMHANDLER_PORT", defaults.port, 1)?,
             model_path: get("ANOMALY_MODEL_PATH")
@@ -134,6 +110,7 @@ impl Settings {
                 1024,
             )?,
             trigger_binding: get("ANOMALY_TRIGGER_BINDING").unwrap_or(defaults.trigger_binding),
+            sql: SqlSettings::from_lookup(&lookup)?,
         })
     }
 }
@@ -202,20 +179,25 @@ mod tests {
         assert!(err.to_string().contains("at least 1"), "{err}");
         let err = settings(&[("ANOMALY_SQL_CONNECTION_STRING", "Server=x;Password=hunter2")])
             .unwrap_err();
-        assert_eq!(
-            err,
-            ConfigError::Unsupported("ANOMALY_SQL_CONNECTION_STRING")
+        assert!(matches!(err, ConfigError::Sql(_)), "{err}");
+        assert!(
+            err.to_string().contains("ANOMALY_SQL_CONNECTION_STRING"),
+            "{err}"
         );
         assert!(!err.to_string().contains("hunter2"), "{err}");
+        let s = settings(&[(
+            "ANOMALY_SQL_CONNECTION_STRING",
+            "Server=tcp:srv.database.windows.net;Database=db;Authentication=Active Directory Managed Identity",
+        )])
+        .unwrap();
+        assert_eq!(
+            s.sql.map(|s| s.target()).as_deref(),
+            Some("srv.database.windows.net,1433/db")
+        );
     }
 
     #[test]
-    fn secrets_are_redacted_in_debug_display_and_errors() {
-        let secret = Secret::new("Server=x;Password=hunter2");
-        assert_eq!(secret.expose(), "Server=x;Password=hunter2");
-        for text in [format!("{secret:?}"), format!("{secret}")] {
-            assert!(!text.contains("hunter2"), "{text}");
-        }
+    fn secret_settings_are_redacted_in_errors() {
         let invalid = ConfigError::Invalid {
             name: "APPLICATIONINSIGHTS_CONNECTION_STRING",
             value: "InstrumentationKey=abc-secret".into(),

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use sensor_anomaly::configuration::Settings;
 use sensor_anomaly::domain::time as timefmt;
 use sensor_anomaly::scoring::Model;
+use sensor_anomaly::sinks::azure_sql::{self, migrate::Outcome, settings::SqlSettings};
 use sensor_anomaly::startup::{self, Application};
 use sensor_anomaly::telemetry;
 use sensor_anomaly::tools::demo::{self, DemoOptions};
@@ -69,6 +70,11 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Azure SQL schema (settings from the environment, as for `serve`).
+    Db {
+        #[command(subcommand)]
+        command: DbCommand,
+    },
     /// Run the whole pipeline locally and report detection quality and speed.
     Demo {
         #[command(flatten)]
@@ -92,6 +98,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum DbCommand {
+    /// Apply the `sql/` migrations not yet applied to the database of ANOMALY_SQL_CONNECTION_STRING.
+    Migrate,
 }
 
 /// How to read CSV telemetry (one row per sample, one column per channel).
@@ -356,6 +368,25 @@ fn run(cli: Cli) -> Result<()> {
                 w.write_all(b"\n")?;
             }
             w.flush()?;
+            Ok(())
+        }
+        Command::Db {
+            command: DbCommand::Migrate,
+        } => {
+            telemetry::init("warn");
+            let Some(sql) = SqlSettings::from_lookup(|name| std::env::var(name).ok())? else {
+                bail!("ANOMALY_SQL_CONNECTION_STRING is not set: migrations are for Azure SQL (the embedded SQLite store creates its own schema)");
+            };
+            let runtime = tokio::runtime::Runtime::new()?;
+            let report = runtime.block_on(azure_sql::migrate_database(&sql))?;
+            for (migration, outcome) in report {
+                let what = match outcome {
+                    Outcome::Applied => "applied",
+                    Outcome::AlreadyApplied => "already applied",
+                };
+                println!("{}: {what}", migration.name);
+            }
+            println!("{} is up to date", sql.target());
             Ok(())
         }
         Command::Score { model, input, out } => {

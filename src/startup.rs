@@ -1,4 +1,5 @@
-//! Building the application: settings → function.json check → model → store → pipeline →
+//! Building the application: settings → function.json check → model → store (Azure SQL when
+//! its settings are present, else the embedded SQLite) → pipeline →
 //! router → listener. The caller passes the shutdown signal in (`main` passes SIGTERM/Ctrl-C,
 //! tests a channel), so stopping is the same code path everywhere.
 
@@ -14,6 +15,7 @@ use crate::http::{self, AppState};
 use crate::ingress::function_json::{self, FunctionJsonError};
 use crate::pipeline::Pipeline;
 use crate::scoring::{Model, ModelError};
+use crate::sinks::azure_sql::AzureSqlStore;
 use crate::sinks::{AnomalyStore, SqliteStore, StoreError};
 use crate::telemetry::Metrics;
 
@@ -57,10 +59,22 @@ impl Application {
                 path: settings.model_path.display().to_string(),
                 source,
             })?;
-        let store = Arc::new(SqliteStore::open(
-            &settings.sqlite_path,
-            settings.store_timeout,
-        )?);
+        let store: Arc<dyn AnomalyStore> = match &settings.sql {
+            Some(sql) => {
+                let (store, _) = AzureSqlStore::connect(sql)?;
+                tracing::info!(target = store.target(), "anomalies go to Azure SQL");
+                Arc::new(store)
+            }
+            None => Arc::new(SqliteStore::open(
+                &settings.sqlite_path,
+                settings.store_timeout,
+            )?),
+        };
+        // A store that is away at start-up is reported, not fatal: invocations answer 503 (the
+        // host retries) and /api/health says why, until it is back.
+        if let Err(error) = store.ping().await {
+            tracing::warn!(store = store.kind(), %error, "the anomaly store is not ready yet");
+        }
         Self::with_parts(settings, model, store).await
     }
 

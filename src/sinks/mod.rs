@@ -7,6 +7,7 @@
 //! once; `insert` is all-or-nothing and returns how many rows were new; history is newest window
 //! first by instant.
 
+pub mod azure_sql;
 pub mod memory;
 pub mod sqlite;
 

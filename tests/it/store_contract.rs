@@ -153,6 +153,24 @@ pub async fn keeps_the_contract(store: &dyn AnomalyStore) {
     store.ping().await.expect("ping after writes");
 }
 
+/// `n` distinct rows of one device, for counting round trips.
+pub fn rows_for_round_trip_count(n: usize) -> Vec<AnomalyRow> {
+    (0..n)
+        .map(|i| {
+            row(
+                "round-trip",
+                &format!(
+                    "2026-01-03T{:02}:{:02}:{:02}Z",
+                    i / 3600,
+                    (i / 60) % 60,
+                    i % 60
+                ),
+                "v1",
+            )
+        })
+        .collect()
+}
+
 #[tokio::test]
 async fn sqlite_store_keeps_the_contract() {
     let scratch = Scratch::new("contract");
