@@ -39,10 +39,7 @@ impl RecordingExecutorDouble {
 }
 
 impl Executor for RecordingExecutorDouble {
-    fn run<'a>(
-        &'a self,
-        statement: &'a Statement,
-    ) -> Pin<Box<dyn Future<Output = Reply> + Send + 'a>> {
+    fn run<'a>(&'a self, statement: &'a Statement) -> RunFuture<'a> {
         self.sent.lock().unwrap().push(statement.clone());
         let reply = self
             .replies
