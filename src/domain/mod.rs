@@ -19,5 +19,5 @@ pub use lineage::Lineage;
 pub use rejection::{RecordError, RejectionKind};
 pub use scored::{ScoredWindow, Severity};
 pub use secret::Secret;
-pub use window::WindowRecord;
+pub use window::{WindowRecord, MAX_NAME_CHARS};
 pub use wire::{Alert, DeadLetter, WIRE_SCHEMA_VERSION};

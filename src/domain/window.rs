@@ -1,5 +1,9 @@
 //! A window of features, validated against the model that will score it.
 
+/// The longest device id, model version or channel name a window may carry: what every store
+/// keeps in its key columns (`nvarchar(128)` in Azure SQL). Longer ids are refused at the door.
+pub const MAX_NAME_CHARS: usize = 128;
+
 /// One window, as Stream Analytics emits it, reduced to what the model reads.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WindowRecord {

@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 
 use crate::domain::rejection::MAX_ENCODING_DEPTH;
 use crate::domain::time as timefmt;
-use crate::domain::{RecordError, WindowRecord};
+use crate::domain::{RecordError, WindowRecord, MAX_NAME_CHARS};
 
 /// Splits one event body into its JSON objects. Each item is a record object, or the reason a
 /// part of the body could not be read; good parts survive bad neighbours.
@@ -142,6 +142,12 @@ pub fn extract(
             })
         }
     };
+    if device_id.chars().count() > MAX_NAME_CHARS {
+        return Err(RecordError::InvalidField {
+            field: "device_id".into(),
+            problem: format!("is longer than {MAX_NAME_CHARS} characters"),
+        });
+    }
     let window_end = match find(map, &WINDOW_END_FIELDS) {
         None => return Err(RecordError::MissingField("window_end".into())),
         Some(Value::String(s)) => {
@@ -300,6 +306,8 @@ mod tests {
             Some("window_end")
         );
         assert_eq!(case(json!({"device_id": "", "window_end": "2026-01-01T00:01:00Z", "a_mean": 1, "a_std": 1})).field(), Some("device_id"));
+        let long = "d".repeat(MAX_NAME_CHARS + 1);
+        assert_eq!(case(json!({"device_id": long, "window_end": "2026-01-01T00:01:00Z", "a_mean": 1, "a_std": 1})).field(), Some("device_id"));
         assert_eq!(
             case(json!({"device_id": "d", "window_end": "2026-01-01T00:01:00Z", "a_mean": 1})),
             RecordError::MissingFeature("a_std".into())

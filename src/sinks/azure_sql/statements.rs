@@ -17,8 +17,9 @@ use serde_json::Value;
 use crate::domain::{AnomalyRow, Lineage};
 use crate::sinks::{since_instant, window_end_instants, HistoryQuery, StoreError};
 
-/// Column limits of `sql/V001__anomalies.sql`: a longer value is refused before it is sent.
-pub const MAX_KEY_CHARS: usize = 128;
+/// Column limits of `sql/V001__anomalies.sql`: a longer value is refused before it is sent
+/// (ingress and model loading already refuse longer names).
+pub const MAX_KEY_CHARS: usize = crate::domain::MAX_NAME_CHARS;
 pub const MAX_TIME_CHARS: usize = 40;
 
 /// One parameter of a statement (`@P1`, `@P2`, ... in order).
