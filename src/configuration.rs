@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::sinks::azure_sql::settings::{SqlSettings, SqlSettingsError};
+use crate::telemetry::app_insights::{AppInsightsSettings, AppInsightsSettingsError};
 
 /// Settings whose values are credentials: never echoed, even when invalid.
 pub const SECRET_SETTINGS: [&str; 2] = [
@@ -31,6 +32,8 @@ pub enum ConfigError {
     },
     #[error(transparent)]
     Sql(#[from] SqlSettingsError),
+    #[error(transparent)]
+    AppInsights(#[from] AppInsightsSettingsError),
 }
 
 /// Everything the handler needs to start. Defaults suit `func start` and the demo.
@@ -56,6 +59,12 @@ pub struct Settings {
     /// `ANOMALY_SQL_CONNECTION_STRING` and its knobs: when set, anomalies go to Azure SQL
     /// instead of the embedded SQLite store.
     pub sql: Option<SqlSettings>,
+    /// `APPLICATIONINSIGHTS_CONNECTION_STRING` (set by Azure): export traces and metrics to
+    /// Application Insights. Unset: local logs and Prometheus only.
+    pub app_insights: Option<AppInsightsSettings>,
+    /// `ANOMALY_DRIFT_WINDOWS`: how many recent windows the drift check compares with the
+    /// training data (default 5000; memory is this times the feature count, in bytes).
+    pub drift_windows: usize,
 }
 
 impl Default for Settings {
@@ -70,6 +79,8 @@ impl Default for Settings {
             max_invocation_bytes: 64 << 20,
             trigger_binding: "events".into(),
             sql: None,
+            app_insights: None,
+            drift_windows: 5000,
         }
     }
 }
@@ -111,6 +122,8 @@ impl Settings {
             )?,
             trigger_binding: get("ANOMALY_TRIGGER_BINDING").unwrap_or(defaults.trigger_binding),
             sql: SqlSettings::from_lookup(&lookup)?,
+            app_insights: AppInsightsSettings::from_lookup(&lookup)?,
+            drift_windows: number(&get, "ANOMALY_DRIFT_WINDOWS", defaults.drift_windows, 100)?,
         })
     }
 }

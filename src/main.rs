@@ -11,7 +11,7 @@ use sensor_anomaly::domain::time as timefmt;
 use sensor_anomaly::scoring::Model;
 use sensor_anomaly::sinks::azure_sql::{self, migrate::Outcome, settings::SqlSettings};
 use sensor_anomaly::startup::{self, Application};
-use sensor_anomaly::telemetry;
+use sensor_anomaly::telemetry::{self, AppInsightsSettings};
 use sensor_anomaly::tools::demo::{self, DemoOptions};
 use sensor_anomaly::tools::simulate::{self, FaultKind, SimConfig};
 use sensor_anomaly::tools::windowing::{self, Channels, WindowSpec};
@@ -317,14 +317,18 @@ fn main() -> std::process::ExitCode {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Serve => {
-            telemetry::init("info");
             let settings = Settings::from_env().context("invalid configuration")?;
+            // Before the runtime: the exporter's HTTP client is a blocking one.
+            let telemetry = telemetry::init("info", settings.app_insights.as_ref())?;
             let runtime = tokio::runtime::Runtime::new()?;
-            runtime.block_on(async {
-                let app = Application::build(settings).await?;
+            let served = runtime.block_on(async {
+                let app = Application::build_with_telemetry(settings, &telemetry).await?;
                 app.run_until_stopped(startup::shutdown_signal()).await?;
                 anyhow::Ok(())
-            })
+            });
+            drop(runtime);
+            telemetry.shutdown();
+            served
         }
         Command::Simulate { sim, out } => {
             let config = sim.config()?;
@@ -373,7 +377,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Db {
             command: DbCommand::Migrate,
         } => {
-            telemetry::init("warn");
+            telemetry::init("warn", None)?;
             let Some(sql) = SqlSettings::from_lookup(|name| std::env::var(name).ok())? else {
                 bail!("ANOMALY_SQL_CONNECTION_STRING is not set: migrations are for Azure SQL (the embedded SQLite store creates its own schema)");
             };
@@ -419,9 +423,11 @@ fn run(cli: Cli) -> Result<()> {
             db,
             json,
         } => {
-            if !json {
-                telemetry::init("warn");
-            }
+            // With APPLICATIONINSIGHTS_CONNECTION_STRING set, the demo exports as `serve` does
+            // (how the exporter's cost is measured: scripts/bench-telemetry.sh).
+            let app_insights = AppInsightsSettings::from_lookup(|n| std::env::var(n).ok())?;
+            let telemetry =
+                telemetry::init(if json { "off" } else { "warn" }, app_insights.as_ref())?;
             let options = DemoOptions {
                 sim: sim.config()?,
                 window_secs,
@@ -432,7 +438,10 @@ fn run(cli: Cli) -> Result<()> {
                 progress: !json,
             };
             let runtime = tokio::runtime::Runtime::new()?;
-            let report = runtime.block_on(demo::run(options))?;
+            let report = runtime.block_on(demo::run(options, &telemetry));
+            drop(runtime);
+            telemetry.shutdown();
+            let report = report?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {

@@ -17,7 +17,7 @@ use crate::pipeline::Pipeline;
 use crate::scoring::{Model, ModelError};
 use crate::sinks::azure_sql::AzureSqlStore;
 use crate::sinks::{AnomalyStore, SqliteStore, StoreError};
-use crate::telemetry::Metrics;
+use crate::telemetry::{Metrics, Telemetry};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -49,6 +49,15 @@ impl Application {
     /// Functions app), loads the model, opens the store named by `settings`, and binds
     /// `127.0.0.1:port` (port 0 picks a free one, for tests and the demo).
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        Self::build_with_telemetry(settings, &Telemetry::disabled()).await
+    }
+
+    /// As [`Application::build`], with the metrics of `telemetry` (OpenTelemetry instruments
+    /// when Application Insights export is on).
+    pub async fn build_with_telemetry(
+        settings: Settings,
+        telemetry: &Telemetry,
+    ) -> Result<Self, StartupError> {
         if let Some(checked) =
             function_json::check_score_windows(Path::new("."), &settings.trigger_binding)?
         {
@@ -75,13 +84,14 @@ impl Application {
         if let Err(error) = store.ping().await {
             tracing::warn!(store = store.kind(), %error, "the anomaly store is not ready yet");
         }
-        Self::with_parts(settings, model, store).await
+        Self::with_parts(settings, model, store, telemetry.metrics()).await
     }
 
     pub async fn with_parts(
         settings: Settings,
         model: Model,
         store: Arc<dyn AnomalyStore>,
+        metrics: Metrics,
     ) -> Result<Self, StartupError> {
         let addr = SocketAddr::from(([127, 0, 0, 1], settings.port));
         let listener = TcpListener::bind(addr)
@@ -95,12 +105,13 @@ impl Application {
             "handler ready on {}",
             listener.local_addr().map(|a| a.to_string()).unwrap_or_default()
         );
-        let metrics = Arc::new(Metrics::new());
+        let metrics = Arc::new(metrics);
         let pipeline = Arc::new(Pipeline::new(
             model,
             store,
             metrics,
             settings.trigger_binding.clone(),
+            settings.drift_windows,
         ));
         let state = Arc::new(AppState::new(settings, pipeline));
         Ok(Application { listener, state })

@@ -11,9 +11,12 @@ pub mod state;
 
 use std::sync::Arc;
 
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::middleware::Next;
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
+use tracing::Instrument;
 
 pub use error::ApiError;
 pub use state::AppState;
@@ -40,8 +43,39 @@ pub fn router(state: Arc<AppState>) -> Router {
             post(api::reload::reload).layer(DefaultBodyLimit::max(MAX_MODEL_BYTES)),
         )
         .route("/api/metrics", get(api::metrics::metrics))
+        .route("/api/drift", get(api::drift::drift))
         .layer(DefaultBodyLimit::max(api_limit))
+        .layer(axum::middleware::from_fn(request_span))
         .with_state(state)
+}
+
+/// A request span for every `/api/*` call (an Application Insights request named after the
+/// route, with its status). Invocations (`/ScoreWindows`) make their own span.
+async fn request_span(request: Request, next: Next) -> Response {
+    let path = request.uri().path().to_string();
+    if !path.starts_with("/api/") {
+        return next.run(request).await;
+    }
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| path.clone(), |m| m.as_str().to_string());
+    let span = tracing::info_span!(
+        "request",
+        otel.name = format!("{} {route}", request.method()),
+        otel.kind = "server",
+        otel.status_code = tracing::field::Empty,
+        http.request.method = request.method().as_str(),
+        http.route = route.as_str(),
+        url.path = path.as_str(),
+        http.response.status_code = tracing::field::Empty,
+    );
+    let response = next.run(request).instrument(span.clone()).await;
+    span.record("http.response.status_code", response.status().as_u16());
+    if response.status().is_server_error() {
+        span.record("otel.status_code", "error");
+    }
+    response
 }
 
 /// `GET /`: the host waits for the handler to answer before sending invocations.

@@ -11,13 +11,15 @@ mod classify;
 mod decode;
 mod outputs;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use tracing::Instrument;
 
 use crate::domain::{Alert, DeadLetter};
 use crate::ingress::host::{self, InvocationRequest, ProtocolError, TriggerEvent};
+use crate::scoring::drift::{DriftMonitor, DriftReport};
 use crate::scoring::{Model, ModelError, ServingModel};
 use crate::sinks::{AnomalyStore, StoreError};
 use crate::telemetry::Metrics;
@@ -88,6 +90,19 @@ impl BatchInfo {
         }
     }
 
+    /// The batch's coordinates on the invocation's span (fields declared by the edge).
+    fn record_on(&self, span: &tracing::Span, events: usize) {
+        span.record("events", events);
+        span.record("partition", self.partition_text());
+        if let Some((first, last)) = self.sequence_range {
+            span.record("sequence_first", first);
+            span.record("sequence_last", last);
+        }
+        if let Some(retry) = self.retry_count {
+            span.record("retry_count", retry);
+        }
+    }
+
     pub fn partition_text(&self) -> &str {
         self.partition.as_deref().unwrap_or("?")
     }
@@ -98,39 +113,82 @@ impl BatchInfo {
     }
 }
 
-/// The scoring service: the model in service, the store and the metrics, shared by every request.
+/// The drift monitor of the model in service (`None` when the model has no training quantiles).
+type SharedDrift = Arc<Mutex<Option<DriftMonitor>>>;
+
+/// The scoring service: the model in service, the store, the metrics and the drift monitor,
+/// shared by every request.
 pub struct Pipeline {
     model: ServingModel,
     store: Arc<dyn AnomalyStore>,
     metrics: Arc<Metrics>,
     trigger_binding: String,
+    drift: SharedDrift,
+    drift_windows: usize,
+}
+
+fn drift_monitor(model: &Model, capacity: usize) -> Option<DriftMonitor> {
+    DriftMonitor::new(
+        &model.info.model_version,
+        &model.info.feature_names,
+        &model.info.feature_quantiles,
+        capacity,
+    )
 }
 
 impl Pipeline {
+    /// `drift_windows`: how many recent windows the drift monitor keeps.
     pub fn new(
         model: Model,
         store: Arc<dyn AnomalyStore>,
         metrics: Arc<Metrics>,
         trigger_binding: impl Into<String>,
+        drift_windows: usize,
     ) -> Self {
         metrics.set_model(&model.info.model_version, &model.info.detector);
+        let drift: SharedDrift = Arc::new(Mutex::new(drift_monitor(&model, drift_windows)));
+        let source = Arc::clone(&drift);
+        metrics.set_drift_source(Arc::new(move || {
+            source
+                .lock()
+                .ok()
+                .and_then(|d| d.as_ref().map(DriftMonitor::report))
+                .filter(|r| r.windows > 0)
+                .map(|r| r.features.into_iter().map(|f| (f.feature, f.psi)).collect())
+                .unwrap_or_default()
+        }));
         Pipeline {
             model: ServingModel::new(model),
             store,
             metrics,
             trigger_binding: trigger_binding.into(),
+            drift,
+            drift_windows,
         }
+    }
+
+    /// Drift of the live windows from the training data; `None` when the model carries no
+    /// training quantiles.
+    pub fn drift(&self) -> Option<DriftReport> {
+        self.drift
+            .lock()
+            .ok()
+            .and_then(|d| d.as_ref().map(DriftMonitor::report))
     }
 
     pub fn model(&self) -> Arc<Model> {
         self.model.get()
     }
 
-    /// Puts `model` in service; batches already running finish on the one it replaces.
+    /// Puts `model` in service; batches already running finish on the one it replaces. Drift
+    /// starts over against the new model's training data.
     pub fn replace_model(&self, model: Model) -> Arc<Model> {
         self.model.replace(model, |m| {
             self.metrics
-                .set_model(&m.info.model_version, &m.info.detector)
+                .set_model(&m.info.model_version, &m.info.detector);
+            if let Ok(mut drift) = self.drift.lock() {
+                *drift = drift_monitor(m, self.drift_windows);
+            }
         })
     }
 
@@ -149,10 +207,23 @@ impl Pipeline {
     ) -> Result<BatchOutcome, PipelineError> {
         let started = Instant::now();
         let model = self.model.get();
+        let span = tracing::Span::current();
+        span.record("model_version", model.info.model_version.as_str());
         let events = host::trigger_events(request, &self.trigger_binding)?;
         let batch = BatchInfo::of(&events, request);
+        batch.record_on(&span, events.len());
         let decoded = decode_events(&events, &model.info.feature_names);
-        let classified = classify::classify(&model, decoded, &events)?;
+        self.observe_drift(&decoded);
+        let classified = {
+            let _run = tracing::info_span!(
+                "onnxruntime.run",
+                otel.kind = "internal",
+                windows = decoded.records.len(),
+                model_version = model.info.model_version.as_str()
+            )
+            .entered();
+            classify::classify(&model, decoded, &events)?
+        };
         self.record_rejections(&classified.dead_letters);
         let inserted = self.persist(&classified, &batch).await?;
         let summary = BatchSummary {
@@ -166,6 +237,9 @@ impl Pipeline {
             elapsed: started.elapsed(),
         };
         self.record_success(&classified, &summary);
+        span.record("windows_scored", summary.windows_scored);
+        span.record("anomalies", summary.anomalies);
+        span.record("refused", summary.refused);
         tracing::info!("{}", outputs::summary_line(&summary));
         Ok(BatchOutcome {
             alerts: classified.alerts,
@@ -187,16 +261,46 @@ impl Pipeline {
         }
     }
 
+    fn observe_drift(&self, decoded: &Decoded) {
+        if let Ok(mut drift) = self.drift.lock() {
+            if let Some(monitor) = drift.as_mut() {
+                monitor.observe(&decoded.records);
+            }
+        }
+    }
+
     /// One write of every anomaly of the batch; a failure fails the batch.
     async fn persist(
         &self,
         classified: &classify::Classified,
         batch: &BatchInfo,
     ) -> Result<usize, PipelineError> {
-        match self.store.insert(classified.rows.clone()).await {
-            Ok(inserted) => Ok(inserted),
+        let kind = self.store.kind();
+        let span = tracing::info_span!(
+            "store.insert",
+            otel.kind = "client",
+            otel.status_code = tracing::field::Empty,
+            db.system.name = if kind == "azure-sql" { "SQL" } else if kind == "sqlite" { "SQLite" } else { kind },
+            db.namespace = self.store.target(),
+            db.operation.name = "INSERT",
+            rows = classified.rows.len(),
+        );
+        let started = Instant::now();
+        let result = self
+            .store
+            .insert(classified.rows.clone())
+            .instrument(span.clone())
+            .await;
+        let seconds = started.elapsed().as_secs_f64();
+        match result {
+            Ok(inserted) => {
+                self.metrics.store_write(kind, seconds, None);
+                Ok(inserted)
+            }
             Err(error) => {
-                self.metrics.store_error(error.is_transient());
+                span.record("otel.status_code", "error");
+                self.metrics
+                    .store_write(kind, seconds, Some(error.is_transient()));
                 tracing::error!(
                     error = %error,
                     source = ?std::error::Error::source(&error).map(ToString::to_string),
@@ -213,14 +317,10 @@ impl Pipeline {
 
     fn record_success(&self, classified: &classify::Classified, summary: &BatchSummary) {
         for alert in &classified.alerts {
-            self.metrics.anomaly(alert.severity);
+            self.metrics.anomaly(alert.severity, &alert.top_channel);
         }
-        self.metrics
-            .windows_scored
-            .inc_by(summary.windows_scored as u64);
-        self.metrics
-            .batch_seconds
-            .observe(summary.elapsed.as_secs_f64());
+        self.metrics.scored(summary.windows_scored as u64);
+        self.metrics.batch_duration(summary.elapsed.as_secs_f64());
     }
 }
 

@@ -7,6 +7,7 @@
 //! naming the features, their channels, the threshold and the training statistics. Any detector
 //! exported that way is served unchanged.
 
+pub mod drift;
 pub mod explain;
 pub mod model;
 pub mod runtime;

@@ -85,6 +85,11 @@ pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>>
 pub trait AnomalyStore: Send + Sync + 'static {
     /// `sqlite`, `memory`, `azure-sql`: reported by `/api/health` and in logs.
     fn kind(&self) -> &'static str;
+    /// Where writes go (a file, `host,port/database`), for logs and dependency telemetry; never
+    /// a credential.
+    fn target(&self) -> String {
+        self.kind().to_string()
+    }
     fn insert(&self, rows: Vec<AnomalyRow>) -> StoreFuture<'_, usize>;
     fn history(&self, query: HistoryQuery) -> StoreFuture<'_, Vec<AnomalyRow>>;
     /// Succeeds when a write would go through now.

@@ -219,6 +219,10 @@ impl AnomalyStore for SqliteStore {
         "sqlite"
     }
 
+    fn target(&self) -> String {
+        self.path.display().to_string()
+    }
+
     fn insert(&self, rows: Vec<AnomalyRow>) -> StoreFuture<'_, usize> {
         if rows.is_empty() {
             return Box::pin(async { Ok(0) });

@@ -20,6 +20,7 @@ use crate::domain::time as timefmt;
 use crate::ingress::host;
 use crate::sinks::{HistoryQuery, StoreError};
 use crate::startup::{Application, StartupError};
+use crate::telemetry::Telemetry;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
@@ -90,7 +91,8 @@ fn progress(enabled: bool, message: &str) {
     }
 }
 
-pub async fn run(options: DemoOptions) -> Result<DemoReport, DemoError> {
+/// Runs the demo; `telemetry` says whether the handler exports to Application Insights.
+pub async fn run(options: DemoOptions, telemetry: &Telemetry) -> Result<DemoReport, DemoError> {
     let show = options.progress;
     let sim = &options.sim;
     progress(
@@ -152,7 +154,7 @@ pub async fn run(options: DemoOptions) -> Result<DemoReport, DemoError> {
         ..Settings::default()
     };
     let binding = settings.trigger_binding.clone();
-    let app = Application::build(settings).await?;
+    let app = Application::build_with_telemetry(settings, telemetry).await?;
     let port = app.port();
     let state = app.state();
     let model_version = state.pipeline.model().info.model_version.clone();

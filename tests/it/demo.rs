@@ -1,6 +1,7 @@
 //! The demo as a short test: the whole pipeline, with quality and bookkeeping checks.
 
 use crate::helpers::{default_model, Scratch};
+use sensor_anomaly::telemetry::Telemetry;
 use sensor_anomaly::tools::demo::{self, DemoOptions};
 use sensor_anomaly::tools::simulate::SimConfig;
 
@@ -22,7 +23,7 @@ async fn short_demo_detects_and_attributes_faults() {
         db_path: scratch.path("demo.sqlite"),
         progress: false,
     };
-    let report = demo::run(options).await.unwrap();
+    let report = demo::run(options, &Telemetry::disabled()).await.unwrap();
     assert_eq!(report.windows_scored, 12 * 6 * 60);
     assert_eq!(report.batches, report.windows_scored.div_ceil(256));
     assert_eq!(report.anomalies, report.anomalies_stored);

@@ -10,7 +10,7 @@ use crate::helpers::repo_path;
 const ALLOWED: &[(&str, &[&str])] = &[
     ("domain", &[]),
     // Each sink owns its settings; the configuration gathers them.
-    ("configuration", &["domain", "sinks"]),
+    ("configuration", &["domain", "sinks", "telemetry"]),
     ("ingress", &["domain"]),
     ("scoring", &["domain"]),
     ("sinks", &["domain"]),

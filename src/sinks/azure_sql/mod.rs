@@ -105,6 +105,10 @@ impl AnomalyStore for AzureSqlStore {
         "azure-sql"
     }
 
+    fn target(&self) -> String {
+        self.target.clone()
+    }
+
     fn insert(&self, rows: Vec<AnomalyRow>) -> StoreFuture<'_, usize> {
         Box::pin(async move {
             if rows.is_empty() {
