@@ -33,6 +33,10 @@ const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(3);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppInsightsSettings {
     pub connection_string: Secret,
+    /// An `IngestionEndpoint` given as plain `http://` (a local collector or test endpoint). The
+    /// exporter's connection-string parser rewrites every endpoint to https, so such an
+    /// endpoint is set explicitly; Azure's endpoints are https and go through the parser.
+    pub plain_http_endpoint: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -50,6 +54,7 @@ impl AppInsightsSettings {
             return Ok(None);
         };
         let mut has_key = false;
+        let mut plain_http_endpoint = None;
         for part in text.split(';').map(str::trim).filter(|p| !p.is_empty()) {
             let Some((key, value)) = part.split_once('=') else {
                 return Err(AppInsightsSettingsError {
@@ -58,12 +63,15 @@ impl AppInsightsSettings {
             };
             match key.trim().to_ascii_lowercase().as_str() {
                 "instrumentationkey" => has_key = !value.trim().is_empty(),
-                "ingestionendpoint" | "liveendpoint" => {
+                key @ ("ingestionendpoint" | "liveendpoint") => {
                     let v = value.trim();
                     if !(v.starts_with("https://") || v.starts_with("http://")) {
                         return Err(AppInsightsSettingsError {
-                            problem: format!("`{}` must be an http(s) URL", key.trim()),
+                            problem: format!("`{key}` must be an http(s) URL"),
                         });
+                    }
+                    if key == "ingestionendpoint" && v.starts_with("http://") {
+                        plain_http_endpoint = Some(v.to_string());
                     }
                 }
                 _ => {}
@@ -76,6 +84,7 @@ impl AppInsightsSettings {
         }
         Ok(Some(AppInsightsSettings {
             connection_string: Secret::new(text),
+            plain_http_endpoint,
         }))
     }
 }
@@ -163,14 +172,22 @@ impl AppInsights {
                 .build()
                 .map_err(|e| AppInsightsError(e.to_string()))?;
             let retries = Arc::clone(health);
-            Ok(Exporter::new_from_connection_string(
-                settings.connection_string.expose(),
-                client,
-            )
-            .map_err(|e| AppInsightsError(e.to_string()))?
-            .with_retry_notify(move |_error, _delay| {
-                retries.retries.fetch_add(1, Ordering::Relaxed);
-            }))
+            let mut exporter =
+                Exporter::new_from_connection_string(settings.connection_string.expose(), client)
+                    .map_err(|e| AppInsightsError(e.to_string()))?
+                    .with_retry_notify(move |_error, _delay| {
+                        retries.retries.fetch_add(1, Ordering::Relaxed);
+                    });
+            if let Some(endpoint) = &settings.plain_http_endpoint {
+                // Deprecated in favour of the connection string, which cannot say plain http.
+                #[allow(deprecated)]
+                {
+                    exporter = exporter
+                        .with_endpoint(endpoint)
+                        .map_err(|e| AppInsightsError(e.to_string()))?;
+                }
+            }
+            Ok(exporter)
         };
         let resource = Resource::builder()
             .with_service_name("sensor-anomaly")
@@ -231,6 +248,9 @@ mod tests {
         assert!(parse("").unwrap().is_none());
         let ok = parse("InstrumentationKey=00000000-0000-0000-0000-000000000000;IngestionEndpoint=https://westeurope-5.in.applicationinsights.azure.com/;LiveEndpoint=https://westeurope.livediagnostics.monitor.azure.com/").unwrap().unwrap();
         assert!(!format!("{ok:?}").contains("00000000"), "redacted in Debug");
+        assert_eq!(ok.plain_http_endpoint, None);
+        let local = parse("InstrumentationKey=k;IngestionEndpoint=http://127.0.0.1:9/").unwrap().unwrap();
+        assert_eq!(local.plain_http_endpoint.as_deref(), Some("http://127.0.0.1:9/"));
         for (bad, expected) in [
             ("IngestionEndpoint=https://x/", "no `InstrumentationKey`"),
             ("InstrumentationKey=secret-key;IngestionEndpoint=ftp://x", "http(s) URL"),

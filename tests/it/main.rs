@@ -2,6 +2,7 @@
 //! Runtime, real SQLite, real HTTP) through the helpers that spawn it.
 
 mod api;
+mod app_insights;
 mod azure_sql;
 mod cli;
 mod demo;
