@@ -62,9 +62,9 @@ pub struct Settings {
     /// `APPLICATIONINSIGHTS_CONNECTION_STRING` (set by Azure): export traces and metrics to
     /// Application Insights. Unset: local logs and Prometheus only.
     pub app_insights: Option<AppInsightsSettings>,
-    /// `ANOMALY_DRIFT_WINDOWS`: how many recent windows the drift check compares with the
-    /// training data (default 5000; memory is this times the feature count, in bytes).
-    pub drift_windows: usize,
+    /// `ANOMALY_DRIFT_HOURS`: how many hours of recent data (by window end) the drift check
+    /// compares with the training data (default 24: a full daily cycle; 1 to 168).
+    pub drift_hours: u32,
 }
 
 impl Default for Settings {
@@ -80,7 +80,7 @@ impl Default for Settings {
             trigger_binding: "events".into(),
             sql: None,
             app_insights: None,
-            drift_windows: 5000,
+            drift_hours: 24,
         }
     }
 }
@@ -123,7 +123,16 @@ impl Settings {
             trigger_binding: get("ANOMALY_TRIGGER_BINDING").unwrap_or(defaults.trigger_binding),
             sql: SqlSettings::from_lookup(&lookup)?,
             app_insights: AppInsightsSettings::from_lookup(&lookup)?,
-            drift_windows: number(&get, "ANOMALY_DRIFT_WINDOWS", defaults.drift_windows, 100)?,
+            drift_hours: match number(&get, "ANOMALY_DRIFT_HOURS", defaults.drift_hours, 1)? {
+                h if h <= 168 => h,
+                h => {
+                    return Err(ConfigError::Invalid {
+                        name: "ANOMALY_DRIFT_HOURS",
+                        value: h.to_string(),
+                        problem: "must be at most 168 (a week)".into(),
+                    })
+                }
+            },
         })
     }
 }

@@ -111,7 +111,7 @@ impl Application {
             store,
             metrics,
             settings.trigger_binding.clone(),
-            settings.drift_windows,
+            settings.drift_hours,
         ));
         let state = Arc::new(AppState::new(settings, pipeline));
         Ok(Application { listener, state })

@@ -124,29 +124,29 @@ pub struct Pipeline {
     metrics: Arc<Metrics>,
     trigger_binding: String,
     drift: SharedDrift,
-    drift_windows: usize,
+    drift_hours: u32,
 }
 
-fn drift_monitor(model: &Model, capacity: usize) -> Option<DriftMonitor> {
+fn drift_monitor(model: &Model, hours: u32) -> Option<DriftMonitor> {
     DriftMonitor::new(
         &model.info.model_version,
         &model.info.feature_names,
         &model.info.feature_quantiles,
-        capacity,
+        hours,
     )
 }
 
 impl Pipeline {
-    /// `drift_windows`: how many recent windows the drift monitor keeps.
+    /// `drift_hours`: how many hours of data time the drift check covers.
     pub fn new(
         model: Model,
         store: Arc<dyn AnomalyStore>,
         metrics: Arc<Metrics>,
         trigger_binding: impl Into<String>,
-        drift_windows: usize,
+        drift_hours: u32,
     ) -> Self {
         metrics.set_model(&model.info.model_version, &model.info.detector);
-        let drift: SharedDrift = Arc::new(Mutex::new(drift_monitor(&model, drift_windows)));
+        let drift: SharedDrift = Arc::new(Mutex::new(drift_monitor(&model, drift_hours)));
         let source = Arc::clone(&drift);
         metrics.set_drift_source(Arc::new(move || {
             source
@@ -163,7 +163,7 @@ impl Pipeline {
             metrics,
             trigger_binding: trigger_binding.into(),
             drift,
-            drift_windows,
+            drift_hours,
         }
     }
 
@@ -187,7 +187,7 @@ impl Pipeline {
             self.metrics
                 .set_model(&m.info.model_version, &m.info.detector);
             if let Ok(mut drift) = self.drift.lock() {
-                *drift = drift_monitor(m, self.drift_windows);
+                *drift = drift_monitor(m, self.drift_hours);
             }
         })
     }
@@ -280,7 +280,13 @@ impl Pipeline {
             "store.insert",
             otel.kind = "client",
             otel.status_code = tracing::field::Empty,
-            db.system.name = if kind == "azure-sql" { "SQL" } else if kind == "sqlite" { "SQLite" } else { kind },
+            db.system.name = if kind == "azure-sql" {
+                "SQL"
+            } else if kind == "sqlite" {
+                "SQLite"
+            } else {
+                kind
+            },
             db.namespace = self.store.target(),
             db.operation.name = "INSERT",
             rows = classified.rows.len(),

@@ -15,7 +15,7 @@ fn model() -> Model {
 }
 
 fn pipeline_with(store: Arc<dyn AnomalyStore>) -> Pipeline {
-    Pipeline::new(model(), store, Arc::new(Metrics::new()), "events", 1000)
+    Pipeline::new(model(), store, Arc::new(Metrics::new()), "events", 24)
 }
 
 /// A window at the training means (normal), optionally with `channel` shifted far up.

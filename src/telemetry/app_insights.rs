@@ -240,7 +240,9 @@ mod tests {
     use super::*;
 
     fn parse(value: &str) -> Result<Option<AppInsightsSettings>, AppInsightsSettingsError> {
-        AppInsightsSettings::from_lookup(|name| (name == CONNECTION_STRING).then(|| value.to_string()))
+        AppInsightsSettings::from_lookup(|name| {
+            (name == CONNECTION_STRING).then(|| value.to_string())
+        })
     }
 
     #[test]
@@ -249,15 +251,26 @@ mod tests {
         let ok = parse("InstrumentationKey=00000000-0000-0000-0000-000000000000;IngestionEndpoint=https://westeurope-5.in.applicationinsights.azure.com/;LiveEndpoint=https://westeurope.livediagnostics.monitor.azure.com/").unwrap().unwrap();
         assert!(!format!("{ok:?}").contains("00000000"), "redacted in Debug");
         assert_eq!(ok.plain_http_endpoint, None);
-        let local = parse("InstrumentationKey=k;IngestionEndpoint=http://127.0.0.1:9/").unwrap().unwrap();
-        assert_eq!(local.plain_http_endpoint.as_deref(), Some("http://127.0.0.1:9/"));
+        let local = parse("InstrumentationKey=k;IngestionEndpoint=http://127.0.0.1:9/")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            local.plain_http_endpoint.as_deref(),
+            Some("http://127.0.0.1:9/")
+        );
         for (bad, expected) in [
             ("IngestionEndpoint=https://x/", "no `InstrumentationKey`"),
-            ("InstrumentationKey=secret-key;IngestionEndpoint=ftp://x", "http(s) URL"),
+            (
+                "InstrumentationKey=secret-key;IngestionEndpoint=ftp://x",
+                "http(s) URL",
+            ),
             ("InstrumentationKey", "Key=Value"),
         ] {
             let err = parse(bad).unwrap_err().to_string();
-            assert!(err.contains(expected) && err.contains(CONNECTION_STRING), "{err}");
+            assert!(
+                err.contains(expected) && err.contains(CONNECTION_STRING),
+                "{err}"
+            );
             assert!(!err.contains("secret-key"), "{err}");
         }
     }

@@ -61,7 +61,8 @@ pub struct Metrics {
     pub model_info: Family<Labels, Gauge>,
     pub store_errors: Family<Labels, Counter>,
     pub store_write_seconds: Histogram,
-    drift_psi: Family<Labels, prometheus_client::metrics::gauge::Gauge<f64, std::sync::atomic::AtomicU64>>,
+    drift_psi:
+        Family<Labels, prometheus_client::metrics::gauge::Gauge<f64, std::sync::atomic::AtomicU64>>,
     export_failures: Family<Labels, Counter>,
     export_health: Option<Arc<ExportHealth>>,
     model: Arc<Mutex<(String, String)>>,
@@ -109,18 +110,65 @@ impl Metrics {
             otel: None,
             registry: Registry::default(),
         };
-        registry.register("invocations", "Function invocations by function and outcome", metrics.invocations.clone());
-        registry.register("windows_scored", "Windows scored", metrics.windows_scored.clone());
-        registry.register("anomalies", "Anomalous windows by severity", metrics.anomalies.clone());
-        registry.register("rejected_records", "Events or records refused (dead-lettered) by reason", metrics.rejected.clone());
-        registry.register("batch_duration_seconds", "Time to process one ScoreWindows batch", metrics.batch_seconds.clone());
-        registry.register("model_reloads", "Model reload attempts by outcome", metrics.model_reloads.clone());
-        registry.register("model_info", "The model being served (value 1)", metrics.model_info.clone());
-        registry.register("store_errors", "Failed store writes by class (transient: the host retries; permanent)", metrics.store_errors.clone());
-        registry.register("store_write_duration_seconds", "Time to write one batch's anomalies", metrics.store_write_seconds.clone());
-        registry.register("drift_psi", "Population Stability Index of each feature over the recent windows", metrics.drift_psi.clone());
-        registry.register("telemetry_export_failures", "Application Insights exports that failed, by signal (and retries)", metrics.export_failures.clone());
-        let mut metrics = Metrics { registry, ..metrics };
+        registry.register(
+            "invocations",
+            "Function invocations by function and outcome",
+            metrics.invocations.clone(),
+        );
+        registry.register(
+            "windows_scored",
+            "Windows scored",
+            metrics.windows_scored.clone(),
+        );
+        registry.register(
+            "anomalies",
+            "Anomalous windows by severity",
+            metrics.anomalies.clone(),
+        );
+        registry.register(
+            "rejected_records",
+            "Events or records refused (dead-lettered) by reason",
+            metrics.rejected.clone(),
+        );
+        registry.register(
+            "batch_duration_seconds",
+            "Time to process one ScoreWindows batch",
+            metrics.batch_seconds.clone(),
+        );
+        registry.register(
+            "model_reloads",
+            "Model reload attempts by outcome",
+            metrics.model_reloads.clone(),
+        );
+        registry.register(
+            "model_info",
+            "The model being served (value 1)",
+            metrics.model_info.clone(),
+        );
+        registry.register(
+            "store_errors",
+            "Failed store writes by class (transient: the host retries; permanent)",
+            metrics.store_errors.clone(),
+        );
+        registry.register(
+            "store_write_duration_seconds",
+            "Time to write one batch's anomalies",
+            metrics.store_write_seconds.clone(),
+        );
+        registry.register(
+            "drift_psi",
+            "Population Stability Index of each feature over the recent windows",
+            metrics.drift_psi.clone(),
+        );
+        registry.register(
+            "telemetry_export_failures",
+            "Application Insights exports that failed, by signal (and retries)",
+            metrics.export_failures.clone(),
+        );
+        let mut metrics = Metrics {
+            registry,
+            ..metrics
+        };
         if let Some(meter) = meter {
             metrics.otel = Some(metrics.instruments(&meter));
         }
@@ -148,7 +196,10 @@ impl Metrics {
                 let version = model.lock().map(|m| m.0.clone()).unwrap_or_default();
                 if let Some(source) = source {
                     for (feature, psi) in source() {
-                        observer.observe(psi, &kv(&[("feature", &feature), ("model_version", &version)]));
+                        observer.observe(
+                            psi,
+                            &kv(&[("feature", &feature), ("model_version", &version)]),
+                        );
                     }
                 }
             })
@@ -166,7 +217,9 @@ impl Metrics {
                 .f64_histogram("sensor_anomaly.store_write_duration_ms")
                 .with_unit("ms")
                 .build(),
-            store_failures: meter.u64_counter("sensor_anomaly.store_write_failures").build(),
+            store_failures: meter
+                .u64_counter("sensor_anomaly.store_write_failures")
+                .build(),
         }
     }
 
@@ -208,7 +261,10 @@ impl Metrics {
         if let Some(otel) = &self.otel {
             otel.anomalies.add(
                 1,
-                &kv(&[("severity", severity.as_str()), ("top_channel", top_channel)]),
+                &kv(&[
+                    ("severity", severity.as_str()),
+                    ("top_channel", top_channel),
+                ]),
             );
         }
     }

@@ -39,10 +39,16 @@ async fn track(State(ingestion): State<Ingestion>, body: Bytes) -> (StatusCode, 
     let n = items.len();
     if ingestion.status.is_success() {
         ingestion.envelopes.lock().unwrap().extend(items);
-        (ingestion.status, json!({"itemsReceived": n, "itemsAccepted": n, "errors": []}).to_string())
+        (
+            ingestion.status,
+            json!({"itemsReceived": n, "itemsAccepted": n, "errors": []}).to_string(),
+        )
     } else {
         let errors: Vec<Value> = (0..n).map(|i| json!({"index": i, "statusCode": ingestion.status.as_u16(), "message": "try later"})).collect();
-        (ingestion.status, json!({"itemsReceived": n, "itemsAccepted": 0, "errors": errors}).to_string())
+        (
+            ingestion.status,
+            json!({"itemsReceived": n, "itemsAccepted": 0, "errors": errors}).to_string(),
+        )
     }
 }
 
@@ -74,8 +80,14 @@ impl Handler {
         let port = free_port();
         let child = serve_command(&[
             ("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string()),
-            ("ANOMALY_SQLITE_PATH", scratch.path("a.sqlite").display().to_string()),
-            ("APPLICATIONINSIGHTS_CONNECTION_STRING", connection_string.to_string()),
+            (
+                "ANOMALY_SQLITE_PATH",
+                scratch.path("a.sqlite").display().to_string(),
+            ),
+            (
+                "APPLICATIONINSIGHTS_CONNECTION_STRING",
+                connection_string.to_string(),
+            ),
             ("OTEL_BSP_SCHEDULE_DELAY", "200".into()),
             ("OTEL_METRIC_EXPORT_INTERVAL", "500".into()),
         ])
@@ -84,7 +96,11 @@ impl Handler {
         .spawn()
         .expect("serve starts");
         wait_ready(port, Duration::from_secs(20)).await;
-        Handler { child, port, _scratch: scratch }
+        Handler {
+            child,
+            port,
+            _scratch: scratch,
+        }
     }
 
     fn url(&self, path: &str) -> String {
@@ -93,7 +109,10 @@ impl Handler {
 
     /// One invocation of 12 windows (3 anomalous), with the host's invocation id header.
     async fn invoke(&self, invocation_id: &str) -> (u16, Duration) {
-        let body = invocation(encoded(json!(texts(&windows(12, 4)))), many_metadata(12, 300));
+        let body = invocation(
+            encoded(json!(texts(&windows(12, 4)))),
+            many_metadata(12, 300),
+        );
         let started = Instant::now();
         let response = reqwest::Client::new()
             .post(self.url("/ScoreWindows"))
@@ -117,7 +136,10 @@ impl Handler {
                 assert!(status.success(), "{status:?}");
                 return started.elapsed();
             }
-            assert!(started.elapsed() < Duration::from_secs(30), "exits after SIGTERM");
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "exits after SIGTERM"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -142,8 +164,23 @@ async fn an_invocation_is_a_request_with_dependencies_and_metrics_follow() {
     let (status, _) = handler.invoke("inv-0001").await;
     assert_eq!(status, 200);
     let client = reqwest::Client::new();
-    assert_eq!(client.get(handler.url("/api/health")).send().await.unwrap().status(), 200);
-    let drift: Value = client.get(handler.url("/api/drift")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(
+        client
+            .get(handler.url("/api/health"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let drift: Value = client
+        .get(handler.url("/api/drift"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(drift["windows"], 12, "{drift}");
     tokio::time::sleep(Duration::from_millis(1200)).await; // at least one metric interval
     handler.stop().await;
@@ -160,13 +197,19 @@ async fn an_invocation_is_a_request_with_dependencies_and_metrics_follow() {
     assert_eq!(p["faas.invocation_id"], "inv-0001", "{invocation:#}");
     assert_eq!(p["faas.name"], "ScoreWindows");
     assert_eq!(p["partition"], "3");
-    assert_eq!((p["sequence_first"].clone(), p["sequence_last"].clone()), (json!("300"), json!("311")));
+    assert_eq!(
+        (p["sequence_first"].clone(), p["sequence_last"].clone()),
+        (json!("300"), json!("311"))
+    );
     assert_eq!(p["events"], "12");
     assert_eq!(p["windows_scored"], "12");
     assert_eq!(p["anomalies"], "3");
     assert_eq!(p["refused"], "0");
     assert_eq!(p["outcome"], "ok");
-    assert!(p["model_version"].as_str().unwrap().starts_with("ae-"), "{p}");
+    assert!(
+        p["model_version"].as_str().unwrap().starts_with("ae-"),
+        "{p}"
+    );
     let health = requests
         .iter()
         .find(|r| r["name"] == "GET /api/health")
@@ -183,7 +226,10 @@ async fn an_invocation_is_a_request_with_dependencies_and_metrics_follow() {
     let store = named("store.insert");
     assert_eq!(store["type"], "SQLite");
     assert_ne!(store["success"], false, "{store:#}"); // omitted when true
-    assert!(store["target"].as_str().unwrap().ends_with("a.sqlite"), "{store}");
+    assert!(
+        store["target"].as_str().unwrap().ends_with("a.sqlite"),
+        "{store}"
+    );
     assert_eq!(named("onnxruntime.run")["type"], "InProc");
     assert_eq!(named("outputs.build")["type"], "InProc");
     // The dependencies hang under the invocation's operation.
@@ -200,7 +246,17 @@ async fn an_invocation_is_a_request_with_dependencies_and_metrics_follow() {
         .iter()
         .flat_map(|m| {
             let props = m["properties"].clone();
-            m["metrics"].as_array().cloned().unwrap_or_default().into_iter().map(move |x| (x["name"].as_str().unwrap_or_default().to_string(), json!({"value": x["value"], "properties": props.clone()})))
+            m["metrics"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .map(move |x| {
+                    (
+                        x["name"].as_str().unwrap_or_default().to_string(),
+                        json!({"value": x["value"], "properties": props.clone()}),
+                    )
+                })
         })
         .collect();
     let find = |name: &str| {
@@ -219,12 +275,26 @@ async fn an_invocation_is_a_request_with_dependencies_and_metrics_follow() {
         "sensor_anomaly.drift_psi",
         "sensor_anomaly.invocations",
     ] {
-        assert!(!find(name).is_empty(), "{name} not exported; got {:?}", metrics.iter().map(|m| &m.0).collect::<Vec<_>>());
+        assert!(
+            !find(name).is_empty(),
+            "{name} not exported; got {:?}",
+            metrics.iter().map(|m| &m.0).collect::<Vec<_>>()
+        );
     }
     let anomalies = find("sensor_anomaly.anomalies");
-    assert!(anomalies.iter().any(|a| a["properties"]["top_channel"] == "vibration"), "{anomalies:?}");
+    assert!(
+        anomalies
+            .iter()
+            .any(|a| a["properties"]["top_channel"] == "vibration"),
+        "{anomalies:?}"
+    );
     let drift = find("sensor_anomaly.drift_psi");
-    assert!(drift.iter().any(|d| d["properties"]["feature"] == "vibration_mean"), "{drift:?}");
+    assert!(
+        drift
+            .iter()
+            .any(|d| d["properties"]["feature"] == "vibration_mean"),
+        "{drift:?}"
+    );
 }
 
 #[tokio::test]
@@ -239,10 +309,17 @@ async fn a_failing_or_unreachable_endpoint_never_holds_an_invocation_up() {
         assert!(took < Duration::from_secs(2), "{took:?}");
     }
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let metrics = reqwest::get(handler.url("/api/metrics")).await.unwrap().text().await.unwrap();
+    let metrics = reqwest::get(handler.url("/api/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let retries = metrics
         .lines()
-        .find(|l| l.starts_with("sensor_anomaly_telemetry_export_failures_total{signal=\"retries\"}"))
+        .find(|l| {
+            l.starts_with("sensor_anomaly_telemetry_export_failures_total{signal=\"retries\"}")
+        })
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse::<u64>().ok())
         .unwrap_or(0);
@@ -264,8 +341,16 @@ async fn without_the_setting_nothing_is_exported() {
     let (_, ingestion) = start_ingestion(StatusCode::OK).await;
     let handler = Handler::start("").await;
     assert_eq!(handler.invoke("inv-none").await.0, 200);
-    let metrics = reqwest::get(handler.url("/api/metrics")).await.unwrap().text().await.unwrap();
-    assert!(!metrics.contains("telemetry_export_failures_total{"), "no exporter: {metrics}");
+    let metrics = reqwest::get(handler.url("/api/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !metrics.contains("telemetry_export_failures_total{"),
+        "no exporter: {metrics}"
+    );
     handler.stop().await;
     assert_eq!(*ingestion.posts.lock().unwrap(), 0);
 }

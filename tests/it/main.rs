@@ -6,6 +6,7 @@ mod app_insights;
 mod azure_sql;
 mod cli;
 mod demo;
+mod drift;
 mod functions;
 mod helpers;
 mod layout;
