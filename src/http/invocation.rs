@@ -23,6 +23,25 @@ use crate::pipeline::PipelineError;
 
 pub const INVOCATION_ID_HEADER: &str = "x-azure-functions-invocationid";
 
+/// The properties of an invocation's request telemetry (the span's fields), for the workbook
+/// and alert queries; a test holds the queries to this list.
+pub const INVOCATION_PROPERTIES: [&str; 14] = [
+    "faas.name",
+    "faas.trigger",
+    "faas.invocation_id",
+    "partition",
+    "sequence_first",
+    "sequence_last",
+    "events",
+    "windows_scored",
+    "anomalies",
+    "refused",
+    "retry_count",
+    "model_version",
+    "outcome",
+    "http.response.status_code",
+];
+
 pub async fn score_windows(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,

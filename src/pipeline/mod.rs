@@ -323,7 +323,8 @@ impl Pipeline {
 
     fn record_success(&self, classified: &classify::Classified, summary: &BatchSummary) {
         for alert in &classified.alerts {
-            self.metrics.anomaly(alert.severity, &alert.top_channel);
+            self.metrics
+                .anomaly(alert.severity, &alert.top_channel, &alert.device_id);
         }
         self.metrics.scored(summary.windows_scored as u64);
         self.metrics.batch_duration(summary.elapsed.as_secs_f64());

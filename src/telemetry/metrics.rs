@@ -28,7 +28,10 @@ type Labels = Vec<(String, String)>;
 pub const OTEL_METRIC_NAMES: [(&str, &[&str]); 9] = [
     ("sensor_anomaly.invocations", &["function", "outcome"]),
     ("sensor_anomaly.windows_scored", &[]),
-    ("sensor_anomaly.anomalies", &["severity", "top_channel"]),
+    (
+        "sensor_anomaly.anomalies",
+        &["severity", "top_channel", "device_id"],
+    ),
     ("sensor_anomaly.refused", &["kind"]),
     ("sensor_anomaly.batch_duration_ms", &[]),
     ("sensor_anomaly.store_write_duration_ms", &["store"]),
@@ -254,7 +257,10 @@ impl Metrics {
         }
     }
 
-    pub fn anomaly(&self, severity: Severity, top_channel: &str) {
+    /// One anomalous window. The device is a dimension in Application Insights only (the
+    /// workbook's "anomalies by device"): one series per device, bounded by the fleet; the
+    /// Prometheus series stay by severity.
+    pub fn anomaly(&self, severity: Severity, top_channel: &str, device_id: &str) {
         self.anomalies
             .get_or_create(&labels(&[("severity", severity.as_str())]))
             .inc();
@@ -264,6 +270,7 @@ impl Metrics {
                 &kv(&[
                     ("severity", severity.as_str()),
                     ("top_channel", top_channel),
+                    ("device_id", device_id),
                 ]),
             );
         }

@@ -109,10 +109,10 @@ impl Handler {
 
     /// One invocation of 12 windows (3 anomalous), with the host's invocation id header.
     async fn invoke(&self, invocation_id: &str) -> (u16, Duration) {
-        let body = invocation(
-            encoded(json!(texts(&windows(12, 4)))),
-            many_metadata(12, 300),
-        );
+        // 12 windows (3 anomalous) and one unreadable event.
+        let mut bodies = texts(&windows(12, 4));
+        bodies.push("not json".into());
+        let body = invocation(encoded(json!(bodies)), many_metadata(13, 300));
         let started = Instant::now();
         let response = reqwest::Client::new()
             .post(self.url("/ScoreWindows"))
@@ -199,12 +199,27 @@ async fn an_invocation_is_a_request_with_dependencies_and_metrics_follow() {
     assert_eq!(p["partition"], "3");
     assert_eq!(
         (p["sequence_first"].clone(), p["sequence_last"].clone()),
-        (json!("300"), json!("311"))
+        (json!("300"), json!("312"))
     );
-    assert_eq!(p["events"], "12");
+    assert_eq!(p["events"], "13");
     assert_eq!(p["windows_scored"], "12");
     assert_eq!(p["anomalies"], "3");
-    assert_eq!(p["refused"], "0");
+    assert_eq!(p["refused"], "1");
+    for key in p.as_object().unwrap().keys() {
+        let known = sensor_anomaly::http::invocation::INVOCATION_PROPERTIES.contains(&key.as_str());
+        let generic = [
+            "service.",
+            "telemetry.",
+            "code.",
+            "thread.",
+            "busy_ns",
+            "idle_ns",
+            "target",
+        ]
+        .iter()
+        .any(|p| key.starts_with(p));
+        assert!(known || generic, "undeclared request property {key}");
+    }
     assert_eq!(p["outcome"], "ok");
     assert!(
         p["model_version"].as_str().unwrap().starts_with("ae-"),
@@ -280,6 +295,27 @@ async fn an_invocation_is_a_request_with_dependencies_and_metrics_follow() {
             "{name} not exported; got {:?}",
             metrics.iter().map(|m| &m.0).collect::<Vec<_>>()
         );
+    }
+    // Every declared metric was exported with only its declared dimensions (store write failures
+    // need a failing store: not here). The workbook and alert queries are held to this list.
+    for (name, dims) in sensor_anomaly::telemetry::metrics::OTEL_METRIC_NAMES {
+        let exported = find(name);
+        if name == "sensor_anomaly.store_write_failures" {
+            continue;
+        }
+        assert!(!exported.is_empty(), "{name} not exported");
+        for point in &exported {
+            for key in point["properties"].as_object().unwrap().keys() {
+                let resource = key.starts_with("service.") || key.starts_with("telemetry.");
+                assert!(
+                    resource || dims.contains(&key.as_str()),
+                    "{name}: undeclared dimension {key}"
+                );
+            }
+        }
+    }
+    for name in crate::monitoring::DEPENDENCY_NAMES {
+        named(name);
     }
     let anomalies = find("sensor_anomaly.anomalies");
     assert!(

@@ -10,6 +10,7 @@ mod drift;
 mod functions;
 mod helpers;
 mod layout;
+mod monitoring;
 mod score_windows;
 mod scoring;
 mod shutdown;
