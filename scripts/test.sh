@@ -33,4 +33,17 @@ for detector in autoencoder pca iforest; do
   .venv/bin/python scripts/parity.py --model "$work/$detector.onnx" --windows "$work/windows.jsonl"
 done
 
+echo "==> Dashboard in headless Chromium" >&2
+if reason=$(scripts/browser-setup.sh 2>&1 >/dev/null); then
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  $bin demo --devices 4 --hours 2 --seed 7 --serve --port "$port" --db "$work/dashboard.sqlite" > "$work/demo-serve.log" 2>&1 &
+  demo_pid=$!
+  trap 'kill $demo_pid 2>/dev/null; rm -rf "$work"' EXIT
+  for _ in $(seq 100); do grep -q "serving the demo" "$work/demo-serve.log" 2>/dev/null && break; sleep 0.2; done
+  node tests/browser/dashboard.test.mjs "http://127.0.0.1:$port" docs/dashboard.png
+  kill "$demo_pid"
+else
+  echo "==> note: the browser test is skipped: $reason (the dashboard's JSON endpoints were tested over HTTP above)" >&2
+fi
+
 echo "==> all tests passed" >&2

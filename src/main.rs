@@ -97,6 +97,13 @@ enum Command {
         /// Print the report as one JSON object.
         #[arg(long)]
         json: bool,
+        /// Keep the handler running afterwards on --port, with the dashboard at
+        /// /api/dashboard, until Ctrl-C.
+        #[arg(long)]
+        serve: bool,
+        /// The port for --serve.
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
     },
 }
 
@@ -422,6 +429,8 @@ fn run(cli: Cli) -> Result<()> {
             model,
             db,
             json,
+            serve,
+            port,
         } => {
             // With APPLICATIONINSIGHTS_CONNECTION_STRING set, the demo exports as `serve` does
             // (how the exporter's cost is measured: scripts/bench-telemetry.sh).
@@ -436,18 +445,29 @@ fn run(cli: Cli) -> Result<()> {
                 model_path: model,
                 db_path: db,
                 progress: !json,
+                serve_port: serve.then_some(port),
             };
             let runtime = tokio::runtime::Runtime::new()?;
-            let report = runtime.block_on(demo::run(options, &telemetry));
+            let result = runtime.block_on(async {
+                let (report, serving) = demo::run_and_serve(options, &telemetry).await?;
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&report)?);
+                } else {
+                    print!("{}", demo::render(&report));
+                }
+                if let Some(serving) = serving {
+                    println!(
+                        "\nserving the demo's data until Ctrl-C:\n  dashboard  http://127.0.0.1:{}/api/dashboard",
+                        serving.port
+                    );
+                    std::io::stdout().flush()?;
+                    serving.until(startup::shutdown_signal()).await?;
+                }
+                anyhow::Ok(())
+            });
             drop(runtime);
             telemetry.shutdown();
-            let report = report?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
-            } else {
-                print!("{}", demo::render(&report));
-            }
-            Ok(())
+            result
         }
     }
 }

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::api::dashboard::DashboardCache;
 use crate::configuration::Settings;
 use crate::pipeline::Pipeline;
 
@@ -10,6 +11,7 @@ pub struct AppState {
     pub settings: Settings,
     pub pipeline: Arc<Pipeline>,
     pub started: Instant,
+    pub dashboard: DashboardCache,
 }
 
 impl AppState {
@@ -18,6 +20,7 @@ impl AppState {
             settings,
             pipeline,
             started: Instant::now(),
+            dashboard: DashboardCache::default(),
         }
     }
 }

@@ -7,6 +7,8 @@ use super::decode::Decoded;
 use crate::domain::{Alert, AnomalyRow, DeadLetter, WindowRecord};
 use crate::ingress::host::TriggerEvent;
 use crate::scoring::{Model, ModelError};
+use crate::sinks::live::LivePoint;
+use crate::sinks::unix_ms;
 
 #[derive(Debug, Default)]
 pub(super) struct Classified {
@@ -15,6 +17,8 @@ pub(super) struct Classified {
     /// The decoder's refusals, then windows with a non-finite score.
     pub dead_letters: Vec<DeadLetter>,
     pub windows_scored: usize,
+    /// Every scored window, for the live view.
+    pub points: Vec<(String, LivePoint)>,
 }
 
 pub(super) fn classify(
@@ -40,6 +44,18 @@ pub(super) fn classify(
             continue;
         }
         out.windows_scored += 1;
+        if let Some(window_end_ms) = unix_ms(&window.window_end) {
+            out.points.push((
+                window.device_id.clone(),
+                LivePoint {
+                    window_end: window.window_end.clone(),
+                    window_end_ms,
+                    score: window.score,
+                    severity: window.severity.as_str().to_string(),
+                    contributions: window.contributions.clone(),
+                },
+            ));
+        }
         if window.is_anomaly {
             out.rows
                 .push(AnomalyRow::new(window, feature_map(model, record), lineage));

@@ -21,6 +21,7 @@ use crate::domain::{Alert, DeadLetter};
 use crate::ingress::host::{self, InvocationRequest, ProtocolError, TriggerEvent};
 use crate::scoring::drift::{DriftMonitor, DriftReport};
 use crate::scoring::{Model, ModelError, ServingModel};
+use crate::sinks::live::LiveView;
 use crate::sinks::{AnomalyStore, StoreError};
 use crate::telemetry::Metrics;
 
@@ -125,6 +126,7 @@ pub struct Pipeline {
     trigger_binding: String,
     drift: SharedDrift,
     drift_hours: u32,
+    live: LiveView,
 }
 
 fn drift_monitor(model: &Model, hours: u32) -> Option<DriftMonitor> {
@@ -164,6 +166,7 @@ impl Pipeline {
             trigger_binding: trigger_binding.into(),
             drift,
             drift_hours,
+            live: LiveView::new(),
         }
     }
 
@@ -190,6 +193,11 @@ impl Pipeline {
                 *drift = drift_monitor(m, self.drift_hours);
             }
         })
+    }
+
+    /// The recent scores of each device (the dashboard's drill-down).
+    pub fn live(&self) -> &LiveView {
+        &self.live
     }
 
     pub fn store(&self) -> &Arc<dyn AnomalyStore> {
@@ -226,6 +234,7 @@ impl Pipeline {
         };
         self.record_rejections(&classified.dead_letters);
         let inserted = self.persist(&classified, &batch).await?;
+        self.live.record(classified.points.iter().cloned());
         let summary = BatchSummary {
             events: events.len(),
             windows_scored: classified.windows_scored,

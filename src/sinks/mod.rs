@@ -8,6 +8,7 @@
 //! first by instant.
 
 pub mod azure_sql;
+pub mod live;
 pub mod memory;
 pub mod sqlite;
 

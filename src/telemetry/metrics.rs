@@ -71,6 +71,7 @@ pub struct Metrics {
     model: Arc<Mutex<(String, String)>>,
     drift: Arc<Mutex<Option<DriftSource>>>,
     otel: Option<Instruments>,
+    refused_total: std::sync::atomic::AtomicU64,
 }
 
 impl Default for Metrics {
@@ -111,6 +112,7 @@ impl Metrics {
             model: Arc::new(Mutex::new((String::new(), String::new()))),
             drift: Arc::new(Mutex::new(None)),
             otel: None,
+            refused_total: std::sync::atomic::AtomicU64::new(0),
             registry: Registry::default(),
         };
         registry.register(
@@ -248,7 +250,13 @@ impl Metrics {
         }
     }
 
+    /// Refused events and records since start (all kinds).
+    pub fn refused_total(&self) -> u64 {
+        self.refused_total.load(Ordering::Relaxed)
+    }
+
     pub fn rejected(&self, kind: RejectionKind) {
+        self.refused_total.fetch_add(1, Ordering::Relaxed);
         self.rejected
             .get_or_create(&labels(&[("reason", kind.as_str())]))
             .inc();

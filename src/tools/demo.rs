@@ -46,6 +46,31 @@ pub struct DemoOptions {
     pub db_path: PathBuf,
     /// Progress lines on stderr.
     pub progress: bool,
+    /// Keep the handler running on this port after the demo (`demo --serve`), for the
+    /// dashboard; `None` stops it.
+    pub serve_port: Option<u16>,
+}
+
+/// The handler left running by `demo --serve`.
+pub struct Serving {
+    pub port: u16,
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Serving {
+    /// Serves until `signal`, then stops gracefully.
+    pub async fn until(
+        self,
+        signal: impl std::future::Future<Output = ()>,
+    ) -> Result<(), DemoError> {
+        signal.await;
+        let _ = self.stop.send(());
+        self.server
+            .await
+            .map_err(|e| DemoError::Http(format!("server task failed: {e}")))?
+            .map_err(|e| DemoError::Http(format!("server failed: {e}")))
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -93,6 +118,16 @@ fn progress(enabled: bool, message: &str) {
 
 /// Runs the demo; `telemetry` says whether the handler exports to Application Insights.
 pub async fn run(options: DemoOptions, telemetry: &Telemetry) -> Result<DemoReport, DemoError> {
+    run_and_serve(options, telemetry)
+        .await
+        .map(|(report, _)| report)
+}
+
+/// Runs the demo and, with `serve_port`, leaves the handler running on the demo's data.
+pub async fn run_and_serve(
+    options: DemoOptions,
+    telemetry: &Telemetry,
+) -> Result<(DemoReport, Option<Serving>), DemoError> {
     let show = options.progress;
     let sim = &options.sim;
     progress(
@@ -148,7 +183,7 @@ pub async fn run(options: DemoOptions, telemetry: &Telemetry) -> Result<DemoRepo
         let _ = std::fs::remove_file(format!("{}{suffix}", options.db_path.display()));
     }
     let settings = Settings {
-        port: 0,
+        port: options.serve_port.unwrap_or(0),
         model_path: options.model_path.clone(),
         sqlite_path: options.db_path.clone(),
         ..Settings::default()
@@ -291,11 +326,17 @@ pub async fn run(options: DemoOptions, telemetry: &Telemetry) -> Result<DemoRepo
     }
     let drive_seconds = drive_started.elapsed().as_secs_f64();
     drop(client);
-    let _ = stop.send(());
-    server
-        .await
-        .map_err(|e| DemoError::Http(format!("server task failed: {e}")))?
-        .map_err(|e| DemoError::Http(format!("server failed: {e}")))?;
+    let serving = match options.serve_port {
+        Some(_) => Some(Serving { port, stop, server }),
+        None => {
+            let _ = stop.send(());
+            server
+                .await
+                .map_err(|e| DemoError::Http(format!("server task failed: {e}")))?
+                .map_err(|e| DemoError::Http(format!("server failed: {e}")))?;
+            None
+        }
+    };
 
     let Collected {
         latencies_ms: mut latencies,
@@ -321,7 +362,7 @@ pub async fn run(options: DemoOptions, telemetry: &Telemetry) -> Result<DemoRepo
         .await?
         .len();
     let quality = evaluation::evaluate(&truth, &predicted);
-    Ok(DemoReport {
+    let report = DemoReport {
         devices: sim.devices,
         hours: sim.hours,
         seed: sim.seed,
@@ -342,7 +383,8 @@ pub async fn run(options: DemoOptions, telemetry: &Telemetry) -> Result<DemoRepo
         },
         model_version,
         quality,
-    })
+    };
+    Ok((report, serving))
 }
 
 /// The report for people.

@@ -22,6 +22,7 @@ async fn short_demo_detects_and_attributes_faults() {
         model_path: default_model(),
         db_path: scratch.path("demo.sqlite"),
         progress: false,
+        serve_port: None,
     };
     let report = demo::run(options, &Telemetry::disabled()).await.unwrap();
     assert_eq!(report.windows_scored, 12 * 6 * 60);

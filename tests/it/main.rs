@@ -5,6 +5,7 @@ mod api;
 mod app_insights;
 mod azure_sql;
 mod cli;
+mod dashboard;
 mod demo;
 mod drift;
 mod functions;

@@ -1,5 +1,6 @@
 //! The HTTP functions under `/api/*`, one module per route (see `functions/*/function.json`).
 
+pub mod dashboard;
 pub mod drift;
 pub mod health;
 pub mod history;
