@@ -10,6 +10,7 @@ mod demo;
 mod drift;
 mod functions;
 mod helpers;
+mod infra;
 mod layout;
 mod monitoring;
 mod score_windows;

@@ -1,0 +1,205 @@
+// The whole system in one resource group: device telemetry into Event Hubs, Stream Analytics
+// windows, the function (Flex Consumption, custom handler) scoring them, anomalies in Azure SQL,
+// alerts and dead letters in their hubs, telemetry in Application Insights.
+// Identity only: no keys, no SAS, no SQL passwords. Deploy with scripts/deploy.sh.
+targetScope = 'resourceGroup'
+
+@description('Prefix of every resource name: 3 to 11 lowercase letters and digits.')
+@minLength(3)
+@maxLength(11)
+param namePrefix string
+
+@description('Azure region of every resource.')
+param location string = resourceGroup().location
+
+@description('Tags put on every resource.')
+param tags object = {}
+
+@description('Extra managed identities of the function app (AVM shape); the app always has its own user-assigned identity.')
+param managedIdentities object = {
+  userAssignedResourceIds: []
+}
+
+@description('Extra role assignments on the Event Hubs namespace (AVM shape), e.g. your device gateway as "Azure Event Hubs Data Sender".')
+param roleAssignments array = []
+
+@description('Diagnostic settings (AVM shape) for the Event Hubs namespace, the function app and the database; empty sends them to the workspace created here.')
+param diagnosticSettings array = []
+
+@description('Function app instance memory in MB.')
+@allowed([
+  512
+  2048
+  4096
+])
+param instanceMemoryMB int = 2048
+
+@description('Most instances the function app scales out to.')
+@minValue(1)
+@maxValue(1000)
+param maximumInstanceCount int = 40
+
+@description('Partitions of each hub (fixed after creation on the Standard tier).')
+@minValue(1)
+@maxValue(32)
+param eventHubPartitionCount int = 4
+
+@description('Days each hub keeps events.')
+@minValue(1)
+@maxValue(7)
+param eventHubRetentionDays int = 1
+
+@description('Stream Analytics streaming units (V2: 1, 3, 6, 12, ...).')
+param streamingUnits int = 1
+
+@description('Entra group whose members read the anomalies table (dashboards, reports); empty for none.')
+param sqlReaderGroupName string = ''
+
+@description('E-mail address the alert rules notify.')
+param alertEmail string
+
+@description('Hours of data the drift check covers (ANOMALY_DRIFT_HOURS).')
+param driftHours int = 24
+
+var names = {
+  identity: 'id-${namePrefix}-func'
+  deployIdentity: 'id-${namePrefix}-deploy'
+  storage: toLower('st${namePrefix}${uniqueString(resourceGroup().id)}')
+  plan: 'plan-${namePrefix}'
+  functionApp: 'func-${namePrefix}-${uniqueString(resourceGroup().id)}'
+  eventHubs: 'evhns-${namePrefix}-${uniqueString(resourceGroup().id)}'
+  streamAnalytics: 'asa-${namePrefix}'
+  sqlServer: 'sql-${namePrefix}-${uniqueString(resourceGroup().id)}'
+  sqlDatabase: 'anomalies'
+  workspace: 'log-${namePrefix}'
+  appInsights: 'appi-${namePrefix}'
+}
+var hubs = {
+  telemetry: 'telemetry'
+  windows: 'windows'
+  alerts: 'alerts'
+  deadLetter: 'windows-deadletter'
+}
+
+resource functionIdentity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = {
+  name: names.identity
+  location: location
+  tags: tags
+}
+
+resource deployIdentity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = {
+  name: names.deployIdentity
+  location: location
+  tags: tags
+}
+
+module monitoring 'modules/monitoring.bicep' = {
+  name: 'monitoring'
+  params: {
+    location: location
+    tags: tags
+    workspaceName: names.workspace
+    appInsightsName: names.appInsights
+    alertEmail: alertEmail
+  }
+}
+
+var diagnostics = empty(diagnosticSettings)
+  ? [
+      {
+        name: 'to-workspace'
+        workspaceResourceId: monitoring.outputs.workspaceId
+      }
+    ]
+  : diagnosticSettings
+
+module eventHubs 'modules/eventhubs.bicep' = {
+  name: 'eventhubs'
+  params: {
+    location: location
+    tags: tags
+    namespaceName: names.eventHubs
+    hubs: hubs
+    partitionCount: eventHubPartitionCount
+    retentionDays: eventHubRetentionDays
+    functionPrincipalId: functionIdentity.properties.principalId
+    roleAssignments: roleAssignments
+    diagnosticSettings: diagnostics
+  }
+}
+
+module storage 'modules/storage.bicep' = {
+  name: 'storage'
+  params: {
+    location: location
+    tags: tags
+    storageName: names.storage
+    functionPrincipalId: functionIdentity.properties.principalId
+  }
+}
+
+module sql 'modules/sql.bicep' = {
+  name: 'sql'
+  params: {
+    location: location
+    tags: tags
+    serverName: names.sqlServer
+    databaseName: names.sqlDatabase
+    deployIdentityId: deployIdentity.id
+    deployIdentityName: deployIdentity.name
+    deployIdentityPrincipalId: deployIdentity.properties.principalId
+    deployIdentityClientId: deployIdentity.properties.clientId
+    functionIdentityName: functionIdentity.name
+    readerGroupName: sqlReaderGroupName
+    diagnosticSettings: diagnostics
+  }
+}
+
+module functionApp 'modules/functionapp.bicep' = {
+  name: 'functionapp'
+  params: {
+    location: location
+    tags: tags
+    planName: names.plan
+    appName: names.functionApp
+    identityId: functionIdentity.id
+    identityClientId: functionIdentity.properties.clientId
+    extraIdentityIds: managedIdentities.?userAssignedResourceIds ?? []
+    storageName: storage.outputs.name
+    deploymentContainerUrl: storage.outputs.deploymentContainerUrl
+    instanceMemoryMB: instanceMemoryMB
+    maximumInstanceCount: maximumInstanceCount
+    appInsightsConnectionString: monitoring.outputs.appInsightsConnectionString
+    eventHubsNamespaceFqdn: eventHubs.outputs.fullyQualifiedNamespace
+    hubs: hubs
+    functionConsumerGroup: eventHubs.outputs.functionConsumerGroup
+    sqlConnectionString: 'Server=tcp:${sql.outputs.serverFqdn},1433;Database=${names.sqlDatabase};Authentication=Active Directory Managed Identity;User Id=${functionIdentity.properties.clientId}'
+    driftHours: driftHours
+    diagnosticSettings: diagnostics
+  }
+}
+
+module streamAnalytics 'modules/streamanalytics.bicep' = {
+  name: 'streamanalytics'
+  params: {
+    location: location
+    tags: tags
+    jobName: names.streamAnalytics
+    namespaceName: eventHubs.outputs.namespaceName
+    hubs: hubs
+    consumerGroup: eventHubs.outputs.streamAnalyticsConsumerGroup
+    streamingUnits: streamingUnits
+  }
+}
+
+output functionAppName string = functionApp.outputs.name
+output functionAppUrl string = functionApp.outputs.url
+output eventHubsNamespace string = eventHubs.outputs.fullyQualifiedNamespace
+output telemetryHub string = hubs.telemetry
+output windowsHub string = hubs.windows
+output alertsHub string = hubs.alerts
+output deadLetterHub string = hubs.deadLetter
+output streamAnalyticsJob string = streamAnalytics.outputs.name
+output sqlServerFqdn string = sql.outputs.serverFqdn
+output sqlDatabase string = names.sqlDatabase
+output appInsightsName string = names.appInsights

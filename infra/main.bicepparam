@@ -1,0 +1,16 @@
+using 'main.bicep'
+
+// Change these two; everything else has a working default.
+param namePrefix = 'sensoranom'
+param alertEmail = 'oncall@example.com'
+
+param tags = {
+  workload: 'sensor-anomaly'
+}
+param instanceMemoryMB = 2048
+param maximumInstanceCount = 40
+param eventHubPartitionCount = 4
+param eventHubRetentionDays = 1
+param streamingUnits = 1
+param sqlReaderGroupName = ''
+param driftHours = 24
