@@ -40,7 +40,7 @@ if reason=$(scripts/browser-setup.sh 2>&1 >/dev/null); then
   demo_pid=$!
   trap 'kill $demo_pid 2>/dev/null; rm -rf "$work"' EXIT
   for _ in $(seq 100); do grep -q "serving the demo" "$work/demo-serve.log" 2>/dev/null && break; sleep 0.2; done
-  node tests/browser/dashboard.test.mjs "http://127.0.0.1:$port" docs/dashboard.png
+  node tests/browser/dashboard.test.mjs "http://127.0.0.1:$port" target/dashboard.png
   kill "$demo_pid"
 else
   echo "==> note: the browser test is skipped: $reason (the dashboard's JSON endpoints were tested over HTTP above)" >&2
