@@ -47,7 +47,7 @@ pub async fn score_one(
         s.check_finite()
             .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string(), None))?;
     }
-    state.pipeline.metrics().windows_scored.inc();
+    state.pipeline.metrics().scored(1);
     state.pipeline.metrics().invocation("Score", "ok");
     Ok(Json(scored.pop()).into_response())
 }
@@ -112,11 +112,7 @@ pub async fn score_batch(
             )
         })?;
     }
-    state
-        .pipeline
-        .metrics()
-        .windows_scored
-        .inc_by(scored.len() as u64);
+    state.pipeline.metrics().scored(scored.len() as u64);
     state.pipeline.metrics().invocation("ScoreBatch", "ok");
     let anomalies = scored.iter().filter(|s| s.is_anomaly).count();
     Ok(Json(json!({"model_version": model.info.model_version, "count": scored.len(), "anomalies": anomalies, "results": scored})).into_response())
