@@ -46,6 +46,12 @@ pub fn canonical(text: &str) -> Option<String> {
     parse(text).and_then(write_utc)
 }
 
+/// The canonical form and the instant in milliseconds since the epoch, from one parse.
+pub fn canonical_with_ms(text: &str) -> Option<(String, i64)> {
+    let t = parse(text)?;
+    Some((write_utc(t)?, (t.unix_timestamp_nanos() / 1_000_000) as i64))
+}
+
 pub fn now() -> OffsetDateTime {
     OffsetDateTime::now_utc()
 }

@@ -10,6 +10,8 @@ pub struct WindowRecord {
     pub device_id: String,
     /// Canonical RFC 3339 UTC (`System.Timestamp()` of the window).
     pub window_end: String,
+    /// The same instant in milliseconds since the epoch (parsed once, at the door).
+    pub window_end_ms: i64,
     /// In the model's feature order.
     pub features: Vec<f32>,
 }

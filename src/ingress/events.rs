@@ -148,10 +148,10 @@ pub fn extract(
             problem: format!("is longer than {MAX_NAME_CHARS} characters"),
         });
     }
-    let window_end = match find(map, &WINDOW_END_FIELDS) {
+    let (window_end, window_end_ms) = match find(map, &WINDOW_END_FIELDS) {
         None => return Err(RecordError::MissingField("window_end".into())),
         Some(Value::String(s)) => {
-            timefmt::canonical(s).ok_or_else(|| RecordError::InvalidField {
+            timefmt::canonical_with_ms(s).ok_or_else(|| RecordError::InvalidField {
                 field: "window_end".into(),
                 problem: format!("is not an RFC 3339 timestamp: {}", preview(s)),
             })?
@@ -170,6 +170,7 @@ pub fn extract(
     Ok(WindowRecord {
         device_id,
         window_end,
+        window_end_ms,
         features,
     })
 }

@@ -8,7 +8,6 @@ use crate::domain::{Alert, AnomalyRow, DeadLetter, WindowRecord};
 use crate::ingress::host::TriggerEvent;
 use crate::scoring::{Model, ModelError};
 use crate::sinks::live::LivePoint;
-use crate::sinks::unix_ms;
 
 #[derive(Debug, Default)]
 pub(super) struct Classified {
@@ -44,18 +43,16 @@ pub(super) fn classify(
             continue;
         }
         out.windows_scored += 1;
-        if let Some(window_end_ms) = unix_ms(&window.window_end) {
-            out.points.push((
-                window.device_id.clone(),
-                LivePoint {
-                    window_end: window.window_end.clone(),
-                    window_end_ms,
-                    score: window.score,
-                    severity: window.severity.as_str().to_string(),
-                    contributions: window.contributions.clone(),
-                },
-            ));
-        }
+        out.points.push((
+            window.device_id.clone(),
+            LivePoint {
+                window_end: window.window_end.clone(),
+                window_end_ms: record.window_end_ms,
+                score: window.score,
+                severity: window.severity.as_str().to_string(),
+                contributions: window.contributions.clone(),
+            },
+        ));
         if window.is_anomaly {
             out.rows
                 .push(AnomalyRow::new(window, feature_map(model, record), lineage));

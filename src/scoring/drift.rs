@@ -154,9 +154,8 @@ fn key_of(record: &WindowRecord) -> u64 {
     hasher.finish()
 }
 
-fn hour_of(record: &WindowRecord) -> Option<i64> {
-    let t = crate::domain::time::parse(&record.window_end)?;
-    Some(t.unix_timestamp().div_euclid(3600))
+fn hour_of(record: &WindowRecord) -> i64 {
+    record.window_end_ms.div_euclid(3_600_000)
 }
 
 fn hour_text(hour: i64) -> String {
@@ -258,9 +257,7 @@ impl DriftMonitor {
             if record.features.len() != self.bins.len() {
                 continue;
             }
-            let Some(hour) = hour_of(record) else {
-                continue;
-            };
+            let hour = hour_of(record);
             if !self.remember(key_of(record)) {
                 continue;
             }
@@ -369,6 +366,7 @@ mod tests {
             window_end: crate::domain::time::format(crate::domain::time::from_unix_seconds(
                 1_767_225_600 + 60 * i as i64,
             )),
+            window_end_ms: (1_767_225_600 + 60 * i as i64) * 1000,
             features: vec![a, b],
         }
     }
