@@ -222,7 +222,7 @@ impl Pipeline {
         batch.record_on(&span, events.len());
         let decoded = decode_events(&events, &model.info.feature_names);
         self.observe_drift(&decoded);
-        let classified = {
+        let mut classified = {
             let _run = tracing::info_span!(
                 "onnxruntime.run",
                 otel.kind = "internal",
@@ -233,7 +233,10 @@ impl Pipeline {
             classify::classify(&model, decoded, &events)?
         };
         self.record_rejections(&classified.dead_letters);
-        let inserted = self.persist(&classified, &batch).await?;
+        let rows = std::mem::take(&mut classified.rows);
+        let inserted = self
+            .persist(rows, classified.windows_scored, &batch)
+            .await?;
         self.live.record(classified.points.iter().cloned());
         let summary = BatchSummary {
             events: events.len(),
@@ -281,7 +284,8 @@ impl Pipeline {
     /// One write of every anomaly of the batch; a failure fails the batch.
     async fn persist(
         &self,
-        classified: &classify::Classified,
+        rows: Vec<crate::domain::AnomalyRow>,
+        windows_scored: usize,
         batch: &BatchInfo,
     ) -> Result<usize, PipelineError> {
         let kind = self.store.kind();
@@ -298,14 +302,10 @@ impl Pipeline {
             },
             db.namespace = self.store.target(),
             db.operation.name = "INSERT",
-            rows = classified.rows.len(),
+            rows = rows.len(),
         );
         let started = Instant::now();
-        let result = self
-            .store
-            .insert(classified.rows.clone())
-            .instrument(span.clone())
-            .await;
+        let result = self.store.insert(rows).instrument(span.clone()).await;
         let seconds = started.elapsed().as_secs_f64();
         match result {
             Ok(inserted) => {
@@ -320,7 +320,7 @@ impl Pipeline {
                     error = %error,
                     source = ?std::error::Error::source(&error).map(ToString::to_string),
                     transient = error.is_transient(),
-                    windows = classified.windows_scored,
+                    windows = windows_scored,
                     partition = batch.partition_text(),
                     sequence_numbers = %batch.sequence_text(),
                     "store write failed; the batch fails"
