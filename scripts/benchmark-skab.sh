@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every detector on SKAB by its outlier-detection protocol (see scripts/benchmark_skab.py).
 #   scripts/benchmark-skab.sh            # table
-#   scripts/benchmark-skab.sh --json     # one JSON object per detector
+#   scripts/benchmark-skab.sh --json     # per detector: per-file tp/fp/fn/tn, pooled per folder and overall
+#   scripts/benchmark-skab.sh --data DIR # any folder of SKAB-format CSV files, at any depth
 # Reads ../shared/datasets/skab (or --data DIR); set-up progress goes to stderr.
 set -euo pipefail
 cd "$(dirname "$0")/.."

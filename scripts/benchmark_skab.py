@@ -1,15 +1,23 @@
 #!/usr/bin/env python3
-"""Every detector on SKAB (the Skoltech Anomaly Benchmark), by its outlier-detection protocol.
+"""Every detector on SKAB-format data (the Skoltech Anomaly Benchmark), by its outlier protocol.
 
 For each labelled file separately: window the whole file with the Rust `window` command
 (trailing windows: a row's features use that row and the rows before it, as the streaming path
 does); fit the detector, its scaler and its threshold on the windows that end within the file's
-first 400 rows (nothing later is seen); export the ONNX model; score the window that ends at
-every later row with the Rust scorer (`sensor-anomaly score`, ONNX Runtime) and take its
-`is_anomaly`.  All scored rows of all files are pooled for F1, FAR and MAR; per-file figures too.
+first 400 rows *as they are* (labels are never used for fitting: SKAB's published methods do not
+see them); export the ONNX model; score the window that ends at every later row with the Rust
+scorer (`sensor-anomaly score`, ONNX Runtime) and take its `is_anomaly`.  Counts (tp, fp, fn,
+tn) are kept per file and pooled per folder and overall, beside the F1 of alarming on every row.
 
-Data: ../shared/datasets/skab (read in place, never copied).  Usage:
-    scripts/benchmark-skab.sh [--json] [--files valve1/0,valve2/1] [--detectors pca]
+A file that cannot be fitted (too short, a constant channel, a bad timestamp) is reported with
+its name and reason and counted as raising no alarm: no single file aborts the run.
+
+The settings (window length, margin, drifting-channel rule, PCA variance) come from
+scripts/skab-settings.json, which scripts/cross-validate-skab.sh writes after choosing them on
+some folders; the folders it did not choose on are reported as held out.
+
+Usage:
+    scripts/benchmark-skab.sh [--json] [--data DIR] [--files valve1/0,valve2/1] [--detectors pca]
 """
 
 from __future__ import annotations
@@ -20,168 +28,298 @@ import json
 import sys
 import tempfile
 import time
-from dataclasses import replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import report  # noqa: E402
+import detectors  # noqa: E402
 import train  # noqa: E402
 
 DEFAULT_DATA = train.REPO_ROOT.parent / "shared" / "datasets" / "skab"
+SETTINGS_FILE = Path(__file__).resolve().parent / "skab-settings.json"
 TRAIN_ROWS = 400
-CHANNELS = ["Accelerometer1RMS", "Accelerometer2RMS", "Current", "Pressure", "Temperature",
-            "Thermocouple", "Voltage", "Volume Flow RateRMS"]
-LABEL = "anomaly"  # column 9; `changepoint` (column 10) only marks segment starts
-WINDOW = train.WindowOptions(size_secs=30, hop_secs=1, channels=CHANNELS,
-                             csv=["--label-column", LABEL, "--ignore-columns", "changepoint",
-                                  "--timestamp-column", "datetime"])
+TIME, LABEL, CHANGEPOINT = "datetime", "anomaly", "changepoint"
 STATS = ["mean", "std"]
-
-# One fixed configuration per detector, the same for every file.  Thresholds come from the
-# training rows only: the max (quantile 1.0) of the held-out last 20% of the training windows,
-# times a margin, because 400 s of training cannot show the drift the rest of a file has.
-# The margins were chosen on valve1 alone; valve2 is reported separately as a held-out check.
-CONFIGS = {
-    "autoencoder": train.TrainOptions(detector="autoencoder", hidden=(16, 4, 16), max_iter=500,
-                                      seed=0, threshold_quantile=1.0, threshold_margin=2.0,
-                                      min_rows=100),
-    "pca": train.TrainOptions(detector="pca", pca_variance=0.9, threshold_quantile=1.0,
-                              threshold_margin=3.0, min_rows=100),
-    "iforest": train.TrainOptions(detector="iforest", trees=100, seed=0, threshold_quantile=1.0,
-                                  threshold_margin=1.0, min_rows=100),
-}
+DETECTORS = ("pca", "autoencoder", "iforest")
 
 
-def skab_files(data: Path, only=None) -> list[Path]:
-    files = sorted((p for p in data.glob("valve*/*.csv")),
-                   key=lambda p: (p.parent.name, int(p.stem) if p.stem.isdigit() else 0, p.stem))
-    if only:
-        wanted = {w.removesuffix(".csv") for w in only}
-        files = [p for p in files if f"{p.parent.name}/{p.stem}" in wanted]
-        missing = wanted - {f"{p.parent.name}/{p.stem}" for p in files}
-        if missing:
-            raise train.InputError(f"no such SKAB file(s) under {data}: {', '.join(sorted(missing))}")
-    if not files:
-        raise train.InputError(f"no SKAB files under {data} (expected valve1/*.csv, valve2/*.csv; "
-                               "--data DIR points elsewhere)")
-    return files
+@dataclass(frozen=True)
+class Setting:
+    """What is chosen from data, by cross-validation across folders."""
+    window_secs: int = 30
+    margin: float = 1.0  # times the largest held-out training score
+    max_level_ratio: float | None = None  # leave out channels drifting more (train.level_ratios)
+    pca_variance: float = 0.9  # pca only
 
 
-def read_rows(path: Path):
-    """(window_end key per row, label per row) from the file itself."""
-    with open(path, newline="", encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh, delimiter=";"))
-    ends = [r["datetime"].strip().replace(" ", "T") + "Z" for r in rows]
-    labels = np.array([int(float(r[LABEL])) for r in rows], np.int64)
-    return ends, labels
+def train_options(detector: str, s: Setting) -> train.TrainOptions:
+    """Fixed per detector; the threshold is the max of the last 20% of the training windows
+    (chronological hold-out) times the margin, because 400 s cannot show the drift to come."""
+    common = dict(detector=detector, seed=0, threshold_quantile=1.0, threshold_margin=s.margin,
+                  max_level_ratio=s.max_level_ratio, min_rows=100)
+    if detector == "autoencoder":
+        return train.TrainOptions(hidden=(16, 4, 16), max_iter=500, **common)
+    if detector == "pca":
+        return train.TrainOptions(pca_variance=s.pca_variance, **common)
+    return train.TrainOptions(trees=100, **common)
 
 
-def evaluate_file(bin_path: Path, path: Path, detectors, tmp: Path) -> dict:
-    name = f"{path.parent.name}/{path.stem}"
-    ends, labels = read_rows(path)
-    if len(ends) <= TRAIN_ROWS:
-        raise train.InputError(f"{name}: {len(ends)} rows, need more than {TRAIN_ROWS}")
-    wfile = train.window_telemetry(bin_path, path, tmp / "windows.jsonl",
-                                   replace(WINDOW, csv=WINDOW.csv + ["--device", name]))
-    W = train.load_windows(wfile, CHANNELS, STATS)
-    index = {e: i for i, e in enumerate(W.window_end)}
-    train_end = ends[TRAIN_ROWS - 1]
-    train_idx = [i for i, e in enumerate(W.window_end) if e <= train_end]
-    scored_rows = list(range(TRAIN_ROWS, len(ends)))
-    missing = [ends[r] for r in scored_rows if ends[r] not in index]
-    if missing:
-        raise train.PipelineError(f"{name}: no window ends at {missing[0]} (timestamps not whole seconds?)")
-    row_windows = [index[ends[r]] for r in scored_rows]
-    unique = sorted(set(row_windows))
-    W_train, W_scored = W.subset(train_idx), W.subset(unique)
+def load_settings(path: Path = SETTINGS_FILE) -> dict:
+    """{detector: (Setting, folders it was chosen on)} from the cross-validation output."""
+    try:
+        raw = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise train.InputError(f"cannot read {path}: {e} (scripts/cross-validate-skab.sh writes it)")
     out = {}
-    for det in detectors:
-        data, info = train.fit(W_train, CONFIGS[det], source=f"skab:{name}")
-        model_path = tmp / f"{det}.onnx"
-        model_path.write_bytes(data)
-        results = train.rust_score(bin_path, model_path, W_scored, tmp)
-        flag_of = {w: bool(r and r["is_anomaly"]) for w, r in zip(unique, results)}
-        score_of = {w: (r["score"] if r else 0.0) for w, r in zip(unique, results)}
-        flags = np.array([flag_of[w] for w in row_windows])
-        scores = np.array([score_of[w] for w in row_windows], np.float64)
-        out[det] = {"file": name, "labels": labels[TRAIN_ROWS:], "flags": flags, "scores": scores,
-                    "threshold": info["threshold"]}
+    for det, entry in raw.get("detectors", {}).items():
+        out[det] = (Setting(**entry["setting"]), list(entry.get("chosen_on", [])))
     return out
 
 
-def summarize(det: str, per_file: list[dict]) -> dict:
-    labels = np.concatenate([f["labels"] for f in per_file])
-    flags = np.concatenate([f["flags"] for f in per_file])
-    scores = np.concatenate([f["scores"] for f in per_file])
-    pooled = report.quality(labels, flags, scores)
-    files = []
-    for f in per_file:
-        q = report.quality(f["labels"], f["flags"], f["scores"])
-        files.append({"file": f["file"], "f1": q["f1"], "far": q["far"], "mar": q["mar"],
-                      "rows_scored": q["windows"], "threshold": f["threshold"]})
-    held_out = [f for f in per_file if f["file"].startswith("valve2/")]
-    row = {"detector": det, "f1": pooled["f1"], "far": pooled["far"], "mar": pooled["mar"],
-           "precision": pooled["precision"], "recall": pooled["recall"],
-           "files": len(per_file), "rows_scored": pooled["windows"]}
-    if held_out and len(held_out) < len(per_file):
-        q = report.quality(np.concatenate([f["labels"] for f in held_out]),
-                           np.concatenate([f["flags"] for f in held_out]),
-                           np.concatenate([f["scores"] for f in held_out]))
-        row["f1_valve2_held_out"] = q["f1"]
-    opts = CONFIGS[det]
-    row["config"] = {"stats": STATS, "window_secs": WINDOW.size_secs, "hop_secs": WINDOW.hop_secs,
-                     "threshold_quantile": opts.threshold_quantile,
-                     "threshold_margin": opts.threshold_margin}
-    row["per_file"] = files
-    return row
+# --------------------------------------------------------------------------
+# Files
+# --------------------------------------------------------------------------
+
+@dataclass
+class SkabFile:
+    path: Path
+    name: str  # folder/stem, e.g. valve1/0
+    folder: str
+
+
+def _header(path: Path) -> list[str]:
+    with open(path, newline="", encoding="utf-8") as fh:
+        first = fh.readline()
+    return [c.strip() for c in first.rstrip("\r\n").split(";")]
+
+
+def discover(data: Path, only=None) -> tuple[list[SkabFile], list[str]]:
+    """Every labelled SKAB-format CSV below `data` (any depth), sorted; plus notes on CSVs left
+    out (no `anomaly` column, e.g. SKAB's anomaly-free.csv)."""
+    if not data.is_dir():
+        raise train.InputError(f"no such folder: {data} (--data DIR: a folder of SKAB-format CSV files)")
+    files, notes = [], []
+    for p in sorted(data.rglob("*.csv")):
+        rel = p.relative_to(data)
+        folder = rel.parent.as_posix() if rel.parent != Path(".") else data.name
+        if LABEL not in _header(p):
+            notes.append(f"{rel.as_posix()}: no `{LABEL}` column, not a labelled file")
+            continue
+        files.append(SkabFile(p, f"{folder}/{p.stem}", folder))
+    files.sort(key=lambda f: (f.folder, int(f.path.stem) if f.path.stem.isdigit() else 0, f.path.stem))
+    if only:
+        wanted = {w.removesuffix(".csv") for w in only}
+        files = [f for f in files if f.name in wanted]
+        missing = wanted - {f.name for f in files}
+        if missing:
+            raise train.InputError(f"no such SKAB file(s) under {data}: {', '.join(sorted(missing))}")
+    if not files:
+        raise train.InputError(f"no labelled SKAB-format CSV files (';'-separated, with an `{LABEL}` "
+                               f"column) under {data}")
+    return files, notes
+
+
+def read_rows(path: Path):
+    """(window_end key per row, label per row, channel names) from the file itself."""
+    with open(path, newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh, delimiter=";"))
+    if not rows:
+        raise train.InputError("no rows")
+    channels = [c for c in rows[0] if c not in (TIME, LABEL, CHANGEPOINT)]
+    ends, labels = [], []
+    for n, r in enumerate(rows, start=2):
+        try:
+            labels.append(int(float(r[LABEL])))
+            ends.append(r[TIME].strip().replace(" ", "T") + "Z")
+        except (TypeError, ValueError, AttributeError):
+            raise train.InputError(f"line {n}: bad `{TIME}` or `{LABEL}` value") from None
+    return ends, np.array(labels, np.int64), channels
+
+
+@dataclass
+class Prepared:
+    """One file windowed at one window length: the training windows and, per scored row, the
+    window that ends at that row."""
+    labels: np.ndarray  # per scored row
+    W: train.Windows
+    train_idx: list
+    row_windows: np.ndarray
+
+
+def prepare(bin_path: Path, f: SkabFile, window_secs: int, tmp: Path) -> Prepared:
+    ends, labels, channels = read_rows(f.path)
+    if len(ends) <= TRAIN_ROWS:
+        raise train.InputError(f"{len(ends)} rows, need more than {TRAIN_ROWS}")
+    opts = train.WindowOptions(size_secs=window_secs, hop_secs=1, channels=channels,
+                               csv=["--label-column", LABEL, "--ignore-columns", CHANGEPOINT,
+                                    "--timestamp-column", TIME, "--device", f.name])
+    wfile = train.window_telemetry(bin_path, f.path, tmp / f"windows-{window_secs}.jsonl", opts)
+    W = train.load_windows(wfile, channels, STATS)
+    W = replace(W, label=None)  # labels score the result; they never choose training rows
+    index = {e: i for i, e in enumerate(W.window_end)}
+    train_end = ends[TRAIN_ROWS - 1]
+    train_idx = [i for i, e in enumerate(W.window_end) if e <= train_end]
+    missing = [ends[r] for r in range(TRAIN_ROWS, len(ends)) if ends[r] not in index]
+    if missing:
+        raise train.InputError(f"no window ends at {missing[0]} (timestamps not whole seconds?)")
+    rows = np.array([index[ends[r]] for r in range(TRAIN_ROWS, len(ends))], np.int64)
+    return Prepared(labels[TRAIN_ROWS:], W, train_idx, rows)
+
+
+def fit_and_score(bin_path, P: Prepared, opts: train.TrainOptions, tmp: Path, scorer: str = "rust"):
+    """(score per scored row, threshold, info) for one detector on one prepared file.  `rust`
+    scores with the production binary; `ort` runs the same graph in Python's ONNX Runtime (the
+    cross-validation's shortcut; tests hold the two to the same numbers)."""
+    data, info = train.fit(P.W.subset(P.train_idx), opts, source="skab")
+    fitted = info["windows"].channels
+    unique = np.unique(P.row_windows)
+    Wu = P.W.subset(unique).select_channels(fitted)
+    if scorer == "rust":
+        model_path = tmp / "model.onnx"
+        model_path.write_bytes(data)
+        results = train.rust_score(bin_path, model_path, Wu, tmp)
+        s = np.array([r["score"] if r else 0.0 for r in results], np.float64)
+    else:
+        ok = np.all(np.isfinite(Wu.X), axis=1)
+        s = np.zeros(len(unique))
+        if ok.any():
+            s[ok] = detectors.ort_run(data, Wu.X[ok]).astype(np.float64).sum(axis=1)
+    score_of = dict(zip(unique.tolist(), s))
+    return np.array([score_of[w] for w in P.row_windows.tolist()]), info["threshold"], info
+
+
+# --------------------------------------------------------------------------
+# Counting
+# --------------------------------------------------------------------------
+
+def counts(labels: np.ndarray, flags: np.ndarray) -> dict:
+    y, f = np.asarray(labels).astype(bool), np.asarray(flags).astype(bool)
+    return {"tp": int(np.sum(y & f)), "fp": int(np.sum(~y & f)),
+            "fn": int(np.sum(y & ~f)), "tn": int(np.sum(~y & ~f))}
+
+
+def figures(c: dict) -> dict:
+    """F1, FAR (false alarms / healthy rows), MAR, and the F1 of alarming on every row."""
+    tp, fp, fn, tn = c["tp"], c["fp"], c["fn"], c["tn"]
+    div = lambda a, b: a / b if b else 0.0  # noqa: E731
+    return {**c, "rows": tp + fp + fn + tn, "f1": div(2 * tp, 2 * tp + fp + fn),
+            "far": div(fp, fp + tn), "mar": div(fn, fn + tp),
+            "precision": div(tp, tp + fp), "recall": div(tp, tp + fn),
+            "f1_all_alarm": div(2 * (tp + fn), 2 * (tp + fn) + fp + tn)}
+
+
+def pool(rows: list[dict]) -> dict:
+    return figures({k: sum(r[k] for r in rows) for k in ("tp", "fp", "fn", "tn")})
+
+
+def summarize(det: str, setting: Setting, chosen_on: list, per_file: list[dict]) -> dict:
+    folders = sorted({f["folder"] for f in per_file})
+    out = {"detector": det, "setting": asdict(setting), "chosen_on": chosen_on,
+           "overall": pool(per_file),
+           "folders": {d: pool([f for f in per_file if f["folder"] == d]) for d in folders}}
+    held = [f for f in per_file if f["folder"] not in chosen_on]
+    if chosen_on and held:
+        out["held_out"] = {"folders": sorted({f["folder"] for f in held}), **pool(held)}
+    out["failed_files"] = [{"file": f["file"], "error": f["error"]} for f in per_file if "error" in f]
+    out["per_file"] = per_file
+    return out
+
+
+def run_file(bin_path, f: SkabFile, dets, settings, tmp: Path) -> dict:
+    """{detector: per-file row}; a failure is recorded, counted as no alarms, and never raised."""
+    out, prepared = {}, {}
+    for det in dets:
+        setting = settings[det][0]
+        row = {"file": f.name, "folder": f.folder}
+        try:
+            if setting.window_secs not in prepared:
+                prepared[setting.window_secs] = prepare(bin_path, f, setting.window_secs, tmp)
+            P = prepared[setting.window_secs]
+            scores, thr, info = fit_and_score(bin_path, P, train_options(det, setting), tmp)
+            row.update(counts(P.labels, scores >= thr))
+            row["threshold"] = thr
+            row["left_out_channels"] = info["summary"]["left_out_channels"]
+        except (train.InputError, train.PipelineError) as e:
+            labels = _labels_or_empty(f)
+            row.update(counts(labels, np.zeros(len(labels), bool)))
+            row["error"] = str(e).splitlines()[0]
+            print(f"[skab] {f.name}: {det}: not fitted: {row['error']} (counted as no alarms)",
+                  file=sys.stderr, flush=True)
+        out[det] = row
+    return out
+
+
+def _labels_or_empty(f: SkabFile) -> np.ndarray:
+    try:
+        return read_rows(f.path)[1][TRAIN_ROWS:]
+    except (train.InputError, OSError, KeyError):
+        return np.zeros(0, np.int64)
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="benchmark-skab.sh", description=__doc__.split("\n\n")[0])
     p.add_argument("--json", action="store_true", help="one JSON array, one object per detector")
-    p.add_argument("--data", default=str(DEFAULT_DATA), help="the SKAB data folder")
+    p.add_argument("--data", default=str(DEFAULT_DATA),
+                   help="a folder of SKAB-format CSV files, searched at any depth")
     p.add_argument("--files", type=train._list_arg, help="only these, e.g. valve1/0,valve2/1")
-    p.add_argument("--detectors", type=train._list_arg, default=list(CONFIGS),
-                   help="comma-separated, among " + ", ".join(CONFIGS))
+    p.add_argument("--detectors", type=train._list_arg,
+                   help="comma-separated, among " + ", ".join(DETECTORS) + " (default: every "
+                        "detector in the settings file)")
+    p.add_argument("--settings", default=str(SETTINGS_FILE),
+                   help="chosen settings (written by scripts/cross-validate-skab.sh)")
     p.add_argument("--bin", default=train.DEFAULT_BIN)
     args = p.parse_args(argv)
     train._QUIET = True
     started = time.monotonic()
     try:
-        bad = [d for d in args.detectors if d not in CONFIGS]
+        settings = load_settings(Path(args.settings))
+        args.detectors = args.detectors or [d for d in DETECTORS if d in settings]
+        bad = [d for d in args.detectors if d not in settings]
         if bad:
-            raise train.InputError(f"unknown detector(s) {', '.join(bad)} ({', '.join(CONFIGS)})")
-        files = skab_files(Path(args.data), args.files)
+            raise train.InputError(f"no settings for detector(s) {', '.join(bad)} in {args.settings} "
+                                   f"(have {', '.join(settings)})")
+        files, notes = discover(Path(args.data), args.files)
+        for n in notes:
+            print(f"[skab] skipped {n}", file=sys.stderr)
         bin_path = train.resolve_bin(args.bin)
-        per_det = {d: [] for d in args.detectors}
-        for n, path in enumerate(files, 1):
-            print(f"[skab] {n}/{len(files)} {path.parent.name}/{path.name}", file=sys.stderr, flush=True)
-            with tempfile.TemporaryDirectory(prefix="skab-") as td:
-                for det, res in evaluate_file(bin_path, path, args.detectors, Path(td)).items():
-                    per_det[det].append(res)
+        if not bin_path.is_file():
+            raise train.InputError(f"binary not found: {bin_path} (cargo build --release, or --bin)")
     except train.InputError as e:
         print(f"benchmark-skab: error: {e}", file=sys.stderr)
         return 2
-    except train.PipelineError as e:
-        print(f"benchmark-skab: error: {e}", file=sys.stderr)
-        return 1
-    table = [summarize(d, per_det[d]) for d in args.detectors]
-    secs = time.monotonic() - started
+    per_det = {d: [] for d in args.detectors}
+    for n, f in enumerate(files, 1):
+        print(f"[skab] {n}/{len(files)} {f.name}", file=sys.stderr, flush=True)
+        with tempfile.TemporaryDirectory(prefix="skab-") as td:
+            for det, row in run_file(bin_path, f, args.detectors, settings, Path(td)).items():
+                per_det[det].append(row)
+    table = [summarize(d, *settings[d], per_det[d]) for d in args.detectors]
     if args.json:
         print(json.dumps(table, indent=2))
     else:
-        print(f"SKAB outlier-detection protocol: {len(files)} files, fit on each file's first "
-              f"{TRAIN_ROWS} rows, {table[0]['rows_scored']} rows scored and pooled ({secs:.0f} s)\n")
-        print(f"{'detector':<12} {'F1':>6} {'FAR':>6} {'MAR':>6} {'prec':>6} {'recall':>6}  valve2 F1")
-        for r in table:
-            v2 = r.get("f1_valve2_held_out")
-            print(f"{r['detector']:<12} {r['f1']:6.3f} {r['far']:6.3f} {r['mar']:6.3f} "
-                  f"{r['precision']:6.3f} {r['recall']:6.3f}  {'' if v2 is None else f'{v2:.3f}'}")
-        print("\nPublished (full SKAB corpus): Conv-AE 0.78, MSET 0.78, PCA T2+Q 0.76, LSTM-AE 0.74, "
-              "dense AE 0.39, Isolation Forest 0.29")
+        print_table(table, len(files), time.monotonic() - started)
     return 0
+
+
+def print_table(table, n_files, secs):
+    print(f"SKAB outlier-detection protocol: {n_files} files, fit on each file's first {TRAIN_ROWS} "
+          f"rows as they are, {table[0]['overall']['rows']} rows scored and pooled ({secs:.0f} s)\n")
+    print(f"{'detector':<12} {'subset':<22} {'F1':>6} {'FAR':>6} {'MAR':>6}  {'all-alarm F1':>12}")
+    for r in table:
+        subsets = [("all files", r["overall"])] + [(d, q) for d, q in r["folders"].items()]
+        if "held_out" in r:
+            subsets.append(("held out: " + ",".join(r["held_out"]["folders"]), r["held_out"]))
+        for name, q in subsets:
+            print(f"{r['detector']:<12} {name:<22} {q['f1']:6.3f} {q['far']:6.3f} {q['mar']:6.3f}  "
+                  f"{q['f1_all_alarm']:12.3f}")
+        for bad in r["failed_files"]:
+            print(f"{'':<12} not fitted: {bad['file']}: {bad['error']}")
+    print("\nSettings chosen on: " + "; ".join(f"{r['detector']} {','.join(r['chosen_on']) or '-'}"
+                                           for r in table))
+    print("Published (full SKAB corpus): Conv-AE 0.78, MSET 0.78, PCA T2+Q 0.76, LSTM-AE 0.74, "
+          "dense AE 0.39, Isolation Forest 0.29")
 
 
 if __name__ == "__main__":

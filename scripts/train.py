@@ -28,7 +28,8 @@ model_version = detector prefix + sha256 of the graph and threshold).
 Exit codes: 0 success, 2 bad input or usage, 1 other failure (e.g. the Rust binary failed).
 
 Examples:
-    .venv/bin/python scripts/train.py                                     # default model
+    .venv/bin/python scripts/train.py                    # -> models/ae-<hash>.onnx (a new file)
+    .venv/bin/python scripts/train.py --split random --out models/default.onnx   # the shipped model
     .venv/bin/python scripts/train.py --telemetry plant.csv --out models/plant.onnx
     .venv/bin/python scripts/train.py --telemetry plant.csv --validation val.csv \\
         --threshold max-f1 --test test.csv --detector pca --out models/plant-pca.onnx
@@ -55,7 +56,7 @@ import detectors  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_BIN = "target/release/sensor-anomaly"
-DEFAULT_OUT = "models/default.onnx"
+MODELS_DIR = "models"  # without --out: models/<model_version>.onnx, never the shipped default
 
 # The simulated plant (the default model's channels).
 CHANNELS = ["temperature", "humidity", "vibration", "pressure", "sound"]
@@ -127,6 +128,12 @@ class Windows:
 
     def __len__(self):
         return len(self.device)
+
+    def select_channels(self, channels):
+        """The same windows with only these channels' features (in this order)."""
+        cols = [self.feature_names.index(f"{c}_{s}") for c in channels for s in self.stats]
+        return Windows(self.X[:, cols], list(channels), self.stats, self.device, self.window_end,
+                       self.sample_count, self.label, self.fault_channel, self.records, self.path)
 
 
 def _is_number(v) -> bool:
@@ -240,6 +247,45 @@ def fit_rows(W: Windows, min_samples: int | None, where: str) -> np.ndarray:
         f"(left out: {dropped_null} with a null feature, {dropped_small} with < {min_samples} "
         f"samples, {dropped_label} labelled anomalous)")
     return np.flatnonzero(ok)
+
+
+def level_ratios(W: Windows, rows: np.ndarray) -> dict[str, float]:
+    """Per channel: how much its level wanders between the training windows, relative to what
+    its sample noise explains -- var(window means) / mean(window variance / samples).
+
+    About 1 for a channel that is noise around a steady level; hundreds for one that drifts
+    (a temperature warming up), whose normal range a short training period cannot show: its
+    level later leaves the trained range without anything being wrong.  Needs mean and std."""
+    if "mean" not in W.stats or "std" not in W.stats:
+        return {}
+    n = np.maximum(W.sample_count[rows].astype(np.float64), 1.0)
+    out = {}
+    for c in W.channels:
+        m = W.X[rows, W.feature_names.index(f"{c}_mean")]
+        sd = W.X[rows, W.feature_names.index(f"{c}_std")]
+        noise = float(np.mean(sd ** 2 / n))
+        between = float(np.var(m))
+        out[c] = between / noise if noise > 0 else (math.inf if between > 0 else 1.0)
+    return out
+
+
+def drop_drifting(W: Windows, rows: np.ndarray, max_ratio: float | None):
+    """(W restricted to the channels whose level ratio is at most `max_ratio`, the left-out
+    channels with their ratios).  None keeps every channel."""
+    if max_ratio is None:
+        return W, {}
+    ratios = level_ratios(W, rows)
+    if not ratios:
+        raise InputError("--max-level-ratio needs the mean and std stats")
+    dropped = {c: r for c, r in ratios.items() if r > max_ratio}
+    if len(dropped) == len(W.channels):
+        raise InputError(f"every channel drifts more than --max-level-ratio {max_ratio:g} allows "
+                         f"(ratios: {', '.join(f'{c} {r:.0f}' for c, r in ratios.items())}); "
+                         "raise it or train on a longer, steadier period")
+    if dropped:
+        log(f"stage=select left out drifting channel(s): "
+            f"{', '.join(f'{c} (level ratio {r:.0f})' for c, r in dropped.items())}")
+    return W.select_channels([c for c in W.channels if c not in dropped]), dropped
 
 
 def split_indices(W: Windows, rows: np.ndarray, method: str, seed: int):
@@ -419,6 +465,7 @@ class TrainOptions:
     threshold_margin: float = 1.0
     split: str = "chronological"
     min_samples: int | None = None
+    max_level_ratio: float | None = None  # leave out channels whose level drifts more (None: keep all)
     min_rows: int = MIN_ROWS
 
 
@@ -428,6 +475,9 @@ def fit(W: Windows, opts: TrainOptions, validation: Windows | None = None, sourc
         raise InputError(f"unknown detector {opts.detector!r} ({', '.join(detectors.DETECTORS)})")
     started = time.monotonic()
     rows = fit_rows(W, opts.min_samples, "training")
+    W, left_out = drop_drifting(W, rows, opts.max_level_ratio)
+    if validation is not None and left_out:
+        validation = validation.select_channels(W.channels)
     if validation is None:
         train_idx, val_idx = split_indices(W, rows, opts.split, opts.seed)
         V = W.subset(val_idx)
@@ -480,6 +530,8 @@ def fit(W: Windows, opts: TrainOptions, validation: Windows | None = None, sourc
         "source": source,
         "channels": W.channels,
         "stats": W.stats,
+        "left_out_channels": {c: round(r, 1) for c, r in left_out.items()},
+        "max_level_ratio": opts.max_level_ratio,
         **det.summary(),
     }
     meta = {
@@ -501,7 +553,7 @@ def fit(W: Windows, opts: TrainOptions, validation: Windows | None = None, sourc
     helper.set_model_props(model, meta)  # metadata only: the graph checked above is unchanged
     final = model.SerializeToString()
     info = {"threshold": threshold, "model_version": meta["anomaly.model_version"], "summary": summary,
-            "detector": det, "mean": mean, "std": std, "validation": V, "validation_scores": val_scores,
+            "detector": det, "mean": mean, "std": std, "validation": V, "windows": W, "validation_scores": val_scores,
             "seconds": time.monotonic() - started, "fit_seconds": fit_secs}
     return final, info
 
@@ -614,6 +666,11 @@ def build_parser() -> argparse.ArgumentParser:
     mdl.add_argument("--min-samples", type=int,
                      help="fit only on windows with at least this many samples (default: half the "
                           "median window's; partial windows at a stream's start look anomalous)")
+    mdl.add_argument("--max-level-ratio", type=_positive_float, metavar="R",
+                     help="leave out channels whose level wanders more than R times what their "
+                          "sample noise explains over the training windows (a warming-up "
+                          "temperature: its normal range cannot be learned from a short period); "
+                          "needs the mean and std stats. Default: keep every channel")
     thr = p.add_argument_group("threshold")
     thr.add_argument("--threshold", type=_threshold_arg, default="quantile",
                      help="quantile (of healthy validation scores), max-f1 or precision:P "
@@ -625,7 +682,9 @@ def build_parser() -> argparse.ArgumentParser:
     thr.add_argument("--split", choices=("chronological", "random"), default="chronological",
                      help="how to hold out validation windows when there is no --validation file")
     out = p.add_argument_group("output")
-    out.add_argument("--out", default=DEFAULT_OUT, help="output ONNX path")
+    out.add_argument("--out", help=f"output ONNX path (default: {MODELS_DIR}/<model_version>.onnx, a new "
+                                   "file named after the model; the shipped models/default.onnx is only "
+                                   "replaced when named here)")
     out.add_argument("--report", metavar="DIR",
                      help="report directory (default: reports/<model name>/)")
     out.add_argument("--no-report", action="store_true", help="skip the report")
@@ -639,7 +698,7 @@ def options_from_args(args) -> TrainOptions:
                         pca_variance=args.pca_variance, trees=args.trees, threshold=args.threshold,
                         threshold_quantile=args.threshold_quantile,
                         threshold_margin=args.threshold_margin, split=args.split,
-                        min_samples=args.min_samples)
+                        min_samples=args.min_samples, max_level_ratio=args.max_level_ratio)
 
 
 def run(args) -> dict:
@@ -693,7 +752,7 @@ def run(args) -> dict:
                       if args.validation else None)
         test = load_windows(windows_of(args.test, "test"), W.channels, W.stats) if args.test else None
         data, info = fit(W, opts, validation, source)
-        out = Path(args.out)
+        out = Path(args.out) if args.out else Path(MODELS_DIR) / f"{info['model_version']}.onnx"
         write_atomic(out, data)
         log(f"stage=write out={out} bytes={len(data)} sha256={hashlib.sha256(data).hexdigest()[:16]}")
         report_dir = None

@@ -373,8 +373,11 @@ fn run(cli: Cli) -> Result<()> {
                 windowing::window_lines(&text, spec, &channels)
             }
             .with_context(|| format!("{}", input.display()))?;
+            for warning in windows.order.warnings() {
+                eprintln!("warning: {}: {warning}", input.display());
+            }
             let mut w = writer(&out)?;
-            for record in windows {
+            for record in windows.records {
                 serde_json::to_writer(&mut w, &record)?;
                 w.write_all(b"\n")?;
             }

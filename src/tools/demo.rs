@@ -143,7 +143,7 @@ pub async fn run_and_serve(
     let mut bad_samples = 0usize;
     simulate::simulate(sim, |s| {
         samples += 1;
-        if windower.push(&s).is_err() {
+        if windower.push(&s, 0).is_err() {
             bad_samples += 1;
         }
     });

@@ -9,7 +9,7 @@
 //! - Only windows with at least one event are emitted; null channel values are ignored, as SQL
 //!   aggregates ignore nulls.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -160,6 +160,72 @@ pub struct Windower {
     spec: WindowSpec,
     channels: Vec<String>,
     windows: BTreeMap<(i64, String), WindowAcc>,
+    /// Per device: the latest instant seen and its timestamp text.
+    latest: HashMap<String, (f64, String)>,
+    order: TimestampOrder,
+}
+
+/// Samples whose timestamps are out of order within their device. Windows do not depend on
+/// arrival order (each sample lands in the windows its timestamp falls in, as in Stream
+/// Analytics with its out-of-order policy), but a file that goes back in time or repeats an
+/// instant is usually a merge or export mistake, so it is reported instead of accepted silently.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TimestampOrder {
+    /// Samples earlier than one already seen for the same device.
+    pub backwards: u64,
+    pub first_backwards: Option<OrderExample>,
+    /// Samples at exactly the instant of the previous latest sample of the same device (both
+    /// are counted in the window, as Stream Analytics would count both events).
+    pub duplicates: u64,
+    pub first_duplicate: Option<OrderExample>,
+}
+
+/// Where an ordering problem was first seen.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OrderExample {
+    /// 1-based line of the input (0 when the samples did not come from a file).
+    pub line: usize,
+    pub device: String,
+    pub timestamp: String,
+    /// The device's latest timestamp before this sample.
+    pub previous: String,
+}
+
+impl TimestampOrder {
+    /// One line per kind of problem, for stderr; empty when the input was in order.
+    pub fn warnings(&self) -> Vec<String> {
+        let at = |e: &OrderExample| {
+            format!(
+                "first at line {}: device {:?} at {} after {}",
+                e.line, e.device, e.timestamp, e.previous
+            )
+        };
+        let mut out = Vec::new();
+        if let Some(e) = &self.first_backwards {
+            out.push(format!(
+                "{} sample(s) go back in time within their device ({}); windows are computed \
+                 as if the input were sorted",
+                self.backwards,
+                at(e)
+            ));
+        }
+        if let Some(e) = &self.first_duplicate {
+            out.push(format!(
+                "{} sample(s) repeat their device's previous timestamp ({}); both samples are \
+                 counted",
+                self.duplicates,
+                at(e)
+            ));
+        }
+        out
+    }
+}
+
+/// Window records plus what was noticed about the input's order.
+#[derive(Debug)]
+pub struct Windowed {
+    pub records: Vec<Map<String, Value>>,
+    pub order: TimestampOrder,
 }
 
 impl Windower {
@@ -174,13 +240,17 @@ impl Windower {
             spec,
             channels,
             windows: BTreeMap::new(),
+            latest: HashMap::new(),
+            order: TimestampOrder::default(),
         }
     }
 
-    pub fn push(&mut self, sample: &Sample) -> Result<(), String> {
+    /// Adds one sample (`line`: where it came from, for reports; 0 if not from a file).
+    pub fn push(&mut self, sample: &Sample, line: usize) -> Result<(), String> {
         let t = timefmt::parse(&sample.timestamp)
             .ok_or_else(|| format!("timestamp {:?} is not RFC 3339", sample.timestamp))?;
         let seconds = t.unix_timestamp() as f64 + f64::from(t.nanosecond()) / 1e9;
+        self.note_order(sample, seconds, line);
         for end in self.spec.window_ends(seconds) {
             let acc = self
                 .windows
@@ -207,6 +277,51 @@ impl Windower {
             }
         }
         Ok(())
+    }
+
+    fn note_order(&mut self, sample: &Sample, seconds: f64, line: usize) {
+        let previous = match self.latest.get_mut(&sample.device_id) {
+            None => {
+                self.latest.insert(
+                    sample.device_id.clone(),
+                    (seconds, sample.timestamp.clone()),
+                );
+                return;
+            }
+            Some((latest, text)) if seconds > *latest => {
+                *latest = seconds;
+                text.clone_from(&sample.timestamp);
+                return;
+            }
+            Some((latest, text)) => (*latest, text.clone()),
+        };
+        let example = || OrderExample {
+            line,
+            device: sample.device_id.clone(),
+            timestamp: sample.timestamp.clone(),
+            previous: previous.1.clone(),
+        };
+        if seconds == previous.0 {
+            self.order.duplicates += 1;
+            self.order.first_duplicate.get_or_insert_with(example);
+        } else {
+            self.order.backwards += 1;
+            self.order.first_backwards.get_or_insert_with(example);
+        }
+    }
+
+    /// What was noticed about the order of the samples pushed so far.
+    pub fn order(&self) -> &TimestampOrder {
+        &self.order
+    }
+
+    /// The windows and the order report.
+    pub fn finish_with_order(self, with_labels: bool) -> Windowed {
+        let order = self.order.clone();
+        Windowed {
+            records: self.finish(with_labels),
+            order,
+        }
     }
 
     /// The windows in (window end, device) order, as Stream Analytics output records.
@@ -316,7 +431,7 @@ pub fn window_lines(
     text: &str,
     spec: WindowSpec,
     channels: &Channels,
-) -> Result<Vec<Map<String, Value>>, WindowError> {
+) -> Result<Windowed, WindowError> {
     let mut windower: Option<Windower> = None;
     let mut labelled = false;
     for (i, line) in text
@@ -346,9 +461,15 @@ pub fn window_lines(
             labelled = true;
         }
         labelled |= sample.fault_kind.is_some() || line.contains("\"fault_kind\"");
-        windower.push(&sample).map_err(bad)?;
+        windower.push(&sample, i + 1).map_err(bad)?;
     }
-    Ok(windower.map_or_else(Vec::new, |w| w.finish(labelled)))
+    Ok(windower.map_or_else(
+        || Windowed {
+            records: Vec::new(),
+            order: TimestampOrder::default(),
+        },
+        |w| w.finish_with_order(labelled),
+    ))
 }
 
 /// Where things are in a CSV telemetry file: one row per sample, one column per channel.
@@ -396,7 +517,7 @@ pub fn window_csv(
     spec: WindowSpec,
     channels: &Channels,
     layout: &CsvLayout,
-) -> Result<Vec<Map<String, Value>>, WindowError> {
+) -> Result<Windowed, WindowError> {
     let header_line = text.lines().next().unwrap_or_default();
     let delimiter = layout
         .delimiter
@@ -516,9 +637,9 @@ pub fn window_csv(
                 .filter(|c| anomalous && !c.is_empty())
                 .map(str::to_string),
         };
-        windower.push(&sample).map_err(bad)?;
+        windower.push(&sample, line).map_err(bad)?;
     }
-    Ok(windower.finish(label.is_some()))
+    Ok(windower.finish_with_order(label.is_some()))
 }
 
 #[cfg(test)]
@@ -550,7 +671,7 @@ mod tests {
             ("a", "2026-01-01T00:01:00.5Z", 50.0),
             ("b", "2026-01-01T00:00:59Z", 7.0),
         ] {
-            w.push(&sample(device, ts, v)).unwrap();
+            w.push(&sample(device, ts, v), 0).unwrap();
         }
         let out = w.finish(false);
         let keys: Vec<(String, String, u64)> = out
@@ -620,7 +741,7 @@ mod tests {
             ("2026-01-01T00:00:30Z", 3.0),
             ("2026-01-01T00:00:50Z", 8.0),
         ] {
-            w.push(&sample("a", ts, v)).unwrap();
+            w.push(&sample("a", ts, v), 0).unwrap();
         }
         let out = w.finish(false);
         let summary: Vec<(String, u64, f64)> = out
@@ -650,7 +771,7 @@ mod tests {
         let text = "{\"device_id\":\"p\",\"timestamp\":\"2026-01-01T00:00:10Z\",\"flow\":2.0,\"current\":1.0,\"site\":\"A\",\"label\":0}\n\
                     {\"device_id\":\"p\",\"timestamp\":\"2026-01-01T00:00:20Z\",\"flow\":4.0,\"current\":3.0,\"site\":\"A\",\"label\":1}\n";
         let spec = WindowSpec::tumbling(60).unwrap();
-        let auto = window_lines(text, spec, &Channels::Auto).unwrap();
+        let auto = window_lines(text, spec, &Channels::Auto).unwrap().records;
         let keys: Vec<&str> = auto[0].keys().map(String::as_str).collect();
         assert!(
             keys.contains(&"current_mean") && keys.contains(&"flow_max"),
@@ -663,9 +784,14 @@ mod tests {
             "{keys:?}"
         );
         assert_eq!(auto[0]["flow_mean"], 3.0);
-        let named = window_lines(text, spec, &Channels::Named(vec!["flow".into()])).unwrap();
+        let named = window_lines(text, spec, &Channels::Named(vec!["flow".into()]))
+            .unwrap()
+            .records;
         assert!(named[0].contains_key("flow_std") && !named[0].contains_key("current_mean"));
-        assert!(window_lines("", spec, &Channels::Auto).unwrap().is_empty());
+        assert!(window_lines("", spec, &Channels::Auto)
+            .unwrap()
+            .records
+            .is_empty());
     }
 
     const SKAB_LIKE: &str = "datetime;Flow;Current;anomaly;changepoint\n\
@@ -682,7 +808,9 @@ mod tests {
             default_device: "valve1-0".into(),
             ..CsvLayout::default()
         };
-        let out = window_csv(SKAB_LIKE, spec, &Channels::Auto, &layout).unwrap();
+        let out = window_csv(SKAB_LIKE, spec, &Channels::Auto, &layout)
+            .unwrap()
+            .records;
         let keys: Vec<&str> = out[0].keys().map(String::as_str).collect();
         assert!(
             keys.contains(&"Flow_mean") && keys.contains(&"Current_max"),
@@ -721,9 +849,54 @@ mod tests {
             {\"device_id\":\"valve1-0\",\"timestamp\":\"2020-03-09T10:14:32Z\",\"Flow\":3.0,\"label\":0}\n\
             {\"device_id\":\"valve1-0\",\"timestamp\":\"2020-03-09T10:14:33Z\",\"Flow\":5.0,\"Current\":7,\"label\":1}\n";
         let channels = Channels::Named(vec!["Flow".into(), "Current".into()]);
-        let from_lines = window_lines(as_lines, spec, &channels).unwrap();
-        let from_csv = window_csv(SKAB_LIKE, spec, &channels, &layout).unwrap();
+        let from_lines = window_lines(as_lines, spec, &channels).unwrap().records;
+        let from_csv = window_csv(SKAB_LIKE, spec, &channels, &layout)
+            .unwrap()
+            .records;
         assert_eq!(from_lines, from_csv);
+    }
+
+    #[test]
+    fn out_of_order_and_repeated_timestamps_are_reported_with_the_first_example() {
+        let text = "timestamp,device_id,value\n\
+            2026-01-01T00:00:01Z,a,1\n\
+            2026-01-01T00:00:02Z,a,2\n\
+            2026-01-01T00:00:01Z,b,3\n\
+            2026-01-01T00:00:02Z,a,4\n\
+            2026-01-01T00:00:01Z,a,5\n\
+            2026-01-01T00:00:00Z,a,6\n\
+            2026-01-01T00:00:02Z,b,7\n";
+        let spec = WindowSpec::tumbling(60).unwrap();
+        let out = window_csv(text, spec, &Channels::Auto, &CsvLayout::default()).unwrap();
+        assert_eq!(out.order.duplicates, 1);
+        assert_eq!(out.order.backwards, 2);
+        let dup = out.order.first_duplicate.as_ref().unwrap();
+        assert_eq!((dup.line, dup.device.as_str()), (5, "a"));
+        let back = out.order.first_backwards.as_ref().unwrap();
+        assert_eq!(
+            (back.line, back.timestamp.as_str(), back.previous.as_str()),
+            (6, "2026-01-01T00:00:01Z", "2026-01-01T00:00:02Z")
+        );
+        let warnings = out.order.warnings();
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(
+            warnings[0].starts_with("2 sample(s) go back in time"),
+            "{warnings:?}"
+        );
+        assert!(warnings[1].contains("line 5"), "{warnings:?}");
+        // Every sample still lands in its window, whatever the order.
+        let counted: u64 = out
+            .records
+            .iter()
+            .map(|m| m["sample_count"].as_u64().unwrap())
+            .sum();
+        assert_eq!(counted, 7);
+
+        let sorted = "{\"device_id\":\"a\",\"timestamp\":\"2026-01-01T00:00:01Z\",\"v\":1}\n\
+                      {\"device_id\":\"b\",\"timestamp\":\"2026-01-01T00:00:01Z\",\"v\":1}\n";
+        let out = window_lines(sorted, spec, &Channels::Auto).unwrap();
+        assert_eq!(out.order, TimestampOrder::default());
+        assert!(out.order.warnings().is_empty());
     }
 
     #[test]
@@ -769,7 +942,7 @@ mod tests {
                 x.fault_kind = Some("spike".into());
                 x.fault_channel = Some("temperature".into());
             }
-            w.push(&x).unwrap();
+            w.push(&x, 0).unwrap();
         }
         let out = w.finish(true);
         assert_eq!(out[0]["label"], 1);
