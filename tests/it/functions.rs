@@ -41,7 +41,7 @@ fn host_json_starts_this_handler() {
             >= 1
     );
     let example = read_json("local.settings.json.example");
-    assert_eq!(example["Values"]["FUNCTIONS_WORKER_RUNTIME"], "Custom");
+    assert_eq!(example["Values"]["FUNCTIONS_WORKER_RUNTIME"], "custom");
 }
 
 #[test]

@@ -175,7 +175,7 @@ pub fn healthy_windows(devices: usize, hours: f64, seed: u64) -> Vec<Map<String,
 
 pub fn simulated_windows(config: SimConfig) -> Vec<Map<String, Value>> {
     let mut windower = Windower::new(WindowSpec::tumbling(60).expect("spec"));
-    simulate::simulate(&config, |s| windower.push(&s).expect("valid sample"));
+    simulate::simulate(&config, |s| windower.push(&s, 0).expect("valid sample"));
     windower.finish(false)
 }
 

@@ -243,7 +243,7 @@ fn the_committed_query_workbook_alerts_and_migrations_are_what_deploys() {
 }
 
 /// Setting names in the README's configuration table.
-fn readme_settings() -> BTreeSet<String> {
+pub(crate) fn readme_settings() -> BTreeSet<String> {
     let readme = std::fs::read_to_string(repo_path("README.md")).unwrap();
     let start = readme
         .find("### Configuration (app settings / environment)")
@@ -258,7 +258,7 @@ fn readme_settings() -> BTreeSet<String> {
 }
 
 /// `%Name%` references in every function.json.
-fn function_json_settings() -> BTreeSet<String> {
+pub(crate) fn function_json_settings() -> BTreeSet<String> {
     let mut paths = Vec::new();
     files(&repo_path("functions"), "json", &mut paths);
     let mut names = BTreeSet::new();

@@ -12,6 +12,7 @@ mod functions;
 mod helpers;
 mod infra;
 mod layout;
+mod local_loop;
 mod monitoring;
 mod score_windows;
 mod scoring;
