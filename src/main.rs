@@ -15,7 +15,7 @@ use sensor_anomaly::telemetry::{self, AppInsightsSettings};
 use sensor_anomaly::tools::demo::{self, DemoOptions};
 use sensor_anomaly::tools::simulate::{self, FaultKind, SimConfig};
 use sensor_anomaly::tools::windowing::{self, Channels, WindowSpec};
-use sensor_anomaly::tools::{schema, score_file};
+use sensor_anomaly::tools::{eventhubs, schema, score_file};
 
 #[derive(Parser)]
 #[command(
@@ -32,13 +32,50 @@ struct Cli {
 enum Command {
     /// Run the custom handler the Functions host starts (settings from the environment).
     Serve,
-    /// Generate labelled telemetry for a simulated fleet, as JSON lines.
+    /// Generate labelled telemetry for a simulated fleet, as JSON lines, or publish it to an
+    /// event hub (--event-hub).
     Simulate {
         #[command(flatten)]
         sim: SimArgs,
         /// Output file (default: standard output).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "event_hub")]
         out: Option<PathBuf>,
+        #[command(flatten)]
+        hub: HubArgs,
+        /// With --event-hub: publish Stream-Analytics-shaped window records (for the windows
+        /// hub; there is no local Stream Analytics) instead of raw samples (the telemetry hub).
+        #[arg(long, requires = "event_hub")]
+        windows: bool,
+        /// Tumbling window size for --windows, in seconds (the default model is trained on 60).
+        #[arg(long, default_value_t = 60, requires = "windows")]
+        window_secs: i64,
+        /// With --event-hub: at most this many events per second.
+        #[arg(long, requires = "event_hub")]
+        rate: Option<f64>,
+        /// With --event-hub: send each event when its timestamp comes due, one simulated second
+        /// per second (as a live fleet would).
+        #[arg(long, requires = "event_hub")]
+        realtime: bool,
+        /// With --event-hub: cap each batch below the hub's own limit (bytes).
+        #[arg(long, requires = "event_hub")]
+        max_batch_bytes: Option<u64>,
+    },
+    /// Print each alert (or dead letter) arriving on an event hub in one readable line.
+    Alerts {
+        #[command(flatten)]
+        hub: HubArgs,
+        /// The consumer group to read through.
+        #[arg(long, default_value = "$Default")]
+        consumer_group: String,
+        /// Start from the oldest retained event instead of only new ones.
+        #[arg(long)]
+        from_start: bool,
+        /// Stop after this many events.
+        #[arg(long)]
+        count: Option<u64>,
+        /// Stop after this many seconds without an event.
+        #[arg(long)]
+        idle_secs: Option<u64>,
     },
     /// Compute Stream Analytics window features from telemetry JSON lines.
     Window {
@@ -111,6 +148,48 @@ enum Command {
 enum DbCommand {
     /// Apply the `sql/` migrations not yet applied to the database of ANOMALY_SQL_CONNECTION_STRING.
     Migrate,
+}
+
+/// Which event hub, and how to authenticate.
+#[derive(clap::Args, Clone)]
+struct HubArgs {
+    /// The event hub: telemetry, windows, alerts or windows-deadletter as deployed.
+    #[arg(long = "event-hub")]
+    event_hub: Option<String>,
+    /// The fully qualified namespace (NAME.servicebus.windows.net), reached with Entra ID: your
+    /// Azure CLI login, or --managed-identity. Without it, --connection-setting is used.
+    #[arg(long, requires = "event_hub")]
+    namespace: Option<String>,
+    /// With --namespace: the managed identity instead of the Azure CLI login.
+    #[arg(long, requires = "namespace")]
+    managed_identity: bool,
+    /// The environment variable holding a connection string, when there is no --namespace:
+    /// local.settings.json.example has the emulator's.
+    #[arg(long, default_value = "EventHubConnection")]
+    connection_setting: String,
+}
+
+impl HubArgs {
+    fn hub(&self) -> Result<&str> {
+        self.event_hub
+            .as_deref()
+            .context("--event-hub is required (e.g. --event-hub alerts)")
+    }
+
+    fn connection(&self) -> Result<eventhubs::Connection, eventhubs::EventHubError> {
+        match &self.namespace {
+            Some(ns) => eventhubs::Connection::entra(ns, self.managed_identity),
+            None => {
+                let value = std::env::var(&self.connection_setting)
+                    .ok()
+                    .filter(|v| !v.trim().is_empty())
+                    .ok_or_else(|| eventhubs::EventHubError::NoConnection {
+                        setting: self.connection_setting.clone(),
+                    })?;
+                eventhubs::Connection::from_connection_string(&self.connection_setting, &value)
+            }
+        }
+    }
 }
 
 /// How to read CSV telemetry (one row per sample, one column per channel).
@@ -309,6 +388,11 @@ fn main() -> std::process::ExitCode {
         {
             std::process::ExitCode::SUCCESS
         }
+        // Event Hubs errors say what to check in one line; the SDK's own chain repeats itself.
+        Err(error) if error.is::<eventhubs::EventHubError>() => {
+            eprintln!("error: {error}");
+            std::process::ExitCode::FAILURE
+        }
         Err(error) => {
             eprintln!("error: {error:#}");
             // Bad input data (as opposed to a failure of ours) gets its own code, for scripts.
@@ -337,7 +421,69 @@ fn run(cli: Cli) -> Result<()> {
             telemetry.shutdown();
             served
         }
-        Command::Simulate { sim, out } => {
+        Command::Simulate {
+            sim,
+            hub,
+            windows,
+            window_secs,
+            rate,
+            realtime,
+            max_batch_bytes,
+            ..
+        } if hub.event_hub.is_some() => {
+            let config = sim.config()?;
+            let shape = if windows {
+                Shape::Windows(WindowSpec::tumbling(window_secs)?)
+            } else {
+                Shape::Samples
+            };
+            if rate.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
+                bail!("--rate must be a positive number of events per second");
+            }
+            let pacing = eventhubs::Pacing { rate, realtime };
+            publish_simulation(&hub, config, shape, pacing, max_batch_bytes)
+        }
+        Command::Alerts {
+            hub,
+            consumer_group,
+            from_start,
+            count,
+            idle_secs,
+        } => {
+            let name = hub.hub()?.to_string();
+            let conn = hub.connection()?;
+            telemetry::init("off", None)?;
+            let runtime = tokio::runtime::Runtime::new()?;
+            let from = if from_start {
+                eventhubs::TailFrom::Earliest
+            } else {
+                eventhubs::TailFrom::Latest
+            };
+            let limits = eventhubs::TailLimits {
+                count,
+                idle: idle_secs.map(std::time::Duration::from_secs),
+            };
+            eprintln!(
+                "reading {name} on {} through {consumer_group} ({}); Ctrl-C to stop",
+                conn.namespace(),
+                if from_start {
+                    "from the start"
+                } else {
+                    "new events only"
+                }
+            );
+            let read = runtime.block_on(eventhubs::tail(
+                &conn,
+                &name,
+                &consumer_group,
+                from,
+                limits,
+                |event| println!("{}", eventhubs::describe(&event)),
+            ))?;
+            eprintln!("{read} event(s) read");
+            Ok(())
+        }
+        Command::Simulate { sim, out, .. } => {
             let config = sim.config()?;
             let mut w = writer(&out)?;
             let mut result = Ok(());
@@ -387,7 +533,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Db {
             command: DbCommand::Migrate,
         } => {
-            telemetry::init("warn", None)?;
+            telemetry::init("off", None)?;
             let Some(sql) = SqlSettings::from_lookup(|name| std::env::var(name).ok())? else {
                 bail!("ANOMALY_SQL_CONNECTION_STRING is not set: migrations are for Azure SQL (the embedded SQLite store creates its own schema)");
             };
@@ -473,4 +619,127 @@ fn run(cli: Cli) -> Result<()> {
             result
         }
     }
+}
+
+/// What `simulate --event-hub` publishes.
+enum Shape {
+    /// Raw samples, as devices send them to the telemetry hub.
+    Samples,
+    /// Window records, as Stream Analytics writes them to the windows hub.
+    Windows(WindowSpec),
+}
+
+/// Simulates on a blocking thread and publishes as it goes (samples), or after windowing.
+fn publish_simulation(
+    hub: &HubArgs,
+    config: SimConfig,
+    shape: Shape,
+    pacing: eventhubs::Pacing,
+    max_batch_bytes: Option<u64>,
+) -> Result<()> {
+    let name = hub.hub()?.to_string();
+    let conn = hub.connection()?;
+    telemetry::init("off", None)?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        let (producer, partitions) =
+            eventhubs::open_producer(&conn, &name, eventhubs::retry_options()).await?;
+        eprintln!(
+            "publishing {} to {name} on {} ({} partitions)",
+            match shape {
+                Shape::Samples => "samples",
+                Shape::Windows(_) => "window records",
+            },
+            conn.namespace(),
+            partitions.len()
+        );
+        let (tx, rx) =
+            tokio::sync::mpsc::channel::<eventhubs::OutgoingEvent>(4 * eventhubs::CHUNK_EVENTS);
+        let generate = tokio::task::spawn_blocking(move || generate(config, shape, tx));
+        let mut last = std::time::Instant::now();
+        let published = eventhubs::publish(
+            &conn,
+            &producer,
+            &name,
+            rx,
+            pacing,
+            max_batch_bytes,
+            |stats| {
+                if last.elapsed() >= std::time::Duration::from_secs(1) {
+                    last = std::time::Instant::now();
+                    eprintln!("  sent {stats}");
+                }
+            },
+        )
+        .await;
+        let generated = generate.await.context("the simulation stopped")?;
+        let stats = published?;
+        generated?;
+        let _ = producer.close().await;
+        println!("published {stats} to {name}");
+        anyhow::Ok(())
+    })
+}
+
+/// Produces the events in time order; stops early if the publisher has gone (it failed).
+fn generate(
+    config: SimConfig,
+    shape: Shape,
+    tx: tokio::sync::mpsc::Sender<eventhubs::OutgoingEvent>,
+) -> Result<()> {
+    let at_ms =
+        |ts: &str| timefmt::parse(ts).map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64);
+    match shape {
+        Shape::Samples => {
+            let mut open = true;
+            let mut failed = None;
+            simulate::simulate(&config, |sample| {
+                if !open {
+                    return;
+                }
+                match serde_json::to_vec(&sample) {
+                    Ok(body) => {
+                        let event = eventhubs::OutgoingEvent {
+                            at_ms: at_ms(&sample.timestamp),
+                            partition_key: sample.device_id,
+                            body,
+                        };
+                        open = tx.blocking_send(event).is_ok();
+                    }
+                    Err(e) => {
+                        failed = Some(e);
+                        open = false;
+                    }
+                }
+            });
+            if let Some(e) = failed {
+                return Err(e.into());
+            }
+        }
+        Shape::Windows(spec) => {
+            let mut windower = windowing::Windower::new(spec);
+            let mut bad = None;
+            simulate::simulate(&config, |sample| {
+                if let Err(e) = windower.push(&sample, 0) {
+                    bad.get_or_insert(e);
+                }
+            });
+            if let Some(e) = bad {
+                bail!("the simulator produced a sample the windower refused: {e}");
+            }
+            for record in windower.finish(false) {
+                let device = record["device_id"].as_str().unwrap_or_default().to_string();
+                let end = record["window_end"].as_str().and_then(at_ms);
+                let event = eventhubs::OutgoingEvent {
+                    partition_key: device,
+                    body: serde_json::to_vec(&record)?,
+                    at_ms: end,
+                };
+                if tx.blocking_send(event).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    Ok(())
 }

@@ -29,7 +29,7 @@ fn functions() -> Vec<(String, Value)> {
 fn host_json_starts_this_handler() {
     let host = read_json("host.json");
     assert_eq!(host["version"], "2.0");
-    assert_eq!(host["extensionBundle"]["version"], "[4.*, 5.0.0)");
+    assert_eq!(host["extensionBundle"]["version"], "[4.28.0, 5.0.0)");
     let description = &host["customHandler"]["description"];
     assert_eq!(description["defaultExecutablePath"], env!("CARGO_PKG_NAME"));
     assert_eq!(description["arguments"], json!(["serve"]));

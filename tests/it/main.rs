@@ -8,6 +8,8 @@ mod cli;
 mod dashboard;
 mod demo;
 mod drift;
+mod eventhubs;
+mod eventhubs_peer;
 mod functions;
 mod helpers;
 mod infra;
