@@ -267,13 +267,17 @@ impl Connection {
         }
     }
 
-    fn target(&self, hub: &str) -> String {
-        let dial = match self {
+    /// Where the client dials when not the namespace itself over TLS.
+    fn dial(&self) -> Option<&str> {
+        match self {
             Connection::Entra { endpoint, .. } | Connection::ConnectionString { endpoint, .. } => {
-                endpoint.clone()
+                endpoint.as_deref()
             }
-        };
-        match dial {
+        }
+    }
+
+    fn target(&self, hub: &str) -> String {
+        match self.dial() {
             Some(url) => format!("{url} (hub {hub})"),
             None => format!("{}/{hub}", self.namespace()),
         }
@@ -300,6 +304,29 @@ impl Connection {
     }
 }
 
+/// Opens a producer or consumer builder on `conn` (the two builders share no trait; the
+/// producer takes the hub as `&str`, the consumer as `String`: `$hub_arg`).
+macro_rules! open_on {
+    ($builder:expr, $conn:expr, $hub_arg:expr, $hub:expr) => {{
+        let builder = match $conn.dial() {
+            Some(endpoint) => $builder.with_custom_endpoint(endpoint.to_string()),
+            None => $builder,
+        };
+        match $conn {
+            Connection::Entra {
+                namespace,
+                credential,
+                ..
+            } => builder.open(namespace, $hub_arg, credential.clone()).await,
+            Connection::ConnectionString { value, .. } => {
+                builder
+                    .open_with_connection_string(value.expose(), Some($hub))
+                    .await
+            }
+        }
+    }};
+}
+
 /// Retries inside the SDK for transient failures (a busy namespace, a dropped link): up to 5
 /// tries within 60 s. Authorization and not-found are not transient and fail at once.
 pub fn retry_options() -> RetryOptions {
@@ -321,29 +348,7 @@ pub async fn open_producer(
     let builder = ProducerClient::builder()
         .with_application_id("sensor-anomaly".into())
         .with_retry_options(retry);
-    let opened = match conn {
-        Connection::Entra {
-            namespace,
-            credential,
-            endpoint,
-        } => {
-            let b = match endpoint {
-                Some(e) => builder.with_custom_endpoint(e.clone()),
-                None => builder,
-            };
-            b.open(namespace, hub, credential.clone()).await
-        }
-        Connection::ConnectionString {
-            value, endpoint, ..
-        } => {
-            let b = match endpoint {
-                Some(e) => builder.with_custom_endpoint(e.clone()),
-                None => builder,
-            };
-            b.open_with_connection_string(value.expose(), Some(hub))
-                .await
-        }
-    };
+    let opened = open_on!(builder, conn, hub, hub);
     let producer = opened.map_err(|e| conn.error(hub, "open", e))?;
     let props = producer
         .get_eventhub_properties()
@@ -574,29 +579,7 @@ pub async fn tail(
         .with_application_id("sensor-anomaly".into())
         .with_consumer_group(consumer_group.to_string())
         .with_retry_options(retry_options());
-    let opened = match conn {
-        Connection::Entra {
-            namespace,
-            credential,
-            endpoint,
-        } => {
-            let b = match endpoint {
-                Some(e) => builder.with_custom_endpoint(e.clone()),
-                None => builder,
-            };
-            b.open(namespace, hub.to_string(), credential.clone()).await
-        }
-        Connection::ConnectionString {
-            value, endpoint, ..
-        } => {
-            let b = match endpoint {
-                Some(e) => builder.with_custom_endpoint(e.clone()),
-                None => builder,
-            };
-            b.open_with_connection_string(value.expose(), Some(hub))
-                .await
-        }
-    };
+    let opened = open_on!(builder, conn, hub.to_string(), hub);
     let consumer = opened.map_err(|e| conn.error(hub, "open", e))?;
     let props = consumer
         .get_eventhub_properties()
