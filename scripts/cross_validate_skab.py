@@ -65,6 +65,7 @@ def evaluate(bin_path, files, dets, tmp: Path):
             for f in files:
                 P = prepared.get((f.name, size))
                 row = {"file": f.name, "folder": f.folder}
+                labels = P.labels if P is not None else bench._labels_or_empty(f)
                 scores = thr = None
                 if P is not None:
                     s = bench.Setting(window_secs=size, margin=1.0, max_level_ratio=ratio, pca_variance=var)
@@ -75,12 +76,10 @@ def evaluate(bin_path, files, dets, tmp: Path):
                         row["error"] = str(e).splitlines()[0]
                 else:
                     row["error"] = failed[f.name, size]
-                per_file.append((row, P, scores, thr))
+                per_file.append((row, labels, scores, thr))
             for margin in GRID["margin"]:
                 rows = []
-                for row, P, scores, thr in per_file:
-                    labels = P.labels if P is not None else bench._labels_or_empty(
-                        next(f for f in files if f.name == row["file"]))
+                for row, labels, scores, thr in per_file:
                     flags = scores >= thr * margin if scores is not None else np.zeros(len(labels), bool)
                     rows.append({**row, **bench.counts(labels, flags)})
                 table[size, ratio, var, margin] = rows

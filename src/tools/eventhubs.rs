@@ -418,8 +418,14 @@ pub async fn publish(
     max_batch_bytes: Option<u64>,
     mut progress: impl FnMut(&PublishStats),
 ) -> Result<PublishStats, EventHubError> {
-    let started = Instant::now();
-    let mut stats = PublishStats::default();
+    let mut out = Batcher {
+        conn,
+        producer,
+        hub,
+        max_batch_bytes,
+        started: Instant::now(),
+        stats: PublishStats::default(),
+    };
     let mut first_at: Option<i64> = None;
     let mut chunk: Vec<OutgoingEvent> = Vec::with_capacity(CHUNK_EVENTS);
     loop {
@@ -427,118 +433,106 @@ pub async fn publish(
         let done = next.is_none();
         if let Some(event) = next {
             // When this event is due: its own timestamp in real time, and/or the rate.
-            let queued = stats.events + chunk.len() as u64;
-            let mut due = started;
+            let queued = out.stats.events + chunk.len() as u64;
+            let mut due = out.started;
             if let (true, Some(at)) = (pacing.realtime, event.at_ms) {
                 let first = *first_at.get_or_insert(at);
-                due = due.max(started + Duration::from_millis((at - first).max(0) as u64));
+                due = due.max(out.started + Duration::from_millis((at - first).max(0) as u64));
             }
             if let Some(rate) = pacing.rate {
-                due = due.max(started + Duration::from_secs_f64(queued as f64 / rate));
+                due = due.max(out.started + Duration::from_secs_f64(queued as f64 / rate));
             }
             if due > Instant::now() {
                 // Whatever is waiting goes out now, on time, before we wait for this one.
-                if !chunk.is_empty() {
-                    send_chunk(
-                        conn,
-                        producer,
-                        hub,
-                        &mut chunk,
-                        max_batch_bytes,
-                        &mut stats,
-                        started,
-                        &mut progress,
-                    )
-                    .await?;
-                }
+                out.send_chunk(&mut chunk, &mut progress).await?;
                 tokio::time::sleep_until(due.into()).await;
             }
             chunk.push(event);
         }
-        if chunk.len() >= CHUNK_EVENTS || (done && !chunk.is_empty()) {
-            send_chunk(
-                conn,
-                producer,
-                hub,
-                &mut chunk,
-                max_batch_bytes,
-                &mut stats,
-                started,
-                &mut progress,
-            )
-            .await?;
+        if chunk.len() >= CHUNK_EVENTS || done {
+            out.send_chunk(&mut chunk, &mut progress).await?;
         }
         if done {
-            stats.elapsed = started.elapsed();
-            return Ok(stats);
+            out.stats.elapsed = out.started.elapsed();
+            return Ok(out.stats);
         }
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn send_chunk(
-    conn: &Connection,
-    producer: &ProducerClient,
-    hub: &str,
-    chunk: &mut Vec<OutgoingEvent>,
+/// Where `publish` sends, and what it has sent so far.
+struct Batcher<'a> {
+    conn: &'a Connection,
+    producer: &'a ProducerClient,
+    hub: &'a str,
     max_batch_bytes: Option<u64>,
-    stats: &mut PublishStats,
     started: Instant,
-    progress: &mut impl FnMut(&PublishStats),
-) -> Result<(), EventHubError> {
-    // Keys in first-seen order, so a device's events keep their order and devices interleave
-    // as they arrived.
-    let mut order: Vec<String> = Vec::new();
-    let mut by_key: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
-    for event in chunk.drain(..) {
-        let bodies = by_key
-            .entry(event.partition_key.clone())
-            .or_insert_with(|| {
-                order.push(event.partition_key.clone());
-                Vec::new()
-            });
-        bodies.push(event.body);
-    }
-    for key in order {
-        let bodies = by_key.remove(&key).unwrap_or_default();
-        let mut pending = bodies.into_iter().peekable();
-        while pending.peek().is_some() {
-            let batch = producer
-                .create_batch(Some(EventDataBatchOptions {
-                    partition_key: Some(key.clone()),
-                    max_size_in_bytes: max_batch_bytes,
-                    partition_id: None,
-                }))
-                .await
-                .map_err(|e| conn.error(hub, "create batch", e))?;
-            let mut bytes = 0u64;
-            while let Some(body) = pending.peek() {
-                let size = body.len();
-                let added = batch
-                    .try_add_event_data(body.clone(), None)
-                    .map_err(|e| conn.error(hub, "add to batch", e))?;
-                if !added {
-                    if batch.is_empty() {
-                        return Err(EventHubError::TooLarge { bytes: size });
-                    }
-                    break;
-                }
-                bytes += size as u64;
-                pending.next();
-            }
-            let events = batch.len() as u64;
-            producer
-                .send_batch(batch, None)
-                .await
-                .map_err(|e| conn.error(hub, "send", e))?;
-            stats.events += events;
-            stats.batches += 1;
-            stats.bytes += bytes;
-            stats.elapsed = started.elapsed();
-            progress(stats);
+    stats: PublishStats,
+}
+
+impl Batcher<'_> {
+    /// Sends `chunk` (emptying it; nothing to do when empty): every partition key's events in
+    /// as few batches as the size limit allows.
+    async fn send_chunk(
+        &mut self,
+        chunk: &mut Vec<OutgoingEvent>,
+        progress: &mut impl FnMut(&PublishStats),
+    ) -> Result<(), EventHubError> {
+        let (conn, hub) = (self.conn, self.hub);
+        // Keys in first-seen order, so a device's events keep their order and devices
+        // interleave as they arrived.
+        let mut order: Vec<String> = Vec::new();
+        let mut by_key: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
+        for event in chunk.drain(..) {
+            let bodies = by_key
+                .entry(event.partition_key.clone())
+                .or_insert_with(|| {
+                    order.push(event.partition_key.clone());
+                    Vec::new()
+                });
+            bodies.push(event.body);
         }
+        for key in order {
+            let bodies = by_key.remove(&key).unwrap_or_default();
+            let mut pending = bodies.into_iter().peekable();
+            while pending.peek().is_some() {
+                let batch = self
+                    .producer
+                    .create_batch(Some(EventDataBatchOptions {
+                        partition_key: Some(key.clone()),
+                        max_size_in_bytes: self.max_batch_bytes,
+                        partition_id: None,
+                    }))
+                    .await
+                    .map_err(|e| conn.error(hub, "create batch", e))?;
+                let mut bytes = 0u64;
+                while let Some(body) = pending.peek() {
+                    let size = body.len();
+                    let added = batch
+                        .try_add_event_data(body.clone(), None)
+                        .map_err(|e| conn.error(hub, "add to batch", e))?;
+                    if !added {
+                        if batch.is_empty() {
+                            return Err(EventHubError::TooLarge { bytes: size });
+                        }
+                        break;
+                    }
+                    bytes += size as u64;
+                    pending.next();
+                }
+                let events = batch.len() as u64;
+                self.producer
+                    .send_batch(batch, None)
+                    .await
+                    .map_err(|e| conn.error(hub, "send", e))?;
+                self.stats.events += events;
+                self.stats.batches += 1;
+                self.stats.bytes += bytes;
+                self.stats.elapsed = self.started.elapsed();
+                progress(&self.stats);
+            }
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 /// Where the tail starts.
