@@ -1,7 +1,7 @@
 //! Settings, read once at start-up from environment variables (in Azure: the function app's
 //! application settings) and validated with a message naming the variable.
 
-use std::path::PathBuf;
+use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
 use crate::sinks::azure_sql::settings::{SqlSettings, SqlSettingsError};
@@ -65,6 +65,15 @@ pub struct Settings {
     /// `ANOMALY_DRIFT_HOURS`: how many hours of recent data (by window end) the drift check
     /// compares with the training data (default 24: a full daily cycle; 1 to 168).
     pub drift_hours: u32,
+    /// `ANOMALY_MAX_FUTURE_SKEW_SECS`: windows ending further than this ahead of the handler's
+    /// clock are dead-lettered as `future_window` (default 600).
+    pub max_future_skew_secs: u64,
+    /// `ANOMALY_MODELS_DIR`: the only folder `/api/reload` reads model files from (default: the
+    /// folder of `ANOMALY_MODEL_PATH`).
+    pub models_dir: PathBuf,
+    /// `ANOMALY_ALLOW_EPHEMERAL_SQLITE`: in Azure, allow a SQLite file on instance-local
+    /// storage, which a recycle or scale-in deletes (default false: start-up refuses).
+    pub allow_ephemeral_sqlite: bool,
 }
 
 impl Default for Settings {
@@ -81,13 +90,46 @@ impl Default for Settings {
             sql: None,
             app_insights: None,
             drift_hours: 24,
+            max_future_skew_secs: 600,
+            models_dir: PathBuf::from("models"),
+            allow_ephemeral_sqlite: false,
         }
     }
 }
 
 impl Settings {
+    /// The settings of this process; in Azure, also checks that a SQLite file would survive.
     pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
+        let lookup = |name: &str| std::env::var(name).ok();
+        let settings = Self::from_lookup(lookup)?;
+        if running_in_azure(&lookup) {
+            let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+            let cwd = std::env::current_dir().unwrap_or_default();
+            settings.check_sqlite_durability(&mounts, &cwd)?;
+        }
+        Ok(settings)
+    }
+
+    /// In Azure, a SQLite file must live on a mounted network share (Azure Files): local disk
+    /// is per instance and goes with a recycle, so 2xx answers would hide lost anomalies.
+    /// `mounts` is `/proc/mounts`; relative paths are taken from `cwd`.
+    pub fn check_sqlite_durability(&self, mounts: &str, cwd: &Path) -> Result<(), ConfigError> {
+        if self.sql.is_some() || self.allow_ephemeral_sqlite {
+            return Ok(());
+        }
+        let path = normalize(&cwd.join(&self.sqlite_path));
+        let fs = filesystem_of(&path, mounts);
+        if fs.is_some_and(|fs| NETWORK_FILESYSTEMS.contains(&fs)) {
+            return Ok(());
+        }
+        Err(ConfigError::Invalid {
+            name: "ANOMALY_SQLITE_PATH",
+            value: path.display().to_string(),
+            problem: format!(
+                "is on {} storage, which Azure deletes with the instance; set ANOMALY_SQL_CONNECTION_STRING (Azure SQL), point ANOMALY_SQLITE_PATH into a mounted Azure Files share, or set ANOMALY_ALLOW_EPHEMERAL_SQLITE=true to accept losing stored anomalies",
+                fs.unwrap_or("unknown")
+            ),
+        })
     }
 
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
@@ -123,6 +165,21 @@ impl Settings {
             trigger_binding: get("ANOMALY_TRIGGER_BINDING").unwrap_or(defaults.trigger_binding),
             sql: SqlSettings::from_lookup(&lookup)?,
             app_insights: AppInsightsSettings::from_lookup(&lookup)?,
+            max_future_skew_secs: number(
+                &get,
+                "ANOMALY_MAX_FUTURE_SKEW_SECS",
+                defaults.max_future_skew_secs,
+                0,
+            )?,
+            models_dir: match (get("ANOMALY_MODELS_DIR"), get("ANOMALY_MODEL_PATH")) {
+                (Some(dir), _) => PathBuf::from(dir),
+                (None, Some(model)) => Path::new(&model)
+                    .parent()
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .map_or_else(|| PathBuf::from("."), Path::to_path_buf),
+                (None, None) => defaults.models_dir,
+            },
+            allow_ephemeral_sqlite: flag(&get, "ANOMALY_ALLOW_EPHEMERAL_SQLITE")?,
             drift_hours: match number(&get, "ANOMALY_DRIFT_HOURS", defaults.drift_hours, 1)? {
                 h if h <= 168 => h,
                 h => {
@@ -134,6 +191,59 @@ impl Settings {
                 }
             },
         })
+    }
+}
+
+/// Filesystems that outlive an instance: Azure Files (SMB, NFS) and Blob (blobfuse) mounts.
+const NETWORK_FILESYSTEMS: [&str; 6] = ["cifs", "smb3", "nfs", "nfs4", "fuse.blobfuse", "fuse.blobfuse2"];
+
+/// App Service and Functions set these in every instance.
+fn running_in_azure(lookup: &impl Fn(&str) -> Option<String>) -> bool {
+    ["WEBSITE_INSTANCE_ID", "WEBSITE_SITE_NAME"]
+        .iter()
+        .any(|name| lookup(name).is_some_and(|v| !v.trim().is_empty()))
+}
+
+/// `.` and `..` resolved lexically (the file may not exist yet).
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// The type of the filesystem mounted deepest above `path`, from `/proc/mounts` text.
+fn filesystem_of<'m>(path: &Path, mounts: &'m str) -> Option<&'m str> {
+    mounts
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let _device = fields.next()?;
+            let point = fields.next()?.replace("\\040", " ");
+            let fs = fields.next()?;
+            path.starts_with(&point).then(|| (point.len(), fs))
+        })
+        .max_by_key(|(len, _)| *len)
+        .map(|(_, fs)| fs)
+}
+
+fn flag(get: &impl Fn(&str) -> Option<String>, name: &'static str) -> Result<bool, ConfigError> {
+    match get(name).map(|v| v.trim().to_ascii_lowercase()) {
+        None => Ok(false),
+        Some(v) if v == "true" || v == "1" => Ok(true),
+        Some(v) if v == "false" || v == "0" => Ok(false),
+        Some(v) => Err(ConfigError::Invalid {
+            name,
+            value: v,
+            problem: "must be true or false".into(),
+        }),
     }
 }
 
@@ -216,6 +326,64 @@ mod tests {
             s.sql.map(|s| s.target()).as_deref(),
             Some("srv.database.windows.net,1433/db")
         );
+    }
+
+    #[test]
+    fn an_empty_sql_connection_string_is_refused_not_taken_for_sqlite() {
+        for empty in ["", "   "] {
+            let err = settings(&[("ANOMALY_SQL_CONNECTION_STRING", empty)]).unwrap_err();
+            assert!(matches!(err, ConfigError::Sql(_)), "{err}");
+            assert!(err.to_string().contains("ANOMALY_SQL_CONNECTION_STRING"), "{err}");
+        }
+    }
+
+    const MOUNTS: &str = "overlay / overlay rw 0 0
+tmpfs /tmp tmpfs rw 0 0
+//acct.file.core.windows.net/share /home cifs rw 0 0
+//acct.file.core.windows.net/data /mounts/anomaly\\040data cifs rw 0 0
+";
+
+    #[test]
+    fn in_azure_sqlite_must_be_on_a_mounted_share_unless_allowed() {
+        let check = |pairs: &[(&str, &str)], cwd: &str| {
+            settings(pairs)
+                .unwrap()
+                .check_sqlite_durability(MOUNTS, Path::new(cwd))
+        };
+        let err = check(&[], "/tmp/app").unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("ANOMALY_SQLITE_PATH") && text.contains("ANOMALY_ALLOW_EPHEMERAL_SQLITE"), "{text}");
+        assert!(text.contains("tmpfs"), "{text}");
+        assert!(check(&[("ANOMALY_SQLITE_PATH", "/data/a.sqlite")], "/").is_err(), "overlay root");
+        check(&[], "/home/site/wwwroot").unwrap();
+        check(&[("ANOMALY_SQLITE_PATH", "/mounts/anomaly data/a.sqlite")], "/").unwrap();
+        assert!(
+            check(&[("ANOMALY_SQLITE_PATH", "/home/../tmp/a.sqlite")], "/").is_err(),
+            "`..` is resolved before the mount is looked up"
+        );
+        check(&[("ANOMALY_ALLOW_EPHEMERAL_SQLITE", "true")], "/tmp").unwrap();
+        assert!(settings(&[("ANOMALY_ALLOW_EPHEMERAL_SQLITE", "yes please")]).is_err());
+        check(
+            &[(
+                "ANOMALY_SQL_CONNECTION_STRING",
+                "Server=tcp:srv.database.windows.net;Database=db;Authentication=Active Directory Managed Identity",
+            )],
+            "/tmp",
+        )
+        .unwrap();
+        assert!(running_in_azure(&|k: &str| (k == "WEBSITE_INSTANCE_ID").then(|| "abc".to_string())));
+        assert!(!running_in_azure(&|_: &str| None));
+    }
+
+    #[test]
+    fn reload_reads_from_the_model_folder_unless_told() {
+        assert_eq!(settings(&[]).unwrap().models_dir, PathBuf::from("models"));
+        let s = settings(&[("ANOMALY_MODEL_PATH", "/srv/m/current.onnx")]).unwrap();
+        assert_eq!(s.models_dir, PathBuf::from("/srv/m"));
+        let s = settings(&[("ANOMALY_MODEL_PATH", "current.onnx")]).unwrap();
+        assert_eq!(s.models_dir, PathBuf::from("."));
+        let s = settings(&[("ANOMALY_MODELS_DIR", "/x"), ("ANOMALY_MODEL_PATH", "/srv/m/a.onnx")]).unwrap();
+        assert_eq!(s.models_dir, PathBuf::from("/x"));
     }
 
     #[test]

@@ -13,7 +13,7 @@ use tokio::net::TcpListener;
 use crate::configuration::Settings;
 use crate::http::{self, AppState};
 use crate::ingress::function_json::{self, FunctionJsonError};
-use crate::pipeline::Pipeline;
+use crate::pipeline::{Pipeline, PipelineOptions};
 use crate::scoring::{Model, ModelError};
 use crate::sinks::azure_sql::AzureSqlStore;
 use crate::sinks::{AnomalyStore, SqliteStore, StoreError};
@@ -110,8 +110,11 @@ impl Application {
             model,
             store,
             metrics,
-            settings.trigger_binding.clone(),
-            settings.drift_hours,
+            PipelineOptions {
+                trigger_binding: settings.trigger_binding.clone(),
+                drift_hours: settings.drift_hours,
+                max_future_skew_secs: settings.max_future_skew_secs,
+            },
         ));
         let state = Arc::new(AppState::new(settings, pipeline));
         Ok(Application { listener, state })

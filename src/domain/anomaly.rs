@@ -47,4 +47,18 @@ impl AnomalyRow {
             inserted_at: None,
         }
     }
+
+    /// The window as Stream Analytics sent it (device, window end and the model's features):
+    /// what a dead letter carries so that `sensor-anomaly replay` can submit it again.
+    pub fn window_text(&self) -> String {
+        let mut window = serde_json::Map::new();
+        window.insert("device_id".into(), self.device_id.clone().into());
+        window.insert("window_end".into(), self.window_end.clone().into());
+        if let serde_json::Value::Object(features) = &self.features {
+            for (name, value) in features {
+                window.insert(name.clone(), value.clone());
+            }
+        }
+        serde_json::Value::Object(window).to_string()
+    }
 }

@@ -19,5 +19,5 @@ pub use lineage::Lineage;
 pub use rejection::{RecordError, RejectionKind};
 pub use scored::{ScoredWindow, Severity};
 pub use secret::Secret;
-pub use window::{WindowRecord, MAX_NAME_CHARS};
-pub use wire::{Alert, DeadLetter, WIRE_SCHEMA_VERSION};
+pub use window::{name_fits, name_units, WindowRecord, MAX_NAME_UNITS};
+pub use wire::{Alert, DeadLetter, Excerpt, ALERT_SCHEMA_VERSION, DEAD_LETTER_SCHEMA_VERSION, MAX_EXCERPT_BYTES, MAX_MESSAGE_BYTES};

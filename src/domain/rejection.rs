@@ -18,10 +18,18 @@ pub enum RejectionKind {
     MissingFeature,
     InvalidFeature,
     NonFiniteScore,
+    /// The window ends further ahead of the handler's clock than the allowed skew.
+    FutureWindow,
+    /// A valid anomalous window the store could not take on the host's last attempt.
+    StoreUnavailable,
+    /// A valid anomalous window the store refused permanently.
+    StoreRejected,
+    /// An invocation larger than the handler accepts; its events are still in the source hub.
+    InvocationTooLarge,
 }
 
 impl RejectionKind {
-    pub const ALL: [RejectionKind; 8] = [
+    pub const ALL: [RejectionKind; 12] = [
         RejectionKind::NotJson,
         RejectionKind::NotObject,
         RejectionKind::TooDeep,
@@ -30,6 +38,10 @@ impl RejectionKind {
         RejectionKind::MissingFeature,
         RejectionKind::InvalidFeature,
         RejectionKind::NonFiniteScore,
+        RejectionKind::FutureWindow,
+        RejectionKind::StoreUnavailable,
+        RejectionKind::StoreRejected,
+        RejectionKind::InvocationTooLarge,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -42,7 +54,22 @@ impl RejectionKind {
             RejectionKind::MissingFeature => "missing_feature",
             RejectionKind::InvalidFeature => "invalid_feature",
             RejectionKind::NonFiniteScore => "non_finite_score",
+            RejectionKind::FutureWindow => "future_window",
+            RejectionKind::StoreUnavailable => "store_unavailable",
+            RejectionKind::StoreRejected => "store_rejected",
+            RejectionKind::InvocationTooLarge => "invocation_too_large",
         }
+    }
+
+    /// Kinds whose record was valid and was refused for a reason outside it (the store, the
+    /// clock): `sensor-anomaly replay` re-submits these by default.
+    pub fn is_replayable(self) -> bool {
+        matches!(
+            self,
+            RejectionKind::FutureWindow
+                | RejectionKind::StoreUnavailable
+                | RejectionKind::StoreRejected
+        )
     }
 }
 
@@ -65,6 +92,14 @@ pub enum RecordError {
     InvalidFeature { feature: String, problem: String },
     #[error("the model's score is not finite for this window (features far outside the training range?)")]
     NonFiniteScore,
+    #[error("window ends at {window_end}, more than {skew_secs} s ahead of the handler's clock")]
+    FutureWindow { window_end: String, skew_secs: u64 },
+    #[error("the anomaly store was unavailable on the host's last attempt: {0}")]
+    StoreUnavailable(String),
+    #[error("the anomaly store refused this window: {0}")]
+    StoreRejected(String),
+    #[error("invocation of {bytes} bytes is over the {limit}-byte limit (ANOMALY_MAX_INVOCATION_BYTES); its events are still in the source hub at this lineage")]
+    InvocationTooLarge { bytes: u64, limit: u64 },
 }
 
 impl RecordError {
@@ -78,6 +113,10 @@ impl RecordError {
             RecordError::MissingFeature(_) => RejectionKind::MissingFeature,
             RecordError::InvalidFeature { .. } => RejectionKind::InvalidFeature,
             RecordError::NonFiniteScore => RejectionKind::NonFiniteScore,
+            RecordError::FutureWindow { .. } => RejectionKind::FutureWindow,
+            RecordError::StoreUnavailable(_) => RejectionKind::StoreUnavailable,
+            RecordError::StoreRejected(_) => RejectionKind::StoreRejected,
+            RecordError::InvocationTooLarge { .. } => RejectionKind::InvocationTooLarge,
         }
     }
 
@@ -87,6 +126,7 @@ impl RecordError {
             RecordError::MissingField(f) | RecordError::MissingFeature(f) => Some(f),
             RecordError::InvalidField { field, .. } => Some(field),
             RecordError::InvalidFeature { feature, .. } => Some(feature),
+            RecordError::FutureWindow { .. } => Some("window_end"),
             _ => None,
         }
     }

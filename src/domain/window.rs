@@ -1,8 +1,21 @@
 //! A window of features, validated against the model that will score it.
 
-/// The longest device id, model version or channel name a window may carry: what every store
-/// keeps in its key columns (`nvarchar(128)` in Azure SQL). Longer ids are refused at the door.
-pub const MAX_NAME_CHARS: usize = 128;
+/// The longest device id, model version or channel name a window may carry, in UTF-16 code
+/// units: what every store keeps in its key columns (`nvarchar(128)` in Azure SQL counts UTF-16
+/// code units, so a character outside the Basic Multilingual Plane takes two). Longer ids are
+/// refused at the door, the same way for every store.
+pub const MAX_NAME_UNITS: usize = 128;
+
+/// Length in the unit key columns use (UTF-16 code units).
+pub fn name_units(name: &str) -> usize {
+    name.encode_utf16().count()
+}
+
+/// Whether `name` fits a key column.
+pub fn name_fits(name: &str) -> bool {
+    // Every char is at most two units, so short names need no count.
+    name.len() <= MAX_NAME_UNITS || name_units(name) <= MAX_NAME_UNITS
+}
 
 /// One window, as Stream Analytics emits it, reduced to what the model reads.
 #[derive(Debug, Clone, PartialEq)]

@@ -6,8 +6,7 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -16,10 +15,12 @@ use serde_json::json;
 use tracing::field::Empty;
 use tracing::Instrument;
 
-use super::error::{invocation_status, parse_json};
+use super::body::{read_limited, Oversized, ReadBody};
+use super::error::{invocation_status, ApiError};
 use super::state::AppState;
-use crate::ingress::host::InvocationRequest;
-use crate::pipeline::PipelineError;
+use crate::domain::{DeadLetter, Excerpt, RecordError};
+use crate::ingress::host::{self, InvocationRequest, InvocationResponse};
+use crate::pipeline::{PipelineError, DEAD_LETTER_OUTPUT};
 
 pub const INVOCATION_ID_HEADER: &str = "x-azure-functions-invocationid";
 
@@ -45,7 +46,7 @@ pub const INVOCATION_PROPERTIES: [&str; 14] = [
 pub async fn score_windows(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Response {
     let invocation_id = headers
         .get(INVOCATION_ID_HEADER)
@@ -81,17 +82,32 @@ pub async fn score_windows(
     response
 }
 
-async fn handle(state: &AppState, body: Result<Bytes, BytesRejection>) -> Response {
+async fn handle(state: &AppState, body: Body) -> Response {
     let span = tracing::Span::current();
     let metrics = state.pipeline.metrics();
-    let request: InvocationRequest = match parse_json(body) {
-        Ok(r) => r,
-        Err(e) => {
-            metrics.invocation("ScoreWindows", "bad_request");
-            span.record("outcome", "bad_request");
-            return e.into_response();
+    let bad_request = |error: ApiError| {
+        metrics.invocation("ScoreWindows", "bad_request");
+        span.record("outcome", "bad_request");
+        error.into_response()
+    };
+    let bytes = match read_limited(body, state.settings.max_invocation_bytes).await {
+        Ok(ReadBody::Whole(bytes)) => bytes,
+        Ok(ReadBody::TooLarge(oversized)) => return too_large(state, oversized),
+        Err(error) => {
+            return bad_request(ApiError::new(StatusCode::BAD_REQUEST, error.to_string(), None))
         }
     };
+    let request: InvocationRequest = match serde_json::from_slice(&bytes) {
+        Ok(r) => r,
+        Err(e) => {
+            return bad_request(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("invalid JSON body: {e}"),
+                None,
+            ))
+        }
+    };
+    drop(bytes);
     let result = match state.pipeline.score_batch(&request).await {
         Ok(outcome) => {
             let _build = tracing::info_span!("outputs.build", otel.kind = "internal").entered();
@@ -107,6 +123,59 @@ async fn handle(state: &AppState, body: Result<Bytes, BytesRejection>) -> Respon
         }
         Err(error) => failure(state, error),
     }
+}
+
+/// An invocation over `ANOMALY_MAX_INVOCATION_BYTES`: answered 200 with one dead letter that
+/// says where its events are (they stay in the source hub for its retention), so the host
+/// neither retries it for nothing nor drops it in silence.
+fn too_large(state: &AppState, oversized: Oversized) -> Response {
+    let limit = state.settings.max_invocation_bytes as u64;
+    let metadata = host::metadata_from_tail(&oversized.tail).unwrap_or_default();
+    let at = host::batch_coordinates(&metadata);
+    let error = RecordError::InvocationTooLarge {
+        bytes: oversized.total,
+        limit,
+    };
+    let head = String::from_utf8_lossy(&oversized.head);
+    let mut excerpt = Excerpt::of(&head);
+    excerpt.bytes = oversized.total;
+    excerpt.sha256 = oversized.sha256;
+    excerpt.truncated = true;
+    let mut letter = DeadLetter::new(&error, 0, None, &at.first, &excerpt);
+    letter.last_sequence_number = at.last_sequence_number;
+    state.pipeline.metrics().rejected(letter.kind);
+    state.pipeline.metrics().invocation("ScoreWindows", "too_large");
+    let span = tracing::Span::current();
+    span.record("outcome", "too_large");
+    let events = at.events.map_or("?".to_string(), |n| n.to_string());
+    tracing::error!(
+        bytes = oversized.total,
+        limit,
+        partition = ?at.first.partition_id,
+        sequence_first = ?at.first.sequence_number,
+        sequence_last = ?at.last_sequence_number,
+        events = %events,
+        "invocation over the size limit dead-lettered with its coordinates; its events are still in the source hub"
+    );
+    let message = match serde_json::to_string(&letter) {
+        Ok(text) => serde_json::Value::String(text),
+        Err(e) => return failure(state, PipelineError::Output { what: "dead-letter", source: e }),
+    };
+    let mut outputs = serde_json::Map::new();
+    outputs.insert(crate::pipeline::ALERTS_OUTPUT.into(), json!([]));
+    outputs.insert(DEAD_LETTER_OUTPUT.into(), json!([message]));
+    Json(InvocationResponse {
+        outputs,
+        logs: vec![format!(
+            "ScoreWindows: invocation of {} bytes over the {limit}-byte limit dead-lettered (partition {}, {} events from sequence number {})",
+            oversized.total,
+            at.first.partition_id.as_deref().unwrap_or("?"),
+            events,
+            at.first.sequence_number.map_or("?".to_string(), |n| n.to_string()),
+        )],
+        return_value: serde_json::Value::Null,
+    })
+    .into_response()
 }
 
 fn failure(state: &AppState, error: PipelineError) -> Response {

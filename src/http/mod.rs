@@ -5,6 +5,7 @@
 //! (`enableForwardingHttpRequest`).
 
 pub mod api;
+pub mod body;
 pub mod error;
 pub mod invocation;
 pub mod state;
@@ -26,16 +27,18 @@ const MAX_MODEL_BYTES: usize = 256 << 20;
 
 pub fn router(state: Arc<AppState>) -> Router {
     let api_limit = state.settings.max_body_bytes;
-    let invocation_limit = state.settings.max_invocation_bytes;
     Router::new()
         .route("/", get(ready))
         .route(
             "/ScoreWindows",
-            post(invocation::score_windows).layer(DefaultBodyLimit::max(invocation_limit)),
+            // The handler reads the body itself: over the limit it answers with a dead letter,
+            // not a 413 the host would retry and then drop (`body`).
+            post(invocation::score_windows).layer(DefaultBodyLimit::disable()),
         )
         .route("/api/score", post(api::score::score_one))
         .route("/api/score/batch", post(api::score::score_batch))
         .route("/api/health", get(api::health::health))
+        .route("/api/health/store", get(api::health::store))
         .route("/api/history", get(api::history::history))
         .route("/api/model", get(api::model::model_info))
         .route(

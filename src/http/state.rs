@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::api::dashboard::DashboardCache;
+use super::api::health::StoreProbe;
 use crate::configuration::Settings;
 use crate::pipeline::Pipeline;
 
@@ -12,6 +13,8 @@ pub struct AppState {
     pub pipeline: Arc<Pipeline>,
     pub started: Instant,
     pub dashboard: DashboardCache,
+    /// The last store probe (`/api/health/store`), at most one per few seconds.
+    pub store_probe: StoreProbe,
 }
 
 impl AppState {
@@ -21,6 +24,7 @@ impl AppState {
             pipeline,
             started: Instant::now(),
             dashboard: DashboardCache::default(),
+            store_probe: StoreProbe::default(),
         }
     }
 }

@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 
 use crate::domain::rejection::MAX_ENCODING_DEPTH;
 use crate::domain::time as timefmt;
-use crate::domain::{RecordError, WindowRecord, MAX_NAME_CHARS};
+use crate::domain::{name_fits, RecordError, WindowRecord, MAX_NAME_UNITS};
 
 /// Splits one event body into its JSON objects. Each item is a record object, or the reason a
 /// part of the body could not be read; good parts survive bad neighbours.
@@ -142,10 +142,10 @@ pub fn extract(
             })
         }
     };
-    if device_id.chars().count() > MAX_NAME_CHARS {
+    if !name_fits(&device_id) {
         return Err(RecordError::InvalidField {
             field: "device_id".into(),
-            problem: format!("is longer than {MAX_NAME_CHARS} characters"),
+            problem: format!("is longer than {MAX_NAME_UNITS} UTF-16 code units"),
         });
     }
     let (window_end, window_end_ms) = match find(map, &WINDOW_END_FIELDS) {
@@ -307,7 +307,14 @@ mod tests {
             Some("window_end")
         );
         assert_eq!(case(json!({"device_id": "", "window_end": "2026-01-01T00:01:00Z", "a_mean": 1, "a_std": 1})).field(), Some("device_id"));
-        let long = "d".repeat(MAX_NAME_CHARS + 1);
+        // The limit is in UTF-16 code units, as nvarchar(128) counts: 64 characters outside the
+        // BMP fit, 65 do not, though 65 is far under 128 characters.
+        let wide = "𝔭".repeat(MAX_NAME_UNITS / 2);
+        let ok = extract(json!({"device_id": wide, "window_end": "2026-01-01T00:01:00Z", "a_mean": 1, "a_std": 1}).as_object().unwrap(), &names());
+        assert_eq!(ok.unwrap().device_id, wide);
+        let wider = format!("{wide}𝔭");
+        assert_eq!(case(json!({"device_id": wider, "window_end": "2026-01-01T00:01:00Z", "a_mean": 1, "a_std": 1})).field(), Some("device_id"));
+        let long = "d".repeat(MAX_NAME_UNITS + 1);
         assert_eq!(case(json!({"device_id": long, "window_end": "2026-01-01T00:01:00Z", "a_mean": 1, "a_std": 1})).field(), Some("device_id"));
         assert_eq!(
             case(json!({"device_id": "d", "window_end": "2026-01-01T00:01:00Z", "a_mean": 1})),

@@ -114,6 +114,30 @@ fn array_meta(metadata: &Map<String, Value>, key: &str) -> Vec<Value> {
     }
 }
 
+/// The host's retry state for this invocation (`Metadata.RetryContext`), sent when the function
+/// has a retry policy: the attempt (0 first) and the policy's maximum (-1: for ever).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryContext {
+    pub retry_count: i64,
+    pub max_retry_count: i64,
+}
+
+/// Reads `Metadata.RetryContext` (an object, or a JSON string holding one; either casing).
+pub fn retry_context(metadata: &Map<String, Value>) -> Option<RetryContext> {
+    let context = unwrap_value(meta(metadata, "RetryContext")?);
+    let object = context.as_object()?;
+    let field = |key: &str| {
+        object
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .and_then(|(_, v)| as_i64(v))
+    };
+    Some(RetryContext {
+        retry_count: field("RetryCount")?,
+        max_retry_count: field("MaxRetryCount")?,
+    })
+}
+
 /// Splits the trigger input into events with their lineage.
 ///
 /// Cardinality `many` (the host sends `SequenceNumberArray`) gives a JSON array of bodies;
@@ -182,6 +206,85 @@ pub fn trigger_events(
     }
 }
 
+/// Where a batch's events are in their hub: what an oversized invocation's dead letter names so
+/// that its events can be read again from the source hub.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BatchCoordinates {
+    /// The first event's lineage.
+    pub first: Lineage,
+    pub last_sequence_number: Option<i64>,
+    pub events: Option<usize>,
+}
+
+/// The coordinates in an invocation's `Metadata` (cardinality many or one).
+pub fn batch_coordinates(metadata: &Map<String, Value>) -> BatchCoordinates {
+    let sequence = array_meta(metadata, "SequenceNumberArray");
+    if sequence.is_empty() {
+        let single = |key: &str| meta(metadata, key).map(unwrap_value);
+        let number = single("SequenceNumber").as_ref().and_then(as_i64);
+        return BatchCoordinates {
+            first: Lineage {
+                partition_id: partition_id(metadata),
+                sequence_number: number,
+                offset: single("OffsetString")
+                    .or_else(|| single("Offset"))
+                    .as_ref()
+                    .and_then(as_text),
+                enqueued_time: single("EnqueuedTimeUtc").as_ref().and_then(as_time),
+            },
+            last_sequence_number: number,
+            events: number.map(|_| 1),
+        };
+    }
+    let mut offsets = array_meta(metadata, "OffsetStringArray");
+    if offsets.is_empty() {
+        offsets = array_meta(metadata, "OffsetArray");
+    }
+    let enqueued = array_meta(metadata, "EnqueuedTimeUtcArray");
+    BatchCoordinates {
+        first: Lineage {
+            partition_id: partition_id(metadata),
+            sequence_number: sequence.first().and_then(as_i64),
+            offset: offsets.first().and_then(as_text),
+            enqueued_time: enqueued.first().and_then(as_time),
+        },
+        last_sequence_number: sequence.last().and_then(as_i64),
+        events: Some(sequence.len()),
+    }
+}
+
+/// The invocation's `Metadata` object from the last bytes of a body too large to parse whole:
+/// the host writes `{"Data":{...},"Metadata":{...}}`, so the last top-level `"Metadata":` is
+/// followed by one object and the body's closing brace. Inside JSON strings quotes are escaped,
+/// so the key cannot be forged by event bodies; a candidate that does not end the body is not it.
+pub fn metadata_from_tail(tail: &[u8]) -> Option<Map<String, Value>> {
+    const KEY: &[u8] = b"\"Metadata\"";
+    let mut end = tail.len();
+    while let Some(at) = find_last(&tail[..end], KEY) {
+        end = at;
+        let rest = &tail[at + KEY.len()..];
+        let Some(colon) = rest.iter().position(|b| !b.is_ascii_whitespace()) else {
+            continue;
+        };
+        if rest[colon] != b':' {
+            continue;
+        }
+        let mut values = serde_json::Deserializer::from_slice(&rest[colon + 1..]).into_iter::<Map<String, Value>>();
+        if let Some(Ok(object)) = values.next() {
+            let after = &rest[colon + 1 + values.byte_offset()..];
+            let closing: Vec<u8> = after.iter().copied().filter(|b| !b.is_ascii_whitespace()).collect();
+            if closing == b"}" {
+                return Some(object);
+            }
+        }
+    }
+    None
+}
+
+fn find_last(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).rposition(|w| w == needle)
+}
+
 /// The batch of a `many` trigger: a JSON array, or a string holding one (`"[\"{...}\",...]"`).
 fn unwrap_outer_array(raw: &Value) -> Option<Vec<Value>> {
     match raw {
@@ -242,6 +345,27 @@ mod tests {
         );
         assert_eq!(unwrap_value(&json!("pump-7")), json!("pump-7"));
         assert_eq!(unwrap_value(&json!({"a": 1})), json!({"a": 1}));
+    }
+
+    #[test]
+    fn metadata_is_found_at_the_end_of_a_truncated_body_and_not_forged_by_event_text() {
+        let bodies: Vec<String> = (0..3)
+            .map(|i| format!("{{\"device_id\":\"d{i}\",\"note\":\"\\\"Metadata\\\":{{}}}}\"}}"))
+            .collect();
+        let request = many_string_invocation("events", &bodies, "7", 100, "2026-01-01T00:00:00Z");
+        let text = request.to_string();
+        assert!(text.starts_with("{\"Data\""), "the host's order: Data, then Metadata");
+        let tail = &text.as_bytes()[text.len() / 2..];
+        let metadata = metadata_from_tail(tail).expect("found");
+        let at = batch_coordinates(&metadata);
+        assert_eq!(at.first.partition_id.as_deref(), Some("7"));
+        assert_eq!(at.first.sequence_number, Some(100));
+        assert_eq!(at.last_sequence_number, Some(102));
+        assert_eq!(at.events, Some(3));
+        assert_eq!(at.first.offset.as_deref(), Some("51200"));
+        // Only the start of the body: no Metadata to be had.
+        assert_eq!(metadata_from_tail(&text.as_bytes()[..40]), None);
+        assert_eq!(metadata_from_tail(b"\"Metadata\": {\"a\": 1}, \"more\": 2}"), None);
     }
 
     #[test]

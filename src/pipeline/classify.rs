@@ -1,10 +1,12 @@
 //! Steps 2 and 3: one ONNX Runtime run for the batch, then each window is an anomaly (a row to
 //! store and an alert), normal, or refused because the model could not score it.
 
+use std::collections::BTreeMap;
+
 use serde_json::{json, Map, Value};
 
 use super::decode::Decoded;
-use crate::domain::{Alert, AnomalyRow, DeadLetter, WindowRecord};
+use crate::domain::{Alert, AnomalyRow, DeadLetter, Excerpt, RejectionKind, WindowRecord};
 use crate::ingress::host::TriggerEvent;
 use crate::scoring::{Model, ModelError};
 use crate::sinks::live::LivePoint;
@@ -12,9 +14,13 @@ use crate::sinks::live::LivePoint;
 #[derive(Debug, Default)]
 pub(super) struct Classified {
     pub rows: Vec<AnomalyRow>,
+    /// The event each row came from.
+    pub row_events: Vec<usize>,
     pub alerts: Vec<Alert>,
     /// The decoder's refusals, then windows with a non-finite score.
     pub dead_letters: Vec<DeadLetter>,
+    /// Windows refused here (non-finite scores), by kind.
+    pub refused_by_kind: BTreeMap<RejectionKind, u64>,
     pub windows_scored: usize,
     /// Every scored window, for the live view.
     pub points: Vec<(String, LivePoint)>,
@@ -37,9 +43,10 @@ pub(super) fn classify(
             let mut body = feature_map(model, record);
             body.insert("device_id".into(), json!(record.device_id));
             body.insert("window_end".into(), json!(record.window_end));
-            let body = Value::Object(body).to_string();
+            let body = Excerpt::of(&Value::Object(body).to_string());
+            *out.refused_by_kind.entry(error.kind()).or_default() += 1;
             out.dead_letters
-                .push(DeadLetter::new(&error, event, None, lineage, body));
+                .push(DeadLetter::new(&error, event, None, lineage, &body));
             continue;
         }
         out.windows_scored += 1;
@@ -56,6 +63,7 @@ pub(super) fn classify(
         if window.is_anomaly {
             out.rows
                 .push(AnomalyRow::new(window, feature_map(model, record), lineage));
+            out.row_events.push(event);
             out.alerts.push(Alert::new(window, lineage));
         }
     }

@@ -1,10 +1,40 @@
 //! Step 1: the batch's events → valid window records, and a dead letter for every refused part.
+//!
+//! Bounded by construction: a dead letter carries an excerpt of what was refused, never a copy
+//! of the whole event per record, and at most [`MAX_DEAD_LETTERS_PER_EVENT`] refusals of one
+//! event are published one by one; the rest are counted on the last one (`omitted`) and in the
+//! metrics. One event of 30,000 bad records is therefore a handful of small messages.
+
+use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::domain::{DeadLetter, RecordError, WindowRecord};
+use crate::domain::{DeadLetter, Excerpt, RecordError, RejectionKind, WindowRecord};
 use crate::ingress::events;
 use crate::ingress::host::TriggerEvent;
+
+/// Refusals of one event published as their own dead letter; later ones are only counted.
+pub const MAX_DEAD_LETTERS_PER_EVENT: usize = 16;
+
+/// What decoding checks besides the model's features.
+#[derive(Debug, Clone, Copy)]
+pub struct DecodePolicy {
+    /// Windows ending after this instant (ms since the epoch: the clock plus the allowed skew)
+    /// are refused as `future_window`.
+    pub latest_window_end_ms: i64,
+    pub skew_secs: u64,
+}
+
+impl DecodePolicy {
+    /// The policy at `now_ms` with `skew_secs` of allowed clock skew.
+    pub fn at(now_ms: i64, skew_secs: u64) -> Self {
+        let skew_ms = i64::try_from(skew_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+        DecodePolicy {
+            latest_window_end_ms: now_ms.saturating_add(skew_ms),
+            skew_secs,
+        }
+    }
+}
 
 /// Valid windows with the index of the event each came from, and the refused parts.
 #[derive(Debug, Default)]
@@ -12,34 +42,106 @@ pub struct Decoded {
     pub records: Vec<WindowRecord>,
     pub origin: Vec<usize>,
     pub rejected: Vec<DeadLetter>,
+    /// Every refusal by kind, including those only counted (for the metrics and the log).
+    pub refused_by_kind: BTreeMap<RejectionKind, u64>,
 }
 
-pub fn decode_events(batch: &[TriggerEvent], feature_names: &[String]) -> Decoded {
+impl Decoded {
+    /// Refused records in all, whether published one by one or counted.
+    pub fn refused_total(&self) -> u64 {
+        self.refused_by_kind.values().sum()
+    }
+}
+
+/// The refusals of one event: the first few become dead letters, the rest are counted on the
+/// last of them.
+struct EventRefusals<'a> {
+    event: &'a TriggerEvent,
+    index: usize,
+    /// The event's text, excerpted once however many of its records are refused.
+    whole: Option<Excerpt>,
+    letters: Vec<DeadLetter>,
+}
+
+impl<'a> EventRefusals<'a> {
+    fn new(event: &'a TriggerEvent, index: usize) -> Self {
+        EventRefusals {
+            event,
+            index,
+            whole: None,
+            letters: Vec::new(),
+        }
+    }
+
+    /// Refuses one record; `own` builds the record's own text (only called when published).
+    fn refuse(
+        &mut self,
+        error: &RecordError,
+        record_index: Option<usize>,
+        own: impl FnOnce() -> Option<String>,
+        decoded: &mut Decoded,
+    ) {
+        *decoded.refused_by_kind.entry(error.kind()).or_default() += 1;
+        if self.letters.len() >= MAX_DEAD_LETTERS_PER_EVENT {
+            if let Some(last) = self.letters.last_mut() {
+                last.omitted += 1;
+            }
+            return;
+        }
+        let body = match own() {
+            Some(text) => Excerpt::of(&text),
+            None => self
+                .whole
+                .get_or_insert_with(|| Excerpt::of(&body_text(&self.event.body)))
+                .clone(),
+        };
+        self.letters.push(DeadLetter::new(
+            error,
+            self.index,
+            record_index,
+            &self.event.lineage,
+            &body,
+        ));
+    }
+}
+
+pub fn decode_events(
+    batch: &[TriggerEvent],
+    feature_names: &[String],
+    policy: DecodePolicy,
+) -> Decoded {
     let mut decoded = Decoded::default();
     for (index, event) in batch.iter().enumerate() {
         let items = events::decode_event_body(&event.body);
         let several = items.len() > 1;
+        let mut refusals = EventRefusals::new(event, index);
         for (position, item) in items.into_iter().enumerate() {
             let record_index = several.then_some(position);
-            let refuse = |error: &RecordError, body: Option<String>| {
-                // The refused record on its own when the event held several; else the whole body.
-                let body = body.unwrap_or_else(|| body_text(&event.body));
-                DeadLetter::new(error, index, record_index, &event.lineage, body)
+            let map = match item {
+                Ok(map) => map,
+                Err(error) => {
+                    refusals.refuse(&error, record_index, || None, &mut decoded);
+                    continue;
+                }
             };
-            match item {
-                Err(error) => decoded.rejected.push(refuse(&error, None)),
-                Ok(map) => match events::extract(&map, feature_names) {
-                    Ok(record) => {
-                        decoded.records.push(record);
-                        decoded.origin.push(index);
-                    }
-                    Err(error) => {
-                        let body = several.then(|| Value::Object(map).to_string());
-                        decoded.rejected.push(refuse(&error, body));
-                    }
-                },
+            // The record's own text when the event held several; else the whole body.
+            let own = || several.then(|| Value::Object(map.clone()).to_string());
+            match events::extract(&map, feature_names) {
+                Ok(record) if record.window_end_ms > policy.latest_window_end_ms => {
+                    let error = RecordError::FutureWindow {
+                        window_end: record.window_end,
+                        skew_secs: policy.skew_secs,
+                    };
+                    refusals.refuse(&error, record_index, own, &mut decoded);
+                }
+                Ok(record) => {
+                    decoded.records.push(record);
+                    decoded.origin.push(index);
+                }
+                Err(error) => refusals.refuse(&error, record_index, own, &mut decoded),
             }
         }
+        decoded.rejected.append(&mut refusals.letters);
     }
     decoded
 }

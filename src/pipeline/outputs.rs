@@ -13,11 +13,12 @@ const MAX_LOG_LINES: usize = 50;
 
 pub fn summary_line(s: &BatchSummary) -> String {
     let mut line = format!(
-        "ScoreWindows: {} events, {} windows scored, {} anomalies ({} new), {} refused, model {}, partition {}, sequence numbers {}, {:.1} ms",
+        "ScoreWindows: {} events, {} windows scored, {} anomalies ({} new, {} dead-lettered for the store), {} refused, model {}, partition {}, sequence numbers {}, {:.1} ms",
         s.events,
         s.windows_scored,
         s.anomalies,
         s.inserted,
+        s.diverted,
         s.refused,
         s.model_version,
         s.batch.partition_text(),
@@ -57,10 +58,11 @@ impl BatchOutcome {
                 dead.reason
             ));
         }
-        if self.dead_letters.len() > MAX_LOG_LINES {
+        let listed = self.dead_letters.len().min(MAX_LOG_LINES) as u64;
+        if self.summary.refused > listed {
             logs.push(format!(
                 "... and {} more refused records",
-                self.dead_letters.len() - MAX_LOG_LINES
+                self.summary.refused - listed
             ));
         }
         let mut outputs = Map::new();

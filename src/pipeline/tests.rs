@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde_json::{json, Map, Value};
 
 use super::*;
-use crate::domain::{RejectionKind, WIRE_SCHEMA_VERSION};
+use crate::domain::{RejectionKind, ALERT_SCHEMA_VERSION, DEAD_LETTER_SCHEMA_VERSION};
 use crate::sinks::{HistoryQuery, MemoryStore, StoreFuture};
 
 fn model() -> Model {
@@ -15,7 +15,7 @@ fn model() -> Model {
 }
 
 fn pipeline_with(store: Arc<dyn AnomalyStore>) -> Pipeline {
-    Pipeline::new(model(), store, Arc::new(Metrics::new()), "events", 24)
+    Pipeline::new(model(), store, Arc::new(Metrics::new()), PipelineOptions::default())
 }
 
 /// A window at the training means (normal), optionally with `channel` shifted far up.
@@ -124,7 +124,7 @@ async fn a_batch_is_decoded_scored_stored_and_turned_into_outputs() {
     let response = outcome.into_response().unwrap();
     let alerts = response.outputs[ALERTS_OUTPUT].as_array().unwrap();
     let published: Value = serde_json::from_str(alerts[0].as_str().unwrap()).unwrap();
-    assert_eq!(published["schema_version"], WIRE_SCHEMA_VERSION);
+    assert_eq!(published["schema_version"], ALERT_SCHEMA_VERSION);
     assert!(published.get("processing_time_us").is_none(), "{published}");
     assert_eq!(
         response.outputs[DEAD_LETTER_OUTPUT]
@@ -154,16 +154,45 @@ async fn a_redelivered_batch_stores_nothing_new_and_repeats_the_same_alerts() {
     assert_eq!(first.dead_letters, again.dead_letters);
 }
 
-/// A test double: a store whose every write fails with the given class.
+/// The host's `RetryContext` on attempt `count` of a policy of `max` retries.
+fn with_retry(mut request: InvocationRequest, count: i64, max: i64) -> InvocationRequest {
+    request.metadata.insert(
+        "RetryContext".into(),
+        json!({"RetryCount": count, "MaxRetryCount": max, "Exception": null}),
+    );
+    request
+}
+
+/// A test double: a store whose writes fail with the given class, for every row or only for
+/// rows of one device.
 struct FailingStoreDouble {
     transient: bool,
+    only_device: Option<&'static str>,
+    inner: MemoryStore,
+}
+
+impl FailingStoreDouble {
+    fn new(transient: bool, only_device: Option<&'static str>) -> Self {
+        FailingStoreDouble {
+            transient,
+            only_device,
+            inner: MemoryStore::new(),
+        }
+    }
 }
 
 impl AnomalyStore for FailingStoreDouble {
     fn kind(&self) -> &'static str {
         "failing-double"
     }
-    fn insert(&self, _: Vec<crate::domain::AnomalyRow>) -> StoreFuture<'_, usize> {
+    fn insert(&self, rows: Vec<crate::domain::AnomalyRow>) -> StoreFuture<'_, usize> {
+        let fails = match self.only_device {
+            None => true,
+            Some(device) => rows.iter().any(|r| r.device_id == device),
+        };
+        if !fails {
+            return self.inner.insert(rows);
+        }
         let error = std::io::Error::other("disk on fire");
         let error = if self.transient {
             StoreError::transient("inserting anomalies", error)
@@ -172,8 +201,8 @@ impl AnomalyStore for FailingStoreDouble {
         };
         Box::pin(async move { Err(error) })
     }
-    fn history(&self, _: HistoryQuery) -> StoreFuture<'_, Vec<crate::domain::AnomalyRow>> {
-        Box::pin(async { Ok(Vec::new()) })
+    fn history(&self, query: HistoryQuery) -> StoreFuture<'_, Vec<crate::domain::AnomalyRow>> {
+        self.inner.history(query)
     }
     fn ping(&self) -> StoreFuture<'_, ()> {
         Box::pin(async { Ok(()) })
@@ -181,31 +210,102 @@ impl AnomalyStore for FailingStoreDouble {
 }
 
 #[tokio::test]
-async fn a_store_failure_fails_the_batch_keeping_its_class_and_source() {
-    for transient in [true, false] {
-        let pipeline = pipeline_with(Arc::new(FailingStoreDouble { transient }));
-        let batch = mixed_batch(&pipeline.model());
-        let error = pipeline.score_batch(&request(&batch, 1)).await.unwrap_err();
+async fn a_transient_store_failure_fails_the_batch_while_the_host_will_retry_it() {
+    let pipeline = pipeline_with(Arc::new(FailingStoreDouble::new(true, None)));
+    let batch = mixed_batch(&pipeline.model());
+    for (count, max) in [(0, 5), (4, 5), (7, -1)] {
+        let error = pipeline
+            .score_batch(&with_retry(request(&batch, 1), count, max))
+            .await
+            .unwrap_err();
         let PipelineError::Store(store_error) = &error else {
             panic!("expected a store error, got {error}");
         };
-        assert_eq!(store_error.is_transient(), transient);
+        assert!(store_error.is_transient());
         let source = std::error::Error::source(store_error).expect("source kept");
         assert_eq!(source.to_string(), "disk on fire");
-        let class = if transient { "transient" } else { "permanent" };
-        let metrics = pipeline.metrics().render();
-        assert!(
-            metrics.contains(&format!(
-                "sensor_anomaly_store_errors_total{{class=\"{class}\"}} 1"
-            )),
-            "{metrics}"
-        );
-        // Nothing was counted as scored: the host will re-deliver the batch.
-        assert!(
-            metrics.contains("sensor_anomaly_windows_scored_total 0"),
-            "{metrics}"
-        );
     }
+    let metrics = pipeline.metrics().render();
+    assert!(
+        metrics.contains("sensor_anomaly_store_errors_total{class=\"transient\"} 3"),
+        "{metrics}"
+    );
+    // Nothing was counted as scored: the host will re-deliver the batch.
+    assert!(
+        metrics.contains("sensor_anomaly_windows_scored_total 0"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn on_the_last_attempt_unstorable_anomalies_are_dead_lettered_whole_not_lost() {
+    for (transient, retry) in [(true, Some((5, 5))), (true, None), (false, Some((0, 5)))] {
+        let pipeline = pipeline_with(Arc::new(FailingStoreDouble::new(transient, None)));
+        let batch = mixed_batch(&pipeline.model());
+        let mut req = request(&batch, 1);
+        if let Some((count, max)) = retry {
+            req = with_retry(req, count, max);
+        }
+        let outcome = pipeline.score_batch(&req).await.unwrap();
+        let kind = if transient {
+            RejectionKind::StoreUnavailable
+        } else {
+            RejectionKind::StoreRejected
+        };
+        let diverted: Vec<_> = outcome.dead_letters.iter().filter(|d| d.kind == kind).collect();
+        assert_eq!(diverted.len(), 1, "{:?}", outcome.dead_letters);
+        assert_eq!(outcome.summary.diverted, 1);
+        assert_eq!(outcome.summary.inserted, 0);
+        // The alert still goes out: the anomaly is real, only its row is late.
+        assert_eq!(outcome.alerts.len(), 1);
+        let letter = diverted[0];
+        assert!(!letter.body_truncated && kind.is_replayable());
+        let window: Value = serde_json::from_str(&letter.body).unwrap();
+        assert_eq!(window["device_id"], outcome.alerts[0].device_id);
+        assert_eq!(window["window_end"], outcome.alerts[0].window_end);
+        let names = &pipeline.model().info.feature_names;
+        assert!(names.iter().all(|n| window[n].is_number()), "{window}");
+        assert_eq!(letter.lineage, outcome.alerts[0].lineage);
+        let metrics = pipeline.metrics().render();
+        let line = format!("sensor_anomaly_rejected_records_total{{reason=\"{}\"}} 1", kind.as_str());
+        assert!(metrics.contains(&line), "{line} in\n{metrics}");
+    }
+}
+
+#[tokio::test]
+async fn a_row_the_store_refuses_is_dead_lettered_alone_and_the_rest_are_stored() {
+    let store = Arc::new(FailingStoreDouble::new(false, Some("pump-9")));
+    let pipeline = pipeline_with(store.clone());
+    let model = pipeline.model();
+    let batch = vec![
+        window(&model, "pump-8", 1, Some("vibration")),
+        window(&model, "pump-9", 1, Some("vibration")),
+        window(&model, "pump-7", 1, Some("vibration")),
+    ];
+    let outcome = pipeline.score_batch(&request(&batch, 1)).await.unwrap();
+    assert_eq!(outcome.alerts.len(), 3);
+    assert_eq!(outcome.summary.inserted, 2);
+    let refused: Vec<_> = outcome.dead_letters.iter().map(|d| (d.kind, d.event_index)).collect();
+    assert_eq!(refused, vec![(RejectionKind::StoreRejected, 1)]);
+    let stored = store.history(HistoryQuery { limit: 10, ..HistoryQuery::default() }).await.unwrap();
+    let mut devices: Vec<_> = stored.iter().map(|r| r.device_id.as_str()).collect();
+    devices.sort();
+    assert_eq!(devices, ["pump-7", "pump-8"]);
+}
+
+#[test]
+fn retry_context_is_read_in_the_shapes_the_host_sends() {
+    let read = |metadata: Value| {
+        host::retry_context(metadata.as_object().unwrap())
+            .map(|r| (r.retry_count, r.max_retry_count))
+    };
+    assert_eq!(read(json!({"RetryContext": {"RetryCount": 2, "MaxRetryCount": 5}})), Some((2, 5)));
+    assert_eq!(
+        read(json!({"RetryContext": "{\"retryCount\":0,\"maxRetryCount\":-1,\"exception\":null}"})),
+        Some((0, -1))
+    );
+    assert_eq!(read(json!({})), None);
+    assert_eq!(read(json!({"RetryContext": {"RetryCount": 1}})), None);
 }
 
 #[tokio::test]

@@ -223,6 +223,12 @@ impl DriftMonitor {
 
     /// The slot of `hour`, created in order; `None` when it is older than the covered hours.
     fn slot(&mut self, hour: i64) -> Option<&mut Slot> {
+        // "Now" is the newest hour seen, but never past the clock's: one window from the future
+        // must not push every later window out of the covered hours.
+        let clock_hour = crate::domain::time::now().unix_timestamp().div_euclid(3600);
+        if hour > clock_hour {
+            return None;
+        }
         let newest = self.slots.back().map_or(hour, |s| s.hour.max(hour));
         if hour <= newest - self.hours {
             return None;

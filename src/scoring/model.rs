@@ -17,7 +17,7 @@ use ort::value::Tensor;
 use serde::Serialize;
 
 use super::runtime::{self, RuntimeError};
-use crate::domain::{ScoredWindow, WindowRecord, MAX_NAME_CHARS};
+use crate::domain::{name_fits, ScoredWindow, WindowRecord, MAX_NAME_UNITS};
 
 pub const INPUT_NAME: &str = "features";
 pub const OUTPUT_NAME: &str = "contributions";
@@ -287,18 +287,18 @@ fn read_info(session: &Session) -> Result<ModelInfo, ModelError> {
             key: "anomaly.model_version",
             problem: "is missing".into(),
         })?;
-    let too_long = |name: &String| name.chars().count() > MAX_NAME_CHARS;
+    let too_long = |name: &String| !name_fits(name);
     if too_long(&model_version) {
         return Err(ModelError::Metadata {
             key: "anomaly.model_version",
-            problem: format!("is longer than {MAX_NAME_CHARS} characters"),
+            problem: format!("is longer than {MAX_NAME_UNITS} UTF-16 code units"),
         });
     }
     if let Some(name) = feature_channels.iter().find(|c| too_long(c)) {
         return Err(ModelError::Metadata {
             key: "anomaly.feature_channels",
             problem: format!(
-                "names a channel longer than {MAX_NAME_CHARS} characters: {name:.40}…"
+                "names a channel longer than {MAX_NAME_UNITS} UTF-16 code units: {name:.40}…"
             ),
         });
     }

@@ -110,9 +110,11 @@ impl LiveView {
         }
     }
 
-    /// The newest window end seen (ms), the dashboard's "now" for data-time figures.
+    /// The newest window end seen (ms), the dashboard's "now" for data-time figures; never
+    /// past the clock, so a window from the future cannot blind the "last hour" figures.
     pub fn newest_ms(&self) -> Option<i64> {
-        self.lock().newest_ms
+        let clock = (crate::domain::time::now().unix_timestamp_nanos() / 1_000_000) as i64;
+        self.lock().newest_ms.map(|newest| newest.min(clock))
     }
 
     /// Every device, most recently updated first.

@@ -86,6 +86,10 @@ pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>>
 pub trait AnomalyStore: Send + Sync + 'static {
     /// `sqlite`, `memory`, `azure-sql`: reported by `/api/health` and in logs.
     fn kind(&self) -> &'static str;
+    /// The database system, as OpenTelemetry's `db.system.name` names it.
+    fn system_name(&self) -> &'static str {
+        self.kind()
+    }
     /// Where writes go (a file, `host,port/database`), for logs and dependency telemetry; never
     /// a credential.
     fn target(&self) -> String {

@@ -219,6 +219,10 @@ impl AnomalyStore for SqliteStore {
         "sqlite"
     }
 
+    fn system_name(&self) -> &'static str {
+        "SQLite"
+    }
+
     fn target(&self) -> String {
         self.path.display().to_string()
     }

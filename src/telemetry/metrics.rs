@@ -28,10 +28,7 @@ type Labels = Vec<(String, String)>;
 pub const OTEL_METRIC_NAMES: [(&str, &[&str]); 9] = [
     ("sensor_anomaly.invocations", &["function", "outcome"]),
     ("sensor_anomaly.windows_scored", &[]),
-    (
-        "sensor_anomaly.anomalies",
-        &["severity", "top_channel", "device_id"],
-    ),
+    ("sensor_anomaly.anomalies", &["severity", "top_channel"]),
     ("sensor_anomaly.refused", &["kind"]),
     ("sensor_anomaly.batch_duration_ms", &[]),
     ("sensor_anomaly.store_write_duration_ms", &["store"]),
@@ -256,19 +253,24 @@ impl Metrics {
     }
 
     pub fn rejected(&self, kind: RejectionKind) {
-        self.refused_total.fetch_add(1, Ordering::Relaxed);
+        self.rejected_n(kind, 1);
+    }
+
+    /// `count` refusals of one kind.
+    pub fn rejected_n(&self, kind: RejectionKind, count: u64) {
+        self.refused_total.fetch_add(count, Ordering::Relaxed);
         self.rejected
             .get_or_create(&labels(&[("reason", kind.as_str())]))
-            .inc();
+            .inc_by(count);
         if let Some(otel) = &self.otel {
-            otel.refused.add(1, &kv(&[("kind", kind.as_str())]));
+            otel.refused.add(count, &kv(&[("kind", kind.as_str())]));
         }
     }
 
-    /// One anomalous window. The device is a dimension in Application Insights only (the
-    /// workbook's "anomalies by device"): one series per device, bounded by the fleet; the
-    /// Prometheus series stay by severity.
-    pub fn anomaly(&self, severity: Severity, top_channel: &str, device_id: &str) {
+    /// One anomalous window. Dimensions come from closed sets only (severity, the model's
+    /// channels): device ids are unbounded, so they go to traces ("anomalous devices"), which the
+    /// workbook's per-device view reads.
+    pub fn anomaly(&self, severity: Severity, top_channel: &str) {
         self.anomalies
             .get_or_create(&labels(&[("severity", severity.as_str())]))
             .inc();
@@ -278,7 +280,6 @@ impl Metrics {
                 &kv(&[
                     ("severity", severity.as_str()),
                     ("top_channel", top_channel),
-                    ("device_id", device_id),
                 ]),
             );
         }

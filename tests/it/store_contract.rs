@@ -150,7 +150,49 @@ pub async fn keeps_the_contract(store: &dyn AnomalyStore) {
         .collect();
     assert_eq!(store.insert(many.clone()).await.unwrap(), 5000);
     assert_eq!(store.insert(many).await.unwrap(), 0);
+
+    keys_mean_the_same_everywhere(store).await;
     store.ping().await.expect("ping after writes");
+}
+
+/// Keys compare exactly (binary), whatever the store's default collation: ids differing only by
+/// case are two devices; ids outside the Basic Multilingual Plane at the length limit (128 UTF-16
+/// code units, two per character here) are kept whole; a window repeated inside one batch is
+/// stored once, and the survivor is the first; two identical batches at once store each row once.
+async fn keys_mean_the_same_everywhere(store: &dyn AnomalyStore) {
+    let end = "2026-01-03T00:00:00Z";
+    let pair = vec![row("Pump-1", end, "v1"), row("pump-1", end, "v1")];
+    assert_eq!(store.insert(pair).await.unwrap(), 2, "case matters");
+    for device in ["Pump-1", "pump-1"] {
+        let stored = ends(store, query(Some(device), None, 10)).await;
+        assert_eq!(stored, [(device.to_string(), end.to_string())], "{device}");
+    }
+    let accented = vec![row("pompe-é", end, "v1"), row("pompe-e\u{301}", end, "v1")];
+    assert_eq!(store.insert(accented).await.unwrap(), 2, "composed and decomposed differ");
+
+    let wide: String = "𝔭".repeat(sensor_anomaly::domain::MAX_NAME_UNITS / 2);
+    assert_eq!(sensor_anomaly::domain::name_units(&wide), 128);
+    let wide_version: String = "𝔳".repeat(64);
+    assert_eq!(store.insert(vec![row(&wide, end, &wide_version)]).await.unwrap(), 1);
+    let back = store.history(query(Some(&wide), None, 10)).await.unwrap();
+    assert_eq!(back.len(), 1);
+    assert_eq!((back[0].device_id.as_str(), back[0].model_version.as_str()), (wide.as_str(), wide_version.as_str()));
+
+    let mut first = row("dup", end, "v1");
+    first.score = 11.0;
+    let mut second = row("dup", end, "v1");
+    second.score = 22.0;
+    assert_eq!(store.insert(vec![first, second]).await.unwrap(), 1);
+    let kept = store.history(query(Some("dup"), None, 10)).await.unwrap();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0].score, 11.0, "the first of a repeated window is the one kept");
+
+    let batch: Vec<AnomalyRow> = (0..200)
+        .map(|i| row("twice", &format!("2026-01-04T00:{:02}:{:02}Z", i / 60, i % 60), "v1"))
+        .collect();
+    let (a, b) = futures::join!(store.insert(batch.clone()), store.insert(batch.clone()));
+    assert_eq!(a.unwrap() + b.unwrap(), 200, "each row once across both writers");
+    assert_eq!(ends(store, query(Some("twice"), None, 1000)).await.len(), 200);
 }
 
 /// `n` distinct rows of one device, for counting round trips.

@@ -19,9 +19,10 @@ struct ReloadRequest {
     path: Option<String>,
 }
 
-/// `POST /api/reload`: `{"path": "models/new.onnx"}` (a file the handler can read), or the model
-/// bytes as `application/octet-stream`, or no body to re-read `ANOMALY_MODEL_PATH`. The new model
-/// is fully loaded and probed before it replaces the old one; a broken file changes nothing.
+/// `POST /api/reload`: `{"path": "new.onnx"}` (a regular file inside `ANOMALY_MODELS_DIR`), or
+/// the model bytes as `application/octet-stream`, or no body to re-read `ANOMALY_MODEL_PATH`.
+/// The new model is fully loaded and probed before it replaces the old one; a broken file
+/// changes nothing.
 pub async fn reload(
     State(state): AppStateRef,
     headers: HeaderMap,
@@ -56,10 +57,16 @@ pub async fn reload(
         )
     };
     let default_path = state.settings.model_path.clone();
-    let loaded = tokio::task::spawn_blocking(move || match (is_binary, path) {
-        (true, _) => Model::load_bytes(&bytes, "uploaded"),
-        (false, Some(p)) => Model::load_file(std::path::Path::new(&p)),
-        (false, None) => Model::load_file(&default_path),
+    let models_dir = state.settings.models_dir.clone();
+    let loaded = tokio::task::spawn_blocking(move || -> Result<Model, ReloadFailure> {
+        Ok(match (is_binary, path) {
+            (true, _) => Model::load_bytes(&bytes, "uploaded")?,
+            (false, Some(p)) => {
+                let file = model_file(&models_dir, &p)?;
+                Model::load_bytes(&file.bytes, &file.source)?
+            }
+            (false, None) => Model::load_file(&default_path)?,
+        })
     })
     .await
     .map_err(|e| {
@@ -98,5 +105,104 @@ pub async fn reload(
                 Some("path".into()),
             ))
         }
+    }
+}
+
+/// Why a reload changed nothing.
+#[derive(Debug, thiserror::Error)]
+enum ReloadFailure {
+    #[error(transparent)]
+    File(#[from] ModelFileRefusal),
+    #[error(transparent)]
+    Model(#[from] crate::scoring::ModelError),
+}
+
+/// The largest model file reload reads (the same cap as an uploaded model).
+pub const MAX_MODEL_FILE_BYTES: u64 = super::super::MAX_MODEL_BYTES as u64;
+
+/// Why a named model file is not read. The messages never say whether something exists outside
+/// the models folder.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ModelFileRefusal {
+    #[error("`path` must name a regular .onnx file inside the models folder (ANOMALY_MODELS_DIR)")]
+    NotInModelsDir,
+    #[error("the model file is larger than {MAX_MODEL_FILE_BYTES} bytes")]
+    TooLarge,
+    #[error("the model file could not be read: {0}")]
+    Read(std::io::ErrorKind),
+}
+
+/// A model file read from inside the models folder.
+pub struct ModelFile {
+    pub bytes: Vec<u8>,
+    /// The canonical path, for logs and `/api/model`.
+    pub source: String,
+}
+
+/// Reads `requested` (relative to `models_dir`, or absolute inside it) when it resolves, links
+/// followed, to a regular file inside `models_dir` no larger than [`MAX_MODEL_FILE_BYTES`].
+/// The file type is checked before opening, so a FIFO or device is never opened (opening a
+/// FIFO blocks), and the read stops one byte past the cap whatever the file claims.
+pub fn model_file(models_dir: &std::path::Path, requested: &str) -> Result<ModelFile, ModelFileRefusal> {
+    use std::io::Read;
+    let root = std::fs::canonicalize(models_dir).map_err(|_| ModelFileRefusal::NotInModelsDir)?;
+    let path = std::fs::canonicalize(root.join(requested)).map_err(|_| ModelFileRefusal::NotInModelsDir)?;
+    if !path.starts_with(&root) {
+        return Err(ModelFileRefusal::NotInModelsDir);
+    }
+    let meta = std::fs::metadata(&path).map_err(|_| ModelFileRefusal::NotInModelsDir)?;
+    if !meta.is_file() {
+        return Err(ModelFileRefusal::NotInModelsDir);
+    }
+    if meta.len() > MAX_MODEL_FILE_BYTES {
+        return Err(ModelFileRefusal::TooLarge);
+    }
+    let file = std::fs::File::open(&path).map_err(|e| ModelFileRefusal::Read(e.kind()))?;
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(MAX_MODEL_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| ModelFileRefusal::Read(e.kind()))?;
+    if bytes.len() as u64 > MAX_MODEL_FILE_BYTES {
+        return Err(ModelFileRefusal::TooLarge);
+    }
+    Ok(ModelFile {
+        bytes,
+        source: path.display().to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_regular_files_inside_the_models_folder_are_read() {
+        let base = std::env::temp_dir().join(format!("reload-confine-{}", std::process::id()));
+        let models = base.join("models");
+        std::fs::create_dir_all(&models).unwrap();
+        std::fs::write(models.join("m.onnx"), b"bytes").unwrap();
+        std::fs::write(base.join("secret.txt"), b"outside").unwrap();
+        std::os::unix::fs::symlink(base.join("secret.txt"), models.join("link.onnx")).unwrap();
+        let fifo = models.join("fifo.onnx");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status().map(|s| s.success());
+
+        assert_eq!(model_file(&models, "m.onnx").unwrap().bytes, b"bytes");
+        let inside_abs = models.join("m.onnx").display().to_string();
+        assert_eq!(model_file(&models, &inside_abs).unwrap().bytes, b"bytes");
+        for outside in ["../secret.txt", "link.onnx", "/etc/passwd", "/dev/zero", "missing.onnx", "."] {
+            assert_eq!(
+                model_file(&models, outside).err(),
+                Some(ModelFileRefusal::NotInModelsDir),
+                "{outside}"
+            );
+        }
+        if made == Ok(true) {
+            // Refused without opening it: opening a FIFO for reading would block.
+            assert_eq!(model_file(&models, "fifo.onnx").err(), Some(ModelFileRefusal::NotInModelsDir));
+        }
+        let big = std::fs::File::create(models.join("big.onnx")).unwrap();
+        big.set_len(MAX_MODEL_FILE_BYTES + 1).unwrap();
+        assert_eq!(model_file(&models, "big.onnx").err(), Some(ModelFileRefusal::TooLarge));
+        std::fs::remove_dir_all(&base).unwrap();
     }
 }

@@ -125,6 +125,22 @@ pub struct PooledConnection {
     broken: bool,
 }
 
+/// Runs one statement's `work` with the connection marked broken until it completes cleanly.
+///
+/// A future dropped mid-statement (the host cancelled the invocation, a timeout fired) never
+/// reaches the line after `await`: without the mark set *before*, the connection would go back
+/// to the pool with half a result set unread, and its next user would read a protocol error,
+/// classified as permanent.
+pub(crate) async fn guarded<T, E>(
+    broken: &mut bool,
+    work: impl Future<Output = Result<T, E>>,
+) -> Result<T, E> {
+    *broken = true;
+    let result = work.await;
+    *broken = result.is_err();
+    result
+}
+
 impl bb8::ManageConnection for Connector {
     type Connection = PooledConnection;
     type Error = SqlError;
@@ -231,11 +247,12 @@ impl Executor for PoolExecutor {
                 ),
             })?;
             self.sent.fetch_add(1, Ordering::Relaxed);
-            let result = execute(&mut conn.client, statement.sql, &statement.params).await;
-            if result.is_err() {
-                conn.broken = true;
-            }
-            result
+            let conn = &mut *conn;
+            guarded(
+                &mut conn.broken,
+                execute(&mut conn.client, statement.sql, &statement.params),
+            )
+            .await
         })
     }
 }

@@ -17,11 +17,18 @@ pub struct Migration {
 }
 
 /// Every script of `sql/`, in order (a test checks the folder and this list agree).
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "V001__anomalies.sql",
-    sql: include_str!("../../../sql/V001__anomalies.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "V001__anomalies.sql",
+        sql: include_str!("../../../sql/V001__anomalies.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "V002__binary_key_collation.sql",
+        sql: include_str!("../../../sql/V002__binary_key_collation.sql"),
+    },
+];
 
 pub const BOOTSTRAP: &str = "IF OBJECT_ID(N'dbo.schema_migrations', N'U') IS NULL
     CREATE TABLE dbo.schema_migrations (

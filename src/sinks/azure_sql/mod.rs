@@ -105,6 +105,10 @@ impl AnomalyStore for AzureSqlStore {
         "azure-sql"
     }
 
+    fn system_name(&self) -> &'static str {
+        "SQL"
+    }
+
     fn target(&self) -> String {
         self.target.clone()
     }

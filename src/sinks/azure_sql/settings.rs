@@ -214,6 +214,16 @@ impl SqlSettings {
         lookup: impl Fn(&str) -> Option<String>,
     ) -> Result<Option<Self>, SqlSettingsError> {
         let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        // Set but empty is a mistake (a Key Vault reference that did not resolve, a cleared
+        // app setting), not a choice of SQLite: falling back would store into a per-instance
+        // file while every invocation answers 2xx.
+        if lookup(CONNECTION_STRING).is_some_and(|v| v.trim().is_empty()) {
+            return Err(SqlSettingsError {
+                setting: CONNECTION_STRING,
+                problem: "is set but empty; remove the setting to use the embedded SQLite store"
+                    .into(),
+            });
+        }
         let Some(text) = get(CONNECTION_STRING) else {
             for knob in [POOL_SIZE, RETRY_BUDGET_MS] {
                 if get(knob).is_some() {

@@ -9,7 +9,13 @@
 //! explicit transaction. `UPDLOCK, HOLDLOCK` on the existence check take key-range locks, so
 //! when two instances insert the same re-delivered batch at once, one waits for the other and
 //! then finds the rows instead of both passing the check (the unique key would otherwise turn
-//! the race into error 2627). `ROW_NUMBER` drops a window repeated inside one batch.
+//! the race into error 2627). `ROW_NUMBER` drops a window repeated inside one batch, keeping the
+//! first (by position in the batch, as SQLite and the memory store do).
+//!
+//! **Keys compare in binary**, as in SQLite: the key columns are `Latin1_General_100_BIN2`
+//! (`sql/V002`), and the `OPENJSON` columns, which take the database's default (usually
+//! case-insensitive) collation, are cast to it wherever keys are compared or grouped, so
+//! `Pump-1` and `pump-1` are two devices here too.
 
 use serde::Serialize;
 use serde_json::Value;
@@ -19,7 +25,7 @@ use crate::sinks::{since_instant, window_end_instants, HistoryQuery, StoreError}
 
 /// Column limits of `sql/V001__anomalies.sql`: a longer value is refused before it is sent
 /// (ingress and model loading already refuse longer names).
-pub const MAX_KEY_CHARS: usize = crate::domain::MAX_NAME_CHARS;
+pub const MAX_KEY_UNITS: usize = crate::domain::MAX_NAME_UNITS;
 pub const MAX_TIME_CHARS: usize = 40;
 
 /// One parameter of a statement (`@P1`, `@P2`, ... in order).
@@ -56,7 +62,10 @@ FROM (
     SELECT j.device_id, j.window_end, j.window_end_ms, j.model_version, j.score, j.threshold, j.severity,
         j.contributions, j.features, j.top_channel, j.explanation, j.partition_id, j.sequence_number,
         j.event_offset, j.enqueued_time, j.inserted_at,
-        ROW_NUMBER() OVER (PARTITION BY j.device_id, j.window_end, j.model_version ORDER BY j.window_end_ms) AS occurrence
+        ROW_NUMBER() OVER (
+            PARTITION BY j.device_id COLLATE Latin1_General_100_BIN2, j.window_end COLLATE Latin1_General_100_BIN2,
+                j.model_version COLLATE Latin1_General_100_BIN2
+            ORDER BY j.ordinal) AS occurrence
     FROM OPENJSON(@P1) WITH (
         device_id nvarchar(128) '$.device_id',
         window_end nvarchar(40) '$.window_end',
@@ -73,13 +82,16 @@ FROM (
         sequence_number bigint '$.sequence_number',
         event_offset nvarchar(128) '$.event_offset',
         enqueued_time nvarchar(64) '$.enqueued_time',
-        inserted_at nvarchar(40) '$.inserted_at'
+        inserted_at nvarchar(40) '$.inserted_at',
+        ordinal bigint '$.ordinal'
     ) AS j
 ) AS b
 WHERE b.occurrence = 1
     AND NOT EXISTS (
         SELECT 1 FROM dbo.anomalies AS a WITH (UPDLOCK, HOLDLOCK)
-        WHERE a.device_id = b.device_id AND a.window_end = b.window_end AND a.model_version = b.model_version);
+        WHERE a.device_id = b.device_id COLLATE Latin1_General_100_BIN2
+            AND a.window_end = b.window_end COLLATE Latin1_General_100_BIN2
+            AND a.model_version = b.model_version COLLATE Latin1_General_100_BIN2);
 SELECT CAST(@@ROWCOUNT AS bigint) AS inserted;";
 
 /// Newest window first by instant; ties by device, then newest insert (as SQLite). `RECOMPILE`
@@ -116,12 +128,15 @@ struct PayloadRow<'a> {
     event_offset: Option<&'a str>,
     enqueued_time: Option<&'a str>,
     inserted_at: &'a str,
+    /// Position in the batch: the first of repeated windows is the one kept.
+    ordinal: usize,
 }
 
 fn check_length(what: &str, value: &str, max: usize) -> Result<(), StoreError> {
-    if value.chars().count() > max {
+    // nvarchar(n) counts UTF-16 code units: a character outside the BMP takes two.
+    if crate::domain::name_units(value) > max {
         return Err(StoreError::invalid(format!(
-            "{what} is longer than the {max} characters its column holds"
+            "{what} is longer than the {max} UTF-16 code units its column holds"
         )));
     }
     Ok(())
@@ -131,20 +146,20 @@ fn check_length(what: &str, value: &str, max: usize) -> Result<(), StoreError> {
 pub fn insert(rows: &[AnomalyRow], inserted_at: &str) -> Result<Statement, StoreError> {
     let instants = window_end_instants(rows)?;
     let mut payload = Vec::with_capacity(rows.len());
-    for (r, window_end_ms) in rows.iter().zip(instants) {
+    for (ordinal, (r, window_end_ms)) in rows.iter().zip(instants).enumerate() {
         for (what, value) in [
             ("device_id", r.device_id.as_str()),
             ("model_version", r.model_version.as_str()),
             ("top_channel", r.top_channel.as_str()),
         ] {
-            check_length(what, value, MAX_KEY_CHARS)?;
+            check_length(what, value, MAX_KEY_UNITS)?;
         }
         check_length("window_end", &r.window_end, MAX_TIME_CHARS)?;
         for (what, value) in [
             ("partition_id", &r.lineage.partition_id),
             ("offset", &r.lineage.offset),
         ] {
-            check_length(what, value.as_deref().unwrap_or_default(), MAX_KEY_CHARS)?;
+            check_length(what, value.as_deref().unwrap_or_default(), MAX_KEY_UNITS)?;
         }
         check_length(
             "enqueued_time",
@@ -171,6 +186,7 @@ pub fn insert(rows: &[AnomalyRow], inserted_at: &str) -> Result<Statement, Store
             event_offset: r.lineage.offset.as_deref(),
             enqueued_time: r.lineage.enqueued_time.as_deref(),
             inserted_at,
+            ordinal,
         });
     }
     let json = serde_json::to_string(&payload)

@@ -191,3 +191,82 @@ async fn history_and_ping_send_their_statements() {
     assert_eq!((sent[1].sql, sent[2].sql), (PING, PING));
     assert_eq!(store.kind(), "azure-sql");
 }
+
+/// A stand-in for a SQL session (no server here): bb8 hands it out and takes it back exactly as
+/// it does a TDS connection, so the pool's treatment of a cancelled statement is the real one.
+mod cancelled_statements {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use crate::sinks::azure_sql::connection::guarded;
+
+    struct StandInSession {
+        id: usize,
+        broken: bool,
+    }
+
+    #[derive(Default)]
+    struct StandInManager {
+        opened: AtomicUsize,
+    }
+
+    impl bb8::ManageConnection for StandInManager {
+        type Connection = StandInSession;
+        type Error = std::io::Error;
+
+        async fn connect(&self) -> Result<StandInSession, std::io::Error> {
+            Ok(StandInSession {
+                id: self.opened.fetch_add(1, Ordering::SeqCst),
+                broken: false,
+            })
+        }
+
+        async fn is_valid(&self, _: &mut StandInSession) -> Result<(), std::io::Error> {
+            Ok(())
+        }
+
+        fn has_broken(&self, conn: &mut StandInSession) -> bool {
+            conn.broken
+        }
+    }
+
+    #[tokio::test]
+    async fn a_statement_cancelled_mid_flight_never_returns_its_connection_to_the_pool_with_a_stand_in_session(
+    ) {
+        let pool = bb8::Pool::builder()
+            .max_size(1)
+            .build(StandInManager::default())
+            .await
+            .unwrap();
+        // A statement that completes: the session is reused.
+        {
+            let mut conn = pool.get().await.unwrap();
+            let conn = &mut *conn;
+            let done: Result<(), ()> = guarded(&mut conn.broken, async { Ok(()) }).await;
+            assert!(done.is_ok());
+        }
+        assert_eq!(pool.get().await.unwrap().id, 0, "a clean session is reused");
+        // A statement whose invocation is cancelled while the server is still answering.
+        {
+            let mut conn = pool.get().await.unwrap();
+            let conn = &mut *conn;
+            let cancelled = tokio::time::timeout(
+                Duration::from_millis(20),
+                guarded(&mut conn.broken, std::future::pending::<Result<(), ()>>()),
+            )
+            .await;
+            assert!(cancelled.is_err(), "the statement was cut off");
+        }
+        let next = pool.get().await.unwrap();
+        assert_eq!(next.id, 1, "the half-used session was dropped, a new one opened");
+        drop(next);
+        // A statement that fails: dropped too.
+        {
+            let mut conn = pool.get().await.unwrap();
+            let conn = &mut *conn;
+            let failed: Result<(), ()> = guarded(&mut conn.broken, async { Err(()) }).await;
+            assert!(failed.is_err());
+        }
+        assert_eq!(pool.get().await.unwrap().id, 2);
+    }
+}

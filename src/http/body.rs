@@ -1,0 +1,102 @@
+//! Reading an invocation body without a hard 413.
+//!
+//! A 413 is a failure the host retries and then checkpoints past: the batch would be lost. So an
+//! invocation over the limit is still read to its end, keeping only its first and last
+//! [`KEPT_BYTES`] and a SHA-256 of the whole, and is answered with one `invocation_too_large`
+//! dead letter that names where its events still are (partition and sequence numbers, read from
+//! the host's `Metadata`, which it writes after `Data`). Memory stays at the limit plus twice
+//! [`KEPT_BYTES`], whatever arrives.
+
+use axum::body::{Body, Bytes};
+use futures::StreamExt;
+use sha2::{Digest, Sha256};
+
+/// Bytes kept from each end of an oversized body: the host's `Metadata` for a full batch
+/// (per-event sequence numbers, offsets, times and properties) fits well within this.
+pub const KEPT_BYTES: usize = 2 << 20;
+
+/// A body read whole, or the ends of one that was over the limit.
+pub enum ReadBody {
+    Whole(Bytes),
+    TooLarge(Oversized),
+}
+
+pub struct Oversized {
+    pub total: u64,
+    pub head: Vec<u8>,
+    pub tail: Vec<u8>,
+    pub sha256: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read the request body: {0}")]
+pub struct BodyError(#[source] axum::Error);
+
+pub async fn read_limited(body: Body, limit: usize) -> Result<ReadBody, BodyError> {
+    let mut stream = body.into_data_stream();
+    let mut whole: Vec<u8> = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(BodyError)?;
+        if whole.len() + chunk.len() <= limit {
+            whole.extend_from_slice(&chunk);
+            continue;
+        }
+        // Over the limit: from here on only the ends and the hash are kept.
+        let mut hasher = Sha256::new();
+        hasher.update(&whole);
+        let mut total = whole.len() as u64;
+        let mut head = whole;
+        head.truncate(KEPT_BYTES);
+        head.shrink_to_fit();
+        let mut tail = std::collections::VecDeque::with_capacity(KEPT_BYTES);
+        let mut take = |bytes: &[u8], head: &mut Vec<u8>, tail: &mut std::collections::VecDeque<u8>| {
+            hasher.update(bytes);
+            total += bytes.len() as u64;
+            let room = KEPT_BYTES.saturating_sub(head.len());
+            head.extend_from_slice(&bytes[..room.min(bytes.len())]);
+            let keep = &bytes[bytes.len().saturating_sub(KEPT_BYTES)..];
+            let overflow = (tail.len() + keep.len()).saturating_sub(KEPT_BYTES);
+            tail.drain(..overflow.min(tail.len()));
+            tail.extend(keep);
+        };
+        take(&chunk, &mut head, &mut tail);
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(BodyError)?;
+            take(&chunk, &mut head, &mut tail);
+        }
+        return Ok(ReadBody::TooLarge(Oversized {
+            total,
+            head,
+            tail: tail.into_iter().collect(),
+            sha256: crate::domain::wire::hex(&hasher.finalize()),
+        }));
+    }
+    Ok(ReadBody::Whole(Bytes::from(whole)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body_of(chunks: Vec<Vec<u8>>) -> Body {
+        let stream = futures::stream::iter(chunks.into_iter().map(Ok::<_, std::io::Error>));
+        Body::from_stream(stream)
+    }
+
+    #[tokio::test]
+    async fn bodies_within_the_limit_are_whole_and_larger_ones_keep_only_their_ends() {
+        let small = read_limited(body_of(vec![b"ab".to_vec(), b"cd".to_vec()]), 4).await.unwrap();
+        assert!(matches!(small, ReadBody::Whole(b) if &b[..] == b"abcd"));
+
+        let chunk: Vec<u8> = (0..=255u8).cycle().take(1 << 20).collect();
+        let chunks = vec![chunk.clone(); 7]; // 7 MiB through a 1 KiB limit
+        let ReadBody::TooLarge(big) = read_limited(body_of(chunks.clone()), 1024).await.unwrap() else {
+            panic!("over the limit");
+        };
+        let all: Vec<u8> = chunks.concat();
+        assert_eq!(big.total, all.len() as u64);
+        assert_eq!(big.head, all[..KEPT_BYTES]);
+        assert_eq!(big.tail, all[all.len() - KEPT_BYTES..]);
+        assert_eq!(big.sha256, crate::domain::wire::hex(&Sha256::digest(&all)));
+    }
+}
