@@ -349,8 +349,9 @@ mod tests {
 
     #[test]
     fn metadata_is_found_at_the_end_of_a_truncated_body_and_not_forged_by_event_text() {
+        let padding = "x".repeat(5000);
         let bodies: Vec<String> = (0..3)
-            .map(|i| format!("{{\"device_id\":\"d{i}\",\"note\":\"\\\"Metadata\\\":{{}}}}\"}}"))
+            .map(|i| format!("{{\"pad\":\"{padding}\"}}") + &format!("{{\"device_id\":\"d{i}\",\"note\":\"\\\"Metadata\\\":{{}}}}\"}}"))
             .collect();
         let request = many_string_invocation("events", &bodies, "7", 100, "2026-01-01T00:00:00Z");
         let text = request.to_string();

@@ -103,12 +103,14 @@ impl BatchInfo {
     }
 
     /// Whether a failure now is final: the host will not retry this batch again, and its
-    /// listener checkpoints past it. Without a `RetryContext` the host applies no retry policy,
-    /// so every attempt is the last.
+    /// listener checkpoints past it. The host sends `RetryContext` only on retries (the WebJobs
+    /// executor creates it after the first failure, with `RetryCount` 1, 2, ...), so its absence
+    /// is the first attempt of `function.json`'s retry policy (a test holds that the policy is
+    /// there); `MaxRetryCount` -1 retries for ever.
     pub fn is_last_attempt(&self) -> bool {
         match (self.retry_count, self.max_retry_count) {
             (Some(count), Some(max)) => max >= 0 && count >= max,
-            _ => true,
+            _ => false,
         }
     }
 

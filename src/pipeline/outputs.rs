@@ -13,20 +13,28 @@ const MAX_LOG_LINES: usize = 50;
 
 pub fn summary_line(s: &BatchSummary) -> String {
     let mut line = format!(
-        "ScoreWindows: {} events, {} windows scored, {} anomalies ({} new, {} dead-lettered for the store), {} refused, model {}, partition {}, sequence numbers {}, {:.1} ms",
+        "ScoreWindows: {} events, {} windows scored, {} anomalies ({} new), {} refused, model {}, partition {}, sequence numbers {}, {:.1} ms",
         s.events,
         s.windows_scored,
         s.anomalies,
         s.inserted,
-        s.diverted,
         s.refused,
         s.model_version,
         s.batch.partition_text(),
         s.batch.sequence_text(),
         s.elapsed.as_secs_f64() * 1e3
     );
+    if s.diverted > 0 {
+        line.push_str(&format!(
+            ", {} anomalies dead-lettered for the store",
+            s.diverted
+        ));
+    }
     if let Some(retry) = s.batch.retry_count {
         line.push_str(&format!(", host retry {retry}"));
+        if let Some(max) = s.batch.max_retry_count {
+            line.push_str(&format!(" of {max}"));
+        }
     }
     line
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde_json::{json, Map, Value};
 
 use super::*;
-use crate::domain::{RejectionKind, ALERT_SCHEMA_VERSION, DEAD_LETTER_SCHEMA_VERSION};
+use crate::domain::{RejectionKind, ALERT_SCHEMA_VERSION};
 use crate::sinks::{HistoryQuery, MemoryStore, StoreFuture};
 
 fn model() -> Model {
@@ -213,11 +213,12 @@ impl AnomalyStore for FailingStoreDouble {
 async fn a_transient_store_failure_fails_the_batch_while_the_host_will_retry_it() {
     let pipeline = pipeline_with(Arc::new(FailingStoreDouble::new(true, None)));
     let batch = mixed_batch(&pipeline.model());
-    for (count, max) in [(0, 5), (4, 5), (7, -1)] {
-        let error = pipeline
-            .score_batch(&with_retry(request(&batch, 1), count, max))
-            .await
-            .unwrap_err();
+    for retry in [None, Some((1, 5)), Some((4, 5)), Some((7, -1))] {
+        let mut req = request(&batch, 1);
+        if let Some((count, max)) = retry {
+            req = with_retry(req, count, max);
+        }
+        let error = pipeline.score_batch(&req).await.unwrap_err();
         let PipelineError::Store(store_error) = &error else {
             panic!("expected a store error, got {error}");
         };
@@ -227,7 +228,7 @@ async fn a_transient_store_failure_fails_the_batch_while_the_host_will_retry_it(
     }
     let metrics = pipeline.metrics().render();
     assert!(
-        metrics.contains("sensor_anomaly_store_errors_total{class=\"transient\"} 3"),
+        metrics.contains("sensor_anomaly_store_errors_total{class=\"transient\"} 4"),
         "{metrics}"
     );
     // Nothing was counted as scored: the host will re-deliver the batch.
@@ -239,7 +240,7 @@ async fn a_transient_store_failure_fails_the_batch_while_the_host_will_retry_it(
 
 #[tokio::test]
 async fn on_the_last_attempt_unstorable_anomalies_are_dead_lettered_whole_not_lost() {
-    for (transient, retry) in [(true, Some((5, 5))), (true, None), (false, Some((0, 5)))] {
+    for (transient, retry) in [(true, Some((5, 5))), (true, Some((9, 5))), (false, None)] {
         let pipeline = pipeline_with(Arc::new(FailingStoreDouble::new(transient, None)));
         let batch = mixed_batch(&pipeline.model());
         let mut req = request(&batch, 1);

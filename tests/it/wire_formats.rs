@@ -32,7 +32,7 @@ fn assert_valid(validator: &jsonschema::Validator, what: &str, message: &Value) 
 #[tokio::test]
 async fn produced_alerts_and_dead_letters_follow_their_schemas() {
     let alert_schema = validator("schemas/alert.v1.schema.json");
-    let dead_schema = validator("schemas/dead-letter.v1.schema.json");
+    let dead_schema = validator("schemas/dead-letter.v2.schema.json");
     let app = spawn_app().await;
     let w = windows(6, 2);
     let mut bodies = texts(&w);
@@ -47,6 +47,8 @@ async fn produced_alerts_and_dead_letters_follow_their_schemas() {
     let mut runaway = w[3].clone();
     runaway.insert("sound_max".into(), json!(3.0e38));
     runaway.insert("sound_mean".into(), json!(-3.0e38));
+    let mut future = w[2].clone();
+    future.insert("window_end".into(), json!("2999-01-01T00:00:00Z"));
     let mut deep = Value::String("{}".into());
     for _ in 0..12 {
         deep = Value::String(serde_json::to_string(&deep).unwrap());
@@ -57,6 +59,7 @@ async fn produced_alerts_and_dead_letters_follow_their_schemas() {
         Value::Object(null_feature).to_string(),
         Value::Object(missing_feature).to_string(),
         Value::Object(runaway).to_string(),
+        Value::Object(future).to_string(),
         "temperature=21.5".to_string(),
         "42".to_string(),
         deep.as_str().unwrap().to_string(),
@@ -94,6 +97,7 @@ async fn produced_alerts_and_dead_letters_follow_their_schemas() {
         "missing_feature",
         "invalid_feature",
         "non_finite_score",
+        "future_window",
     ]
     .into();
     assert_eq!(
@@ -134,10 +138,33 @@ fn documented_examples_follow_the_schemas() {
         &example_after(&page, "### Example alert"),
     );
     assert_valid(
-        &validator("schemas/dead-letter.v1.schema.json"),
+        &validator("schemas/dead-letter.v2.schema.json"),
         "documented dead letter",
         &example_after(&page, "### Example dead letter"),
     );
+}
+
+/// The dead-letter kinds no event body can produce (store and size failures) are checked where
+/// they are produced; this holds the schema's list to the code's.
+#[test]
+fn the_dead_letter_schema_lists_every_kind_the_code_has() {
+    let text = std::fs::read_to_string(repo_path("schemas/dead-letter.v2.schema.json")).unwrap();
+    let schema: Value = serde_json::from_str(&text).unwrap();
+    let listed: BTreeSet<String> = schema["properties"]["kind"]["enum"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap().to_string())
+        .collect();
+    let code: BTreeSet<String> = sensor_anomaly::domain::RejectionKind::ALL
+        .iter()
+        .map(|k| k.as_str().to_string())
+        .collect();
+    assert_eq!(listed, code);
+    let page = std::fs::read_to_string(repo_path("docs/wire-formats.md")).unwrap();
+    for kind in &code {
+        assert!(page.contains(&format!("| `{kind}` |")), "{kind} is documented");
+    }
 }
 
 #[test]

@@ -69,6 +69,15 @@ fn every_payload_field_is_a_column_of_the_openjson_clause() {
             INSERT_ANOMALIES.contains(&format!("'$.{key}'")),
             "{key} not shredded"
         );
+        if key == "ordinal" {
+            // The row's position in the batch: orders repeated windows, is not stored.
+            assert!(INSERT_ANOMALIES.contains("ORDER BY j.ordinal"));
+            continue;
+        }
+        assert!(
+            INSERT_ANOMALIES.contains(&format!("'$.{key}'")),
+            "{key} not shredded"
+        );
         assert!(
             INSERT_ANOMALIES.contains(&format!("b.{key}")),
             "{key} not inserted"
@@ -145,12 +154,34 @@ fn history_rows_decode_in_column_order() {
 /// construct found here and not in the SQL is an error, so the list stays true.
 const NOT_IN_THE_DIALECT: [&str; 1] = ["OPTION (RECOMPILE)"];
 
+/// T-SQL forms the dialect parses only in another spelling: `ALTER COLUMN c type COLLATE x NOT
+/// NULL` (sqlparser 0.59 knows only `SET DATA TYPE t`, without a collation), parsed in that
+/// spelling; `migrate::tests` checks the collation itself. Each must occur in
+/// a migration (checked in `migrate::tests`), so the list stays true.
+pub(crate) const RESPELLED: [(&str, &str); 3] = [
+    (
+        "ALTER COLUMN device_id nvarchar(128) COLLATE Latin1_General_100_BIN2 NOT NULL",
+        "ALTER COLUMN device_id SET DATA TYPE nvarchar(128)",
+    ),
+    (
+        "ALTER COLUMN window_end nvarchar(40) COLLATE Latin1_General_100_BIN2 NOT NULL",
+        "ALTER COLUMN window_end SET DATA TYPE nvarchar(40)",
+    ),
+    (
+        "ALTER COLUMN model_version nvarchar(128) COLLATE Latin1_General_100_BIN2 NOT NULL",
+        "ALTER COLUMN model_version SET DATA TYPE nvarchar(128)",
+    ),
+];
+
 /// Parses T-SQL with sqlparser's MS SQL dialect, without the constructs it lacks; returns the
 /// number of statements.
 pub(crate) fn parse_tsql(sql: &str) -> Result<usize, String> {
     let mut text = sql.to_string();
     for construct in NOT_IN_THE_DIALECT {
         text = text.replace(construct, "");
+    }
+    for (tsql, spelling) in RESPELLED {
+        text = text.replace(tsql, spelling);
     }
     Parser::parse_sql(&MsSqlDialect {}, &text)
         .map(|statements| statements.len())
