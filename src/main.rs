@@ -15,6 +15,7 @@ use sensor_anomaly::telemetry::{self, AppInsightsSettings};
 use sensor_anomaly::tools::demo::{self, DemoOptions};
 use sensor_anomaly::tools::simulate::{self, FaultKind, SimConfig};
 use sensor_anomaly::tools::windowing::{self, Channels, WindowSpec};
+use sensor_anomaly::tools::replay::{self, ReplayFilter, ReplayStats};
 use sensor_anomaly::tools::{eventhubs, schema, score_file};
 
 #[derive(Parser)]
@@ -76,6 +77,37 @@ enum Command {
         /// Stop after this many seconds without an event.
         #[arg(long)]
         idle_secs: Option<u64>,
+        /// Print each event's body as it is (one JSON document per line) instead of a summary:
+        /// dead letters saved this way are `replay --input`'s input.
+        #[arg(long)]
+        raw: bool,
+    },
+    /// Send dead-lettered windows (store_unavailable, store_rejected, future_window) through the
+    /// pipeline again: to the windows hub (--event-hub) or a handler (--url). Safe to repeat.
+    Replay {
+        /// Dead letters as JSON lines ('-' for standard input), e.g. saved with `alerts --raw`.
+        #[arg(long, conflicts_with = "from_event_hub", required_unless_present = "from_event_hub")]
+        input: Option<PathBuf>,
+        /// Read the dead letters from this event hub instead (the dead-letter hub), from the
+        /// oldest retained event, until --idle-secs pass without one.
+        #[arg(long)]
+        from_event_hub: Option<String>,
+        /// The consumer group for --from-event-hub.
+        #[arg(long, default_value = "$Default")]
+        consumer_group: String,
+        /// With --from-event-hub: stop after this many seconds without an event.
+        #[arg(long, default_value_t = 10)]
+        idle_secs: u64,
+        /// Publish the windows to this event hub (the windows hub ScoreWindows is triggered by).
+        #[command(flatten)]
+        hub: HubArgs,
+        /// Or POST them to a running handler (e.g. http://127.0.0.1:8080) as host invocations.
+        #[arg(long, conflicts_with = "event_hub", required_unless_present = "event_hub")]
+        url: Option<String>,
+        /// Dead-letter kinds to replay, comma-separated (default: store_unavailable,
+        /// store_rejected, future_window: the windows refused for reasons outside them).
+        #[arg(long, value_delimiter = ',')]
+        kinds: Vec<String>,
     },
     /// Compute Stream Analytics window features from telemetry JSON lines.
     Window {
@@ -449,6 +481,7 @@ fn run(cli: Cli) -> Result<()> {
             from_start,
             count,
             idle_secs,
+            raw,
         } => {
             let name = hub.hub()?.to_string();
             let conn = hub.connection()?;
@@ -478,11 +511,34 @@ fn run(cli: Cli) -> Result<()> {
                 &consumer_group,
                 from,
                 limits,
-                |event| println!("{}", eventhubs::describe(&event)),
+                |event| {
+                    if raw {
+                        println!("{}", String::from_utf8_lossy(&event.body));
+                    } else {
+                        println!("{}", eventhubs::describe(&event));
+                    }
+                },
             ))?;
             eprintln!("{read} event(s) read");
             Ok(())
         }
+        Command::Replay {
+            input,
+            from_event_hub,
+            consumer_group,
+            idle_secs,
+            hub,
+            url,
+            kinds,
+        } => replay_dead_letters(ReplayArgs {
+            input,
+            from_event_hub,
+            consumer_group,
+            idle: std::time::Duration::from_secs(idle_secs),
+            hub,
+            url,
+            kinds,
+        }),
         Command::Simulate { sim, out, .. } => {
             let config = sim.config()?;
             let mut w = writer(&out)?;
@@ -630,6 +686,107 @@ enum Shape {
 }
 
 /// Simulates on a blocking thread and publishes as it goes (samples), or after windowing.
+struct ReplayArgs {
+    input: Option<PathBuf>,
+    from_event_hub: Option<String>,
+    consumer_group: String,
+    idle: std::time::Duration,
+    hub: HubArgs,
+    url: Option<String>,
+    kinds: Vec<String>,
+}
+
+fn replay_dead_letters(args: ReplayArgs) -> Result<()> {
+    let filter = if args.kinds.is_empty() {
+        ReplayFilter::default()
+    } else {
+        ReplayFilter::named(&args.kinds).map_err(anyhow::Error::msg)?
+    };
+    telemetry::init("off", None)?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    let mut stats = ReplayStats::default();
+    let mut windows: Vec<(String, String)> = Vec::new();
+    // Dead letters are a few KB each: the windows of even a long outage fit in memory.
+    match (&args.input, &args.from_event_hub) {
+        (Some(input), _) => {
+            let text = read_input(input)?;
+            for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+                windows.extend(stats.take(line.as_bytes(), &filter));
+            }
+        }
+        (None, Some(source)) => {
+            let conn = args.hub.connection()?;
+            eprintln!(
+                "reading dead letters from {source} on {} through {} (from the oldest retained)",
+                conn.namespace(),
+                args.consumer_group
+            );
+            runtime.block_on(eventhubs::tail(
+                &conn,
+                source,
+                &args.consumer_group,
+                eventhubs::TailFrom::Earliest,
+                eventhubs::TailLimits {
+                    count: None,
+                    idle: Some(args.idle),
+                },
+                |event| windows.extend(stats.take(&event.body, &filter)),
+            ))?;
+        }
+        (None, None) => bail!("--input or --from-event-hub is required"),
+    }
+    eprintln!("{stats}");
+    if windows.is_empty() {
+        println!("nothing to replay");
+        return Ok(());
+    }
+    if let Some(url) = &args.url {
+        let bodies: Vec<String> = windows.into_iter().map(|(_, body)| body).collect();
+        let binding = Settings::from_env()
+            .map(|s| s.trigger_binding)
+            .unwrap_or_else(|_| "events".into());
+        let totals = runtime.block_on(replay::to_handler(url, &bodies, &binding))?;
+        println!(
+            "replayed {} windows to {url} in {} invocations: {} alerts, {} dead letters",
+            bodies.len(),
+            totals.invocations,
+            totals.alerts,
+            totals.dead_letters
+        );
+        return Ok(());
+    }
+    let name = args.hub.hub()?.to_string();
+    let conn = args.hub.connection()?;
+    runtime.block_on(async {
+        let (producer, _) =
+            eventhubs::open_producer(&conn, &name, eventhubs::retry_options()).await?;
+        let (tx, rx) = tokio::sync::mpsc::channel::<eventhubs::OutgoingEvent>(windows.len().max(1));
+        for (device_id, body) in windows {
+            let _ = tx
+                .send(eventhubs::OutgoingEvent {
+                    partition_key: device_id,
+                    body: body.into_bytes(),
+                    at_ms: None,
+                })
+                .await;
+        }
+        drop(tx);
+        let stats = eventhubs::publish(
+            &conn,
+            &producer,
+            &name,
+            rx,
+            eventhubs::Pacing::default(),
+            None,
+            |_| {},
+        )
+        .await?;
+        let _ = producer.close().await;
+        println!("replayed {stats} to {name}");
+        anyhow::Ok(())
+    })
+}
+
 fn publish_simulation(
     hub: &HubArgs,
     config: SimConfig,

@@ -126,6 +126,14 @@ resource setup 'Microsoft.Resources/deploymentScripts@2023-08-01' = {
         name: 'MIGRATION_001_SQL'
         value: loadTextContent('../../sql/V001__anomalies.sql')
       }
+      {
+        name: 'MIGRATION_002_NAME'
+        value: 'V002__binary_key_collation.sql'
+      }
+      {
+        name: 'MIGRATION_002_SQL'
+        value: loadTextContent('../../sql/V002__binary_key_collation.sql')
+      }
     ]
     scriptContent: loadTextContent('../scripts/sql-setup.sh')
   }

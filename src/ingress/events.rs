@@ -16,46 +16,65 @@ use crate::domain::{name_fits, RecordError, WindowRecord, MAX_NAME_UNITS};
 /// Splits one event body into its JSON objects. Each item is a record object, or the reason a
 /// part of the body could not be read; good parts survive bad neighbours.
 pub fn decode_event_body(body: &Value) -> Vec<Result<Map<String, Value>, RecordError>> {
+    decode_event_items(body)
+        .into_iter()
+        .map(|item| item.record)
+        .collect()
+}
+
+/// One part of an event body: a record, or why it was refused with the refused part's own text
+/// where there is one (an element of an array, a line), so that a dead letter can carry that
+/// part instead of the whole event.
+#[derive(Debug)]
+pub struct BodyItem {
+    pub record: Result<Map<String, Value>, RecordError>,
+    pub text: Option<String>,
+}
+
+/// [`decode_event_body`], with each refused part's own text.
+pub fn decode_event_items(body: &Value) -> Vec<BodyItem> {
     let mut out = Vec::new();
     collect_objects(body, 0, &mut out);
     if out.is_empty() {
-        out.push(Err(RecordError::NotJson("empty body".into())));
+        out.push(refused(RecordError::NotJson("empty body".into()), None));
     }
     out
 }
 
-fn collect_objects(
-    value: &Value,
-    depth: usize,
-    out: &mut Vec<Result<Map<String, Value>, RecordError>>,
-) {
+fn refused(error: RecordError, text: Option<String>) -> BodyItem {
+    BodyItem {
+        record: Err(error),
+        text,
+    }
+}
+
+fn collect_objects(value: &Value, depth: usize, out: &mut Vec<BodyItem>) {
     if depth > MAX_ENCODING_DEPTH {
-        out.push(Err(RecordError::TooDeep));
+        out.push(refused(RecordError::TooDeep, None));
         return;
     }
     match value {
-        Value::Object(map) => out.push(Ok(map.clone())),
+        Value::Object(map) => out.push(BodyItem {
+            record: Ok(map.clone()),
+            text: None,
+        }),
         Value::Array(items) => {
             for item in items {
                 collect_objects(item, depth + 1, out);
             }
         }
         Value::String(text) => collect_from_text(text, depth + 1, out),
-        Value::Null => out.push(Err(RecordError::NotAnObject("null"))),
-        Value::Bool(_) => out.push(Err(RecordError::NotAnObject("boolean"))),
-        Value::Number(_) => out.push(Err(RecordError::NotAnObject("number"))),
+        Value::Null => out.push(refused(RecordError::NotAnObject("null"), Some("null".into()))),
+        Value::Bool(b) => out.push(refused(RecordError::NotAnObject("boolean"), Some(b.to_string()))),
+        Value::Number(n) => out.push(refused(RecordError::NotAnObject("number"), Some(n.to_string()))),
     }
 }
 
 /// Text is JSON (one value, or several separated by newlines), or base64 of such text.
-fn collect_from_text(
-    text: &str,
-    depth: usize,
-    out: &mut Vec<Result<Map<String, Value>, RecordError>>,
-) {
+fn collect_from_text(text: &str, depth: usize, out: &mut Vec<BodyItem>) {
     let trimmed = text.trim_matches(|c: char| c.is_whitespace() || c == '\u{feff}');
     if trimmed.is_empty() {
-        out.push(Err(RecordError::NotJson("empty body".into())));
+        out.push(refused(RecordError::NotJson("empty body".into()), None));
         return;
     }
     if !trimmed.starts_with(['{', '[', '"']) {
@@ -64,7 +83,7 @@ fn collect_from_text(
         } else {
             match decode_base64_text(trimmed) {
                 Some(decoded) => collect_from_text(&decoded, depth + 1, out),
-                None => out.push(Err(RecordError::NotJson(preview(trimmed)))),
+                None => out.push(refused(RecordError::NotJson(preview(trimmed)), None)),
             }
         }
         return;
@@ -83,17 +102,17 @@ fn collect_from_text(
             for line in trimmed.lines().map(str::trim).filter(|l| !l.is_empty()) {
                 match serde_json::from_str::<Value>(line) {
                     Ok(v) => collect_objects(&v, depth, out),
-                    Err(e) => out.push(Err(RecordError::NotJson(format!(
-                        "{e} in line {}",
-                        preview(line)
-                    )))),
+                    Err(e) => out.push(refused(
+                        RecordError::NotJson(format!("{e} in line {}", preview(line))),
+                        Some(line.to_string()),
+                    )),
                 }
             }
         }
-        Err(e) => out.push(Err(RecordError::NotJson(format!(
-            "{e}: {}",
-            preview(trimmed)
-        )))),
+        Err(e) => out.push(refused(
+            RecordError::NotJson(format!("{e}: {}", preview(trimmed))),
+            None,
+        )),
     }
 }
 

@@ -112,15 +112,17 @@ pub fn decode_events(
 ) -> Decoded {
     let mut decoded = Decoded::default();
     for (index, event) in batch.iter().enumerate() {
-        let items = events::decode_event_body(&event.body);
+        let items = events::decode_event_items(&event.body);
         let several = items.len() > 1;
         let mut refusals = EventRefusals::new(event, index);
         for (position, item) in items.into_iter().enumerate() {
             let record_index = several.then_some(position);
-            let map = match item {
+            let map = match item.record {
                 Ok(map) => map,
                 Err(error) => {
-                    refusals.refuse(&error, record_index, || None, &mut decoded);
+                    // The part's own text when the event held several; else the whole body.
+                    let own = || item.text.filter(|_| several);
+                    refusals.refuse(&error, record_index, own, &mut decoded);
                     continue;
                 }
             };

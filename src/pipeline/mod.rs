@@ -492,8 +492,13 @@ struct Persisted {
     diverted: Vec<DeadLetter>,
 }
 
-/// One trace per batch with its anomalous devices: Application Insights' per-device view reads
-/// this (device ids are unbounded, so they are no metric dimension). Bounded by the batch.
+/// The trace with a batch's anomalous devices, and its properties: `devices` is a JSON array of
+/// `[device_id, anomalies, critical]`. The workbook's per-device view reads it (device ids are
+/// unbounded, so they are no metric dimension); a test holds the workbook to these names.
+pub const ANOMALOUS_DEVICES_TRACE: (&str, &[&str]) = ("anomalous devices", &["devices", "anomalies"]);
+
+/// One trace per batch with its anomalous devices ([`ANOMALOUS_DEVICES_TRACE`]), bounded by the
+/// batch.
 fn log_anomalous_devices(alerts: &[Alert]) {
     if alerts.is_empty() {
         return;

@@ -1,10 +1,12 @@
 //! Offline tools behind the CLI: a fleet [`simulate`]or, Stream Analytics [`windowing`],
 //! offline scoring of files ([`score_file`]), detection quality ([`evaluation`]) and the
-//! end-to-end [`demo`], and an Event Hubs producer and alert tail ([`eventhubs`]). They use the service modules; the service never uses them.
+//! end-to-end [`demo`], an Event Hubs producer and alert tail ([`eventhubs`]), and the [`replay`] of
+//! dead-lettered windows. They use the service modules; the service never uses them.
 
 pub mod demo;
 pub mod evaluation;
 pub mod eventhubs;
+pub mod replay;
 pub mod schema;
 pub mod score_file;
 pub mod simulate;

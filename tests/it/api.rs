@@ -21,11 +21,19 @@ async fn readiness_health_and_model() {
         .as_str()
         .unwrap()
         .starts_with("ae-"));
-    assert_eq!(
-        health["store"],
-        json!({"kind": "sqlite", "reachable": true, "error": null})
-    );
+    // Anonymous liveness answers from memory: no probe yet, no path, no error text.
+    assert_eq!(health["store"], json!({"kind": "sqlite", "reachable": null}));
+    assert!(health["model"].get("source").is_none(), "{health}");
     assert!(health["uptime_seconds"].as_f64().unwrap() >= 0.0);
+    // The keyed probe (authLevel function) has the details, and the anonymous one then the result.
+    let store = app.get("/api/health/store").await;
+    assert_eq!(store.status().as_u16(), 200);
+    let store: Value = store.json().await.unwrap();
+    assert_eq!(store["store"]["reachable"], true);
+    assert_eq!(store["store"]["error"], Value::Null);
+    assert!(store["model"]["source"].as_str().unwrap().ends_with("default.onnx"));
+    let health: Value = app.get("/api/health").await.json().await.unwrap();
+    assert_eq!(health["store"]["reachable"], true);
 
     let model: Value = app.get("/api/model").await.json().await.unwrap();
     assert_eq!(model["feature_names"], json!(schema::feature_names()));
@@ -254,14 +262,15 @@ async fn history_filters_and_validates() {
 
 #[tokio::test]
 async fn reload_swaps_models_and_refuses_broken_files() {
-    let app = spawn_app().await;
     let scratch = Scratch::new("reload");
+    let models_dir = scratch.0.clone();
+    let app = spawn_app_with(|s| s.models_dir = models_dir).await;
     let before: Value = app.get("/api/model").await.json().await.unwrap();
     let version = before["model_version"].as_str().unwrap().to_string();
 
     let broken = scratch.path("broken.onnx");
     std::fs::write(&broken, b"not a model").unwrap();
-    let response = app.post_json("/api/reload", &json!({"path": broken})).await;
+    let response = app.post_json("/api/reload", &json!({"path": "broken.onnx"})).await;
     assert_eq!(response.status().as_u16(), 422);
     let body: Value = response.json().await.unwrap();
     assert!(
@@ -274,16 +283,29 @@ async fn reload_swaps_models_and_refuses_broken_files() {
     let health: Value = app.get("/api/health").await.json().await.unwrap();
     assert_eq!(health["model"]["version"], version.as_str());
 
-    let missing = app
-        .post_json("/api/reload", &json!({"path": scratch.path("none.onnx")}))
-        .await;
-    assert_eq!(missing.status().as_u16(), 422);
+    // Outside the models folder, missing, not a regular file, or a path out of it: the same
+    // refusal, which does not say whether the file exists.
+    let mut refusals = Vec::new();
+    for path in [
+        scratch.path("none.onnx").display().to_string(),
+        default_model().display().to_string(),
+        "/dev/zero".to_string(),
+        "../../../../../../etc/passwd".to_string(),
+    ] {
+        let response = app.post_json("/api/reload", &json!({"path": path})).await;
+        assert_eq!(response.status().as_u16(), 422, "{path}");
+        let body: Value = response.json().await.unwrap();
+        refusals.push(body["error"].as_str().unwrap().to_string());
+    }
+    assert!(refusals.iter().all(|r| r == &refusals[0]), "{refusals:#?}");
+    assert!(refusals[0].contains("inside the models folder"), "{}", refusals[0]);
     let no_path = app.post_json("/api/reload", &json!({})).await;
     assert_eq!(no_path.status().as_u16(), 422);
 
     let copy = scratch.path("copy.onnx");
     std::fs::copy(default_model(), &copy).unwrap();
-    let response = app.post_json("/api/reload", &json!({"path": copy})).await;
+    let copy = std::fs::canonicalize(copy).unwrap();
+    let response = app.post_json("/api/reload", &json!({"path": "copy.onnx"})).await;
     assert_eq!(response.status().as_u16(), 200);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["previous_version"], version.as_str());
@@ -300,7 +322,7 @@ async fn reload_swaps_models_and_refuses_broken_files() {
 
     app.assert_metrics(&[
         "sensor_anomaly_model_reloads_total{outcome=\"ok\"} 2",
-        "sensor_anomaly_model_reloads_total{outcome=\"refused\"} 2",
+        "sensor_anomaly_model_reloads_total{outcome=\"refused\"} 5",
     ])
     .await;
 }

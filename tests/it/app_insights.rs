@@ -317,6 +317,21 @@ async fn an_invocation_is_a_request_with_dependencies_and_metrics_follow() {
     for name in crate::monitoring::DEPENDENCY_NAMES {
         named(name);
     }
+    // Devices reach Application Insights as a trace per batch, not as a metric dimension.
+    let (message, properties) = sensor_anomaly::pipeline::ANOMALOUS_DEVICES_TRACE;
+    let traces = of_type(&envelopes, "MessageData");
+    let devices = traces
+        .iter()
+        .find(|t| t["message"] == message)
+        .unwrap_or_else(|| panic!("the {message:?} trace in {traces:#?}"));
+    let props = &devices["properties"];
+    for key in properties {
+        assert!(props.get(*key).is_some(), "{key} in {props}");
+    }
+    let listed: Vec<(String, u64, u64)> =
+        serde_json::from_str(props["devices"].as_str().unwrap()).unwrap();
+    assert_eq!(listed.iter().map(|d| d.1).sum::<u64>(), 3, "{listed:?}");
+    assert!(listed.iter().all(|d| d.0.starts_with("pump-")), "{listed:?}");
     let anomalies = find("sensor_anomaly.anomalies");
     assert!(
         anomalies

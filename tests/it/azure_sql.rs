@@ -38,7 +38,7 @@ async fn an_unreachable_database_answers_503_so_the_host_retries() {
         error.contains("store unavailable") && error.contains("Connection refused"),
         "{error}"
     );
-    let health = app.get("/api/health").await;
+    let health = app.get("/api/health/store").await;
     assert_eq!(health.status().as_u16(), 503);
     let health: Value = health.json().await.unwrap();
     assert_eq!(health["store"]["kind"], "azure-sql");

@@ -472,3 +472,63 @@ async fn the_connection_string_path_publishes_on_every_connection() {
         assert_eq!(stats.events, 1);
     }
 }
+
+/// `replay --from-event-hub`: dead letters read from the dead-letter hub, the windows published
+/// to the windows hub with the device as partition key. One in-process peer plays both hubs
+/// (its partition logs are what consumers read, its received list what producers sent).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_reads_dead_letters_from_the_hub_and_publishes_their_windows() {
+    use sensor_anomaly::domain::{DeadLetter, Excerpt, Lineage, RecordError};
+    let hub = peer("hub", 2).await;
+    let window = |device: &str| {
+        serde_json::json!({"device_id": device, "window_end": "2026-01-01T00:01:00Z", "vibration_mean": 1.5})
+            .to_string()
+    };
+    let letter = |error: RecordError, body: &str| {
+        serde_json::to_vec(&DeadLetter::new(&error, 0, None, &Lineage::default(), &Excerpt::of(body)))
+            .unwrap()
+    };
+    hub.queue_for_partition(
+        "0",
+        vec![
+            letter(RecordError::StoreUnavailable("down".into()), &window("pump-1")),
+            letter(RecordError::NotJson("x".into()), "temperature=21.5"),
+        ],
+    );
+    hub.queue_for_partition(
+        "1",
+        vec![letter(RecordError::StoreRejected("no".into()), &window("pump-2"))],
+    );
+    let out = run(
+        &[
+            "replay",
+            "--from-event-hub",
+            "hub",
+            "--idle-secs",
+            "3",
+            "--event-hub",
+            "hub",
+        ],
+        Some(emulator_style_connection(&hub)),
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("3 dead letters read: 2 windows replayed, 1 of other kinds"),
+        "{}",
+        text(&out.stderr)
+    );
+    let mut sent: Vec<(Option<String>, String)> = hub
+        .received()
+        .iter()
+        .map(|e| (e.partition_key.clone(), text(&e.body)))
+        .collect();
+    sent.sort();
+    assert_eq!(
+        sent,
+        vec![
+            (Some("pump-1".to_string()), window("pump-1")),
+            (Some("pump-2".to_string()), window("pump-2")),
+        ]
+    );
+}

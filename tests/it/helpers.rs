@@ -241,6 +241,15 @@ pub fn one_metadata(sequence: i64) -> Value {
     })
 }
 
+/// `invocation` as the host sends it on retry `count` of a policy of `max` retries: the
+/// WebJobs executor's `RetryContext` (absent on the first attempt).
+pub fn with_retry(invocation: &Value, count: i64, max: i64) -> Value {
+    let mut retried = invocation.clone();
+    retried["Metadata"]["RetryContext"] =
+        json!({"RetryCount": count, "MaxRetryCount": max, "Exception": {"Message": "store unavailable"}});
+    retried
+}
+
 pub fn invocation(data: Value, metadata: Value) -> Value {
     json!({"Data": {"events": data}, "Metadata": metadata})
 }

@@ -16,6 +16,7 @@ mod infra;
 mod layout;
 mod local_loop;
 mod monitoring;
+mod reliability;
 mod score_windows;
 mod scoring;
 mod shutdown;

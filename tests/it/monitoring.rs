@@ -6,6 +6,7 @@
 use std::collections::BTreeSet;
 
 use sensor_anomaly::http::invocation::INVOCATION_PROPERTIES;
+use sensor_anomaly::pipeline::ANOMALOUS_DEVICES_TRACE;
 use sensor_anomaly::telemetry::metrics::OTEL_METRIC_NAMES;
 use serde_json::Value;
 
@@ -63,8 +64,16 @@ fn workbook_and_alert_queries_use_only_emitted_names() {
     let mut problems = Vec::new();
     let mut metrics_used = BTreeSet::new();
     for (where_, query) in &queries {
-        let names = quoted_after(query, "name ==");
+        let mut names = quoted_after(query, "name ==");
         let mut dims: BTreeSet<&str> = BTreeSet::new();
+        for message in quoted_after(query, "message ==") {
+            if message == ANOMALOUS_DEVICES_TRACE.0 {
+                dims.extend(ANOMALOUS_DEVICES_TRACE.1);
+                names.push(message);
+            } else {
+                problems.push(format!("{where_}: trace `{message}` is not emitted"));
+            }
+        }
         let on_requests = query.contains("requests");
         if on_requests {
             dims.extend(INVOCATION_PROPERTIES);
@@ -73,7 +82,10 @@ fn workbook_and_alert_queries_use_only_emitted_names() {
             if let Some((_, metric_dims)) = OTEL_METRIC_NAMES.iter().find(|(n, _)| n == name) {
                 metrics_used.insert(*name);
                 dims.extend(metric_dims.iter());
-            } else if !(*name == "ScoreWindows" || DEPENDENCY_NAMES.contains(name)) {
+            } else if !(*name == "ScoreWindows"
+                || *name == ANOMALOUS_DEVICES_TRACE.0
+                || DEPENDENCY_NAMES.contains(name))
+            {
                 problems.push(format!("{where_}: `{name}` is not emitted"));
             }
         }

@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 
 use crate::helpers::{
     alerts, b64, dead_letters, encoded, invocation, invoke, many_metadata, one_metadata, spawn_app,
-    texts, windows,
+    texts, windows, with_retry,
 };
 
 #[tokio::test]
@@ -291,23 +291,27 @@ async fn a_store_outage_fails_the_invocation_and_the_retry_stores_once() {
     // Another writer holds the database's write lock longer than the handler's busy timeout.
     let blocker = rusqlite::Connection::open(&app.db_path).unwrap();
     blocker.execute_batch("BEGIN EXCLUSIVE").unwrap();
-    let (status, reply) = invoke(&app, &body).await;
-    assert_eq!(status, 503, "{reply}");
-    assert!(
-        reply["error"]
-            .as_str()
-            .unwrap()
-            .contains("store unavailable"),
-        "{reply}"
-    );
-    let health = app.get("/api/health").await;
+    // The first attempt (no RetryContext) and a retry that is not the last: 503, the host retries.
+    for attempt in [body.clone(), with_retry(&body, 2, 5)] {
+        let (status, reply) = invoke(&app, &attempt).await;
+        assert_eq!(status, 503, "{reply}");
+        assert!(
+            reply["error"].as_str().unwrap().contains("store unavailable"),
+            "{reply}"
+        );
+    }
+    let health = app.get("/api/health/store").await;
     assert_eq!(health.status().as_u16(), 503);
     let health: Value = health.json().await.unwrap();
     assert_eq!(health["store"]["reachable"], false);
+    assert!(health["store"]["error"].as_str().unwrap().contains("store unavailable"), "{health}");
+    // Anonymous liveness still answers, without the error.
+    let live: Value = app.get("/api/health").await.json().await.unwrap();
+    assert_eq!(live["store"], json!({"kind": "sqlite", "reachable": false}));
 
     blocker.execute_batch("COMMIT").unwrap();
     drop(blocker);
-    let (status, _) = invoke(&app, &body).await;
+    let (status, _) = invoke(&app, &with_retry(&body, 3, 5)).await;
     assert_eq!(status, 200);
     let (status, _) = invoke(&app, &body).await;
     assert_eq!(status, 200);
@@ -316,22 +320,58 @@ async fn a_store_outage_fails_the_invocation_and_the_retry_stores_once() {
 }
 
 #[tokio::test]
-async fn a_store_that_cannot_take_the_batch_fails_with_500_not_503() {
+async fn on_the_hosts_last_attempt_an_outage_dead_letters_whole_windows_and_answers_200() {
     let app = spawn_app().await;
     let w = windows(10, 5);
     let body = invocation(encoded(json!(texts(&w))), many_metadata(10, 50));
-    // A broken schema: no retry can help, so the host is told so (500, not 503).
+    let blocker = rusqlite::Connection::open(&app.db_path).unwrap();
+    blocker.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let (status, reply) = invoke(&app, &with_retry(&body, 5, 5)).await;
+    assert_eq!(status, 200, "{reply}");
+    let dead = dead_letters(&reply);
+    let kinds: Vec<&str> = dead.iter().map(|d| d["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["store_unavailable", "store_unavailable"], "{reply}");
+    // The alerts still go out: the anomalies are real, only their rows are late.
+    assert_eq!(alerts(&reply).len(), 2);
+    for (letter, alert) in dead.iter().zip(alerts(&reply)) {
+        let window: Value = serde_json::from_str(letter["body"].as_str().unwrap()).unwrap();
+        assert_eq!(window["device_id"], alert["device_id"]);
+        assert_eq!(window["window_end"], alert["window_end"]);
+        assert_eq!(letter["body_truncated"], false);
+        assert_eq!(letter["lineage"], alert["lineage"]);
+    }
+    assert!(
+        reply["Logs"][0].as_str().unwrap().contains("2 anomalies dead-lettered for the store, host retry 5 of 5"),
+        "{}",
+        reply["Logs"][0]
+    );
+    drop(blocker);
+    assert_eq!(app.stored_count().await, 0);
+    app.assert_metrics(&[
+        "sensor_anomaly_rejected_records_total{reason=\"store_unavailable\"} 2",
+        "sensor_anomaly_invocations_total{function=\"ScoreWindows\",outcome=\"ok\"} 1",
+    ])
+    .await;
+}
+
+#[tokio::test]
+async fn rows_the_store_refuses_are_dead_lettered_whole_and_the_invocation_answers_200() {
+    let app = spawn_app().await;
+    let w = windows(10, 5);
+    let body = invocation(encoded(json!(texts(&w))), many_metadata(10, 50));
+    // A broken schema: no retry can help; retrying would only lose the batch at the end.
     let other = rusqlite::Connection::open(&app.db_path).unwrap();
     other.execute_batch("DROP TABLE anomalies").unwrap();
     let (status, reply) = invoke(&app, &body).await;
-    assert_eq!(status, 500, "{reply}");
-    assert!(
-        reply["error"].as_str().unwrap().contains("store refused"),
-        "{reply}"
-    );
+    assert_eq!(status, 200, "{reply}");
+    let dead = dead_letters(&reply);
+    assert_eq!(dead.len(), 2, "{reply}");
+    assert!(dead.iter().all(|d| d["kind"] == "store_rejected"), "{reply}");
     app.assert_metrics(&[
-        "sensor_anomaly_invocations_total{function=\"ScoreWindows\",outcome=\"store_refused\"} 1",
-        "sensor_anomaly_store_errors_total{class=\"permanent\"} 1",
+        "sensor_anomaly_invocations_total{function=\"ScoreWindows\",outcome=\"ok\"} 1",
+        // The batch, then each row on its own to find which ones the store refuses.
+        "sensor_anomaly_store_errors_total{class=\"permanent\"} 3",
+        "sensor_anomaly_rejected_records_total{reason=\"store_rejected\"} 2",
     ])
     .await;
 }
