@@ -151,8 +151,8 @@ enum Command {
         /// Tumbling window size in seconds (the default model is trained on 60).
         #[arg(long, default_value_t = 60)]
         window_secs: i64,
-        /// Events per ScoreWindows invocation (the host's maxEventBatchSize).
-        #[arg(long, default_value_t = 256)]
+        /// Events per ScoreWindows invocation (host.json's maxEventBatchSize).
+        #[arg(long, default_value_t = 48)]
         batch_size: usize,
         /// Invocations in flight at once.
         #[arg(long, default_value_t = 2)]

@@ -301,7 +301,9 @@ fn unwrap_outer_array(raw: &Value) -> Option<Vec<Value>> {
 
 /// Builds the request the host sends for an Event Hubs trigger with `cardinality: many` and
 /// `dataType: string`: the bodies as one JSON-encoded array of strings, the per-event metadata as
-/// JSON-encoded arrays. The demo plays the host with it.
+/// JSON-encoded arrays, and the `RetryContext` of the first attempt of a policy that retries
+/// for ever (`MaxRetryCount` -1): the caller (the demo, `replay`) retries itself, so the handler
+/// answers a store outage with 503 instead of dead-lettering into a response nobody publishes.
 pub fn many_string_invocation(
     binding: &str,
     bodies: &[String],
@@ -326,7 +328,8 @@ pub fn many_string_invocation(
             "SequenceNumberArray": encode(serde_json::json!(sequence)),
             "OffsetArray": encode(serde_json::json!(offsets)),
             "EnqueuedTimeUtcArray": encode(serde_json::json!(enqueued)),
-            "sys": {"MethodName": "ScoreWindows", "UtcNow": enqueued_time, "RandGuid": "00000000-0000-0000-0000-000000000000"}
+            "sys": {"MethodName": "ScoreWindows", "UtcNow": enqueued_time, "RandGuid": "00000000-0000-0000-0000-000000000000"},
+            "RetryContext": {"RetryCount": 0, "MaxRetryCount": -1, "Exception": null, "Instance": null, "State": {}}
         }
     })
 }

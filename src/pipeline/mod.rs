@@ -103,14 +103,14 @@ impl BatchInfo {
     }
 
     /// Whether a failure now is final: the host will not retry this batch again, and its
-    /// listener checkpoints past it. The host sends `RetryContext` only on retries (the WebJobs
-    /// executor creates it after the first failure, with `RetryCount` 1, 2, ...), so its absence
-    /// is the first attempt of `function.json`'s retry policy (a test holds that the policy is
-    /// there); `MaxRetryCount` -1 retries for ever.
+    /// listener checkpoints past it. With a retry policy in `function.json` the host sends
+    /// `RetryContext` on every attempt (the WebJobs executor creates it before the first, with
+    /// `RetryCount` 0, and counts up to `MaxRetryCount`; -1 retries for ever). Without one there
+    /// is no `RetryContext` and no retry: every attempt is the last.
     pub fn is_last_attempt(&self) -> bool {
         match (self.retry_count, self.max_retry_count) {
             (Some(count), Some(max)) => max >= 0 && count >= max,
-            _ => false,
+            _ => true,
         }
     }
 

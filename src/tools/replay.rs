@@ -16,8 +16,8 @@ use serde_json::Value;
 use crate::domain::{DeadLetter, RejectionKind};
 use crate::ingress::host;
 
-/// Windows per invocation when replaying to a handler (the host's `maxEventBatchSize`).
-pub const EVENTS_PER_INVOCATION: usize = 256;
+/// Windows per invocation when replaying to a handler (host.json's `maxEventBatchSize`).
+pub const EVENTS_PER_INVOCATION: usize = 48;
 
 /// Which dead letters to replay.
 #[derive(Debug, Clone)]

@@ -34,14 +34,40 @@ fn host_json_starts_this_handler() {
     assert_eq!(description["defaultExecutablePath"], env!("CARGO_PKG_NAME"));
     assert_eq!(description["arguments"], json!(["serve"]));
     assert_eq!(host["customHandler"]["enableForwardingHttpRequest"], true);
+    let max_events = host["extensions"]["eventHubs"]["maxEventBatchSize"]
+        .as_u64()
+        .unwrap();
+    assert!(max_events >= 1);
+    // What the host can send must fit the handler's invocation limit: maxEventBatchSize events
+    // of the largest event Stream Analytics writes (1 MiB, Event Hubs Standard), doubly encoded
+    // (factor measured below), plus per-event metadata. A batch over the limit is not lost (it
+    // is dead-lettered with its coordinates), but it is not scored either.
+    let largest = max_events as f64 * (f64::from(1u32 << 20) * ENCODING_FACTOR + 2048.0);
+    let limit = sensor_anomaly::configuration::Settings::default().max_invocation_bytes as f64;
+    assert!(largest <= limit, "{largest} > {limit}");
     assert!(
-        host["extensions"]["eventHubs"]["maxEventBatchSize"]
-            .as_u64()
-            .unwrap()
-            >= 1
+        host["extensions"]["eventHubs"]["minEventBatchSize"].as_u64().unwrap() <= max_events
     );
     let example = read_json("local.settings.json.example");
     assert_eq!(example["Values"]["FUNCTIONS_WORKER_RUNTIME"], "custom");
+}
+
+/// How much the host's double JSON encoding of `dataType: string` bodies grows Stream
+/// Analytics' window records (an upper bound of the measured figure).
+const ENCODING_FACTOR: f64 = 1.3;
+
+#[test]
+fn the_hosts_double_encoding_grows_window_records_by_less_than_the_factor() {
+    let bodies = crate::helpers::texts(&crate::helpers::healthy_windows(4, 1.0, 3));
+    let raw: usize = bodies.iter().map(String::len).sum();
+    for packed in [bodies.clone(), vec![bodies.join("\n")]] {
+        let invocation = sensor_anomaly::ingress::host::many_string_invocation(
+            "events", &packed, "0", 1, "2026-01-01T00:00:00Z",
+        );
+        let encoded = invocation["Data"]["events"].to_string().len();
+        let factor = encoded as f64 / raw as f64;
+        assert!(factor > 1.1 && factor < ENCODING_FACTOR, "{factor}");
+    }
 }
 
 #[test]

@@ -219,8 +219,16 @@ pub fn many_metadata(n: usize, first_sequence: i64) -> Value {
         "EnqueuedTimeUtcArray": encoded(json!(times)),
         "PropertiesArray": encoded(json!(vec![json!({}); n])),
         "SystemPropertiesArray": encoded(json!(vec![json!({"x-opt-sequence-number": 1}); n])),
-        "sys": {"MethodName": "ScoreWindows", "UtcNow": "2026-01-01T00:05:00.1234567Z", "RandGuid": "0f8fad5b-d9cb-469f-a165-70867728950e"}
+        "sys": {"MethodName": "ScoreWindows", "UtcNow": "2026-01-01T00:05:00.1234567Z", "RandGuid": "0f8fad5b-d9cb-469f-a165-70867728950e"},
+        // function.json's retry policy: the host sends this on every attempt, 0 on the first.
+        "RetryContext": first_attempt()
     })
+}
+
+/// The `RetryContext` of a first attempt under function.json's policy (5 retries), as the host
+/// writes it (a nested object; `Instance` is not copied, `Exception` is null until a failure).
+pub fn first_attempt() -> Value {
+    json!({"RetryCount": 0, "MaxRetryCount": 5, "Exception": null, "Instance": null, "State": {}})
 }
 
 /// Metadata for cardinality `one`.
@@ -234,6 +242,7 @@ pub fn one_metadata(sequence: i64) -> Value {
         "Properties": {},
         "SystemProperties": {"SequenceNumber": sequence},
         "sys": {"MethodName": "ScoreWindows", "UtcNow": "2026-01-01T00:07:00.5Z", "RandGuid": "0f8fad5b-d9cb-469f-a165-70867728950e"},
+        "RetryContext": first_attempt(),
         // With cardinality one the host also copies the body's top-level scalars into Metadata.
         "device_id": "\"pump-001\"",
         "window_end": "\"2026-01-01T00:01:00Z\"",
@@ -241,12 +250,14 @@ pub fn one_metadata(sequence: i64) -> Value {
     })
 }
 
-/// `invocation` as the host sends it on retry `count` of a policy of `max` retries: the
-/// WebJobs executor's `RetryContext` (absent on the first attempt).
+/// `invocation` as the host sends it on retry `count` of a policy of `max` retries (the
+/// exception of the last failure rides along, as Newtonsoft writes one).
 pub fn with_retry(invocation: &Value, count: i64, max: i64) -> Value {
     let mut retried = invocation.clone();
-    retried["Metadata"]["RetryContext"] =
-        json!({"RetryCount": count, "MaxRetryCount": max, "Exception": {"Message": "store unavailable"}});
+    retried["Metadata"]["RetryContext"] = json!({
+        "RetryCount": count, "MaxRetryCount": max, "Instance": null, "State": {},
+        "Exception": {"ClassName": "Microsoft.Azure.WebJobs.Host.FunctionInvocationException", "Message": "Exception while executing function: Functions.ScoreWindows", "InnerException": {"ClassName": "System.Net.Http.HttpRequestException", "Message": "Response status code does not indicate success: 503 (Service Unavailable)."}}
+    });
     retried
 }
 

@@ -291,7 +291,7 @@ async fn a_store_outage_fails_the_invocation_and_the_retry_stores_once() {
     // Another writer holds the database's write lock longer than the handler's busy timeout.
     let blocker = rusqlite::Connection::open(&app.db_path).unwrap();
     blocker.execute_batch("BEGIN EXCLUSIVE").unwrap();
-    // The first attempt (no RetryContext) and a retry that is not the last: 503, the host retries.
+    // The first attempt (RetryCount 0) and a retry that is not the last: 503, the host retries.
     for attempt in [body.clone(), with_retry(&body, 2, 5)] {
         let (status, reply) = invoke(&app, &attempt).await;
         assert_eq!(status, 503, "{reply}");
