@@ -169,6 +169,19 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
           value: string(driftHours)
         }
         {
+          name: 'ANOMALY_MAX_FUTURE_SKEW_SECS'
+          value: '600'
+        }
+        {
+          name: 'ANOMALY_MODELS_DIR'
+          value: 'models'
+        }
+        // Anomalies go to Azure SQL here; the SQLite path above is never written.
+        {
+          name: 'ANOMALY_ALLOW_EPHEMERAL_SQLITE'
+          value: 'false'
+        }
+        {
           name: 'RUST_LOG'
           value: 'info'
         }

@@ -445,6 +445,20 @@ mod tests {
     }
 
     #[test]
+    fn a_window_from_the_future_never_becomes_now() {
+        let mut m = monitor(2);
+        let mut future = record(0, 0.0, 0.0);
+        future.device_id = "skewed".into();
+        future.window_end_ms = 253_370_764_800_000; // 9999-01-01
+        m.observe([&future]);
+        assert_eq!(m.len(), 0, "not counted");
+        // Windows of today still count: "now" did not move to year 9999.
+        let today: Vec<WindowRecord> = (0..10).map(|i| record(i, 0.0, 0.0)).collect();
+        m.observe(&today);
+        assert_eq!(m.len(), 10);
+    }
+
+    #[test]
     fn a_model_without_quantiles_has_no_monitor() {
         assert!(DriftMonitor::new("m", &["a".into()], &serde_json::Value::Null, 10).is_none());
         let short = json!({"q01": [0.0], "q05": [0.0], "q50": [0.0], "q95": [0.0]});

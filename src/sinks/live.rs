@@ -178,6 +178,16 @@ mod tests {
     }
 
     #[test]
+    fn the_newest_window_is_never_past_the_clock() {
+        let view = LiveView::new();
+        view.record([("d1".to_string(), point(1, 0.5))]);
+        assert_eq!(view.newest_ms(), Some(60_000));
+        view.record([("d1".to_string(), point(i64::MAX / 60_001, 0.5))]);
+        let clock = (crate::domain::time::now().unix_timestamp_nanos() / 1_000_000) as i64;
+        assert!(view.newest_ms().unwrap() <= clock);
+    }
+
+    #[test]
     fn devices_are_bounded() {
         let view = LiveView::new();
         view.record((0..MAX_DEVICES + 10).map(|i| (format!("d{i}"), point(1, 0.1))));
