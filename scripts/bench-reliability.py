@@ -119,11 +119,15 @@ def main():
                     status, reply = r.status, r.read()
             except urllib.error.HTTPError as e:
                 status, reply = e.code, e.read()
+            except (urllib.error.URLError, ConnectionError) as e:
+                # The handler closed the connection (a 413 before reading the body) or died.
+                alive = proc.poll() is None
+                status, reply = ("dropped" if alive else "died"), str(e).encode()
             return status, time.perf_counter() - started, len(reply), len(data)
 
         post(invocation(good))
         print(f"baseline peak RSS after one small batch: {vm_hwm_mib(proc.pid):.0f} MiB")
-        print(f"{'case':<16} {'request':>12} {'status':>6} {'seconds':>8} {'response':>12} {'peak RSS':>9}")
+        print(f"{'case':<16} {'request':>12} {'status':>7} {'seconds':>8} {'response':>12} {'peak RSS':>9}")
         limit = args.limit_mib << 20
         for case in args.cases.split(","):
             if case.startswith("hostile-"):
@@ -136,7 +140,11 @@ def main():
                 gen = packed_events(records, per_event)
                 body = invocation([next(gen) for _ in range(max(n - 1, 1))])
             status, seconds, size, sent = post(body)
-            print(f"{case:<16} {sent:>12,} {status:>6} {seconds:>8.3f} {size:>12,} {vm_hwm_mib(proc.pid):>7.0f} MiB")
+            peak = f"{vm_hwm_mib(proc.pid):>7.0f} MiB" if proc.poll() is None else "   (gone)"
+            print(f"{case:<16} {sent:>12,} {status:>7} {seconds:>8.3f} {size:>12,} {peak}", flush=True)
+            if proc.poll() is not None:
+                print(f"the handler exited with {proc.returncode} (killed by signal {-proc.returncode} if negative)")
+                break
     finally:
         proc.kill()
         proc.wait()
