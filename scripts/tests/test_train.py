@@ -441,7 +441,9 @@ class TelemetryEndToEndTests(unittest.TestCase):
             port = sock.getsockname()[1]
         env = {**os.environ, "FUNCTIONS_CUSTOMHANDLER_PORT": str(port),
                "ANOMALY_MODEL_PATH": str(SCRIPTS.parent / "models" / "default.onnx"),
-               "ANOMALY_SQLITE_PATH": str(self.dir / "anomalies.sqlite")}
+               "ANOMALY_SQLITE_PATH": str(self.dir / "anomalies.sqlite"),
+               # Reload reads only from the models folder: here, where the model was trained to.
+               "ANOMALY_MODELS_DIR": str(Path(model).parent)}
         server = subprocess.Popen([str(BIN), "serve"], env=env, stdout=subprocess.DEVNULL,
                                   stderr=subprocess.DEVNULL)
 
@@ -458,7 +460,7 @@ class TelemetryEndToEndTests(unittest.TestCase):
                     break
                 except OSError:
                     time.sleep(0.1)
-            status, body = post("/api/reload", {"path": str(model)})
+            status, body = post("/api/reload", {"path": Path(model).name})
             self.assertEqual(status, 200, body)
             window = {"device_id": "pump-9", "window_end": "2026-01-01T00:01:00Z",
                       **dict(zip(json.loads(meta["anomaly.feature_names"]),

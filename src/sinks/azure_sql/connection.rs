@@ -125,20 +125,22 @@ pub struct PooledConnection {
     broken: bool,
 }
 
-/// Runs one statement's `work` with the connection marked broken until it completes cleanly.
-///
-/// A future dropped mid-statement (the host cancelled the invocation, a timeout fired) never
-/// reaches the line after `await`: without the mark set *before*, the connection would go back
-/// to the pool with half a result set unread, and its next user would read a protocol error,
-/// classified as permanent.
-pub(crate) async fn guarded<T, E>(
-    broken: &mut bool,
-    work: impl Future<Output = Result<T, E>>,
-) -> Result<T, E> {
-    *broken = true;
-    let result = work.await;
-    *broken = result.is_err();
-    result
+/// A pooled session that runs statements: a TDS connection here, a stand-in in tests (no
+/// server), so that the pool's handling of a cut-off statement is tested on the real executor.
+pub trait StatementSession: Send + 'static {
+    fn execute<'a>(&'a mut self, statement: &'a Statement) -> RunFuture<'a>;
+    /// Set while the session may be mid-statement; the pool drops a broken session.
+    fn broken(&mut self) -> &mut bool;
+}
+
+impl StatementSession for PooledConnection {
+    fn execute<'a>(&'a mut self, statement: &'a Statement) -> RunFuture<'a> {
+        Box::pin(execute(&mut self.client, statement.sql, &statement.params))
+    }
+
+    fn broken(&mut self) -> &mut bool {
+        &mut self.broken
+    }
 }
 
 impl bb8::ManageConnection for Connector {
@@ -195,17 +197,21 @@ impl LastConnectError {
 }
 
 /// The executor over the pool; counts statements sent (one per round trip).
-pub struct PoolExecutor {
-    pool: bb8::Pool<Connector>,
+pub struct PoolExecutor<M: bb8::ManageConnection = Connector> {
+    pool: bb8::Pool<M>,
     sent: AtomicU64,
     last_connect_error: LastConnectError,
     wait: Duration,
 }
 
-impl PoolExecutor {
+impl<M> PoolExecutor<M>
+where
+    M: bb8::ManageConnection<Error = SqlError>,
+    M::Connection: StatementSession,
+{
     /// Builds the pool lazily: start-up does not fail when the database is briefly away (the
     /// health endpoint and the invocations report it instead).
-    pub fn new(connector: Connector, size: u32, wait: Duration) -> Self {
+    pub fn new(connector: M, size: u32, wait: Duration) -> Self {
         let last_connect_error = LastConnectError::default();
         let pool = bb8::Pool::builder()
             .error_sink(Box::new(last_connect_error.clone()))
@@ -230,7 +236,11 @@ impl PoolExecutor {
     }
 }
 
-impl Executor for PoolExecutor {
+impl<M> Executor for PoolExecutor<M>
+where
+    M: bb8::ManageConnection<Error = SqlError>,
+    M::Connection: StatementSession,
+{
     fn run<'a>(&'a self, statement: &'a Statement) -> RunFuture<'a> {
         Box::pin(async move {
             let mut conn = self.pool.get().await.map_err(|e| match e {
@@ -247,12 +257,14 @@ impl Executor for PoolExecutor {
                 ),
             })?;
             self.sent.fetch_add(1, Ordering::Relaxed);
-            let conn = &mut *conn;
-            guarded(
-                &mut conn.broken,
-                execute(&mut conn.client, statement.sql, &statement.params),
-            )
-            .await
+            // Broken until the statement completes cleanly: a future dropped mid-statement (the
+            // host cancelled the invocation, a timeout fired) never reaches the line after
+            // `await`, and a session returned with half a result set unread would hand its next
+            // user a protocol error, classified as permanent.
+            *conn.broken() = true;
+            let result = conn.execute(statement).await;
+            *conn.broken() = result.is_err();
+            result
         })
     }
 }

@@ -192,36 +192,67 @@ async fn history_and_ping_send_their_statements() {
     assert_eq!(store.kind(), "azure-sql");
 }
 
-/// A stand-in for a SQL session (no server here): bb8 hands it out and takes it back exactly as
-/// it does a TDS connection, so the pool's treatment of a cancelled statement is the real one.
+/// A stand-in for a SQL session (no server here) under the real `PoolExecutor` and bb8 pool:
+/// what happens to a session whose statement is cut off is the production code path.
 mod cancelled_statements {
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
     use std::time::Duration;
 
-    use crate::sinks::azure_sql::connection::guarded;
+    use crate::sinks::azure_sql::connection::{
+        Executor, PoolExecutor, RunFuture, StatementSession,
+    };
+    use crate::sinks::azure_sql::errors::SqlError;
+    use crate::sinks::azure_sql::statements::{self, Cell, Statement};
 
     struct StandInSession {
         id: usize,
         broken: bool,
+        hang: Arc<AtomicBool>,
+        fail: Arc<AtomicBool>,
+    }
+
+    impl StatementSession for StandInSession {
+        fn execute<'a>(&'a mut self, _: &'a Statement) -> RunFuture<'a> {
+            let (id, hang, fail) = (self.id, self.hang.load(Ordering::SeqCst), self.fail.load(Ordering::SeqCst));
+            Box::pin(async move {
+                if hang {
+                    // The server is still sending rows when the invocation is cancelled.
+                    std::future::pending::<()>().await;
+                }
+                if fail {
+                    return Err(SqlError::permanent("stand-in failure"));
+                }
+                Ok(vec![vec![Cell::Int(id as i64)]])
+            })
+        }
+
+        fn broken(&mut self) -> &mut bool {
+            &mut self.broken
+        }
     }
 
     #[derive(Default)]
     struct StandInManager {
         opened: AtomicUsize,
+        hang: Arc<AtomicBool>,
+        fail: Arc<AtomicBool>,
     }
 
     impl bb8::ManageConnection for StandInManager {
         type Connection = StandInSession;
-        type Error = std::io::Error;
+        type Error = SqlError;
 
-        async fn connect(&self) -> Result<StandInSession, std::io::Error> {
+        async fn connect(&self) -> Result<StandInSession, SqlError> {
             Ok(StandInSession {
                 id: self.opened.fetch_add(1, Ordering::SeqCst),
                 broken: false,
+                hang: self.hang.clone(),
+                fail: self.fail.clone(),
             })
         }
 
-        async fn is_valid(&self, _: &mut StandInSession) -> Result<(), std::io::Error> {
+        async fn is_valid(&self, _: &mut StandInSession) -> Result<(), SqlError> {
             Ok(())
         }
 
@@ -231,42 +262,30 @@ mod cancelled_statements {
     }
 
     #[tokio::test]
-    async fn a_statement_cancelled_mid_flight_never_returns_its_connection_to_the_pool_with_a_stand_in_session(
+    async fn a_statement_cancelled_mid_flight_never_returns_its_session_to_the_pool_with_a_stand_in_session(
     ) {
-        let pool = bb8::Pool::builder()
-            .max_size(1)
-            .build(StandInManager::default())
-            .await
-            .unwrap();
-        // A statement that completes: the session is reused.
-        {
-            let mut conn = pool.get().await.unwrap();
-            let conn = &mut *conn;
-            let done: Result<(), ()> = guarded(&mut conn.broken, async { Ok(()) }).await;
-            assert!(done.is_ok());
-        }
-        assert_eq!(pool.get().await.unwrap().id, 0, "a clean session is reused");
-        // A statement whose invocation is cancelled while the server is still answering.
-        {
-            let mut conn = pool.get().await.unwrap();
-            let conn = &mut *conn;
-            let cancelled = tokio::time::timeout(
-                Duration::from_millis(20),
-                guarded(&mut conn.broken, std::future::pending::<Result<(), ()>>()),
-            )
-            .await;
-            assert!(cancelled.is_err(), "the statement was cut off");
-        }
-        let next = pool.get().await.unwrap();
-        assert_eq!(next.id, 1, "the half-used session was dropped, a new one opened");
-        drop(next);
-        // A statement that fails: dropped too.
-        {
-            let mut conn = pool.get().await.unwrap();
-            let conn = &mut *conn;
-            let failed: Result<(), ()> = guarded(&mut conn.broken, async { Err(()) }).await;
-            assert!(failed.is_err());
-        }
-        assert_eq!(pool.get().await.unwrap().id, 2);
+        let manager = StandInManager::default();
+        let (hang, fail) = (manager.hang.clone(), manager.fail.clone());
+        let executor = PoolExecutor::new(manager, 1, Duration::from_secs(5));
+        let ping = statements::ping();
+        let session = |rows: Vec<Vec<Cell>>| rows[0][0].clone();
+        assert_eq!(session(executor.run(&ping).await.unwrap()), Cell::Int(0));
+        assert_eq!(session(executor.run(&ping).await.unwrap()), Cell::Int(0), "a clean session is reused");
+
+        hang.store(true, Ordering::SeqCst);
+        let cut_off = tokio::time::timeout(Duration::from_millis(20), executor.run(&ping)).await;
+        assert!(cut_off.is_err(), "the statement was cut off");
+        hang.store(false, Ordering::SeqCst);
+        assert_eq!(
+            session(executor.run(&ping).await.unwrap()),
+            Cell::Int(1),
+            "the half-used session was dropped and a new one opened"
+        );
+
+        fail.store(true, Ordering::SeqCst);
+        assert!(executor.run(&ping).await.is_err());
+        fail.store(false, Ordering::SeqCst);
+        assert_eq!(session(executor.run(&ping).await.unwrap()), Cell::Int(2), "a failed one too");
+        assert_eq!(executor.statements_sent(), 6);
     }
 }
