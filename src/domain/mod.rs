@@ -20,4 +20,4 @@ pub use rejection::{RecordError, RejectionKind};
 pub use scored::{ScoredWindow, Severity};
 pub use secret::Secret;
 pub use window::{name_fits, name_units, WindowRecord, MAX_NAME_UNITS};
-pub use wire::{Alert, DeadLetter, Excerpt, ALERT_SCHEMA_VERSION, DEAD_LETTER_SCHEMA_VERSION, MAX_EXCERPT_BYTES, MAX_MESSAGE_BYTES};
+pub use wire::{Alert, DeadLetter, Excerpt, ALERT_SCHEMA_VERSION, DEAD_LETTER_SCHEMA_VERSION, MAX_ALERT_CHANNELS, MAX_EXCERPT_BYTES, MAX_MESSAGE_BYTES};

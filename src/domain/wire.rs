@@ -28,6 +28,11 @@ pub const MAX_EXCERPT_BYTES: usize = 4096;
 /// publishes stays below this, leaving room for the event's own envelope.
 pub const MAX_MESSAGE_BYTES: usize = 1_000_000;
 
+/// The most channels a model may have: an alert lists each one's contribution, and with this
+/// many names of the longest kind it still fits the 256 KB that older Event Hubs output
+/// bindings send (a test builds that alert).
+pub const MAX_ALERT_CHANNELS: usize = 256;
+
 /// A bounded excerpt of a text, with what identifies the whole: its size and SHA-256.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Excerpt {
@@ -204,6 +209,39 @@ mod tests {
         assert_eq!(excerpt.bytes, 2 * MAX_EXCERPT_BYTES as u64);
         let odd = format!("x{wide}");
         assert_eq!(Excerpt::of(&odd).text.len(), MAX_EXCERPT_BYTES - 1);
+    }
+
+    #[test]
+    fn an_alert_with_the_most_channels_of_the_longest_names_fits_256_kb() {
+        use crate::domain::{ScoredWindow, MAX_NAME_UNITS};
+        // Control characters are written as \u00XX: the longest JSON a name can take.
+        let name = |i: usize| format!("{i:04}{}", "\u{1}".repeat(MAX_NAME_UNITS - 4));
+        let contributions: BTreeMap<String, f64> = (0..MAX_ALERT_CHANNELS)
+            .map(|i| (name(i), -1.234_567_890_123e-300))
+            .collect();
+        let scored = ScoredWindow {
+            device_id: "\u{1}".repeat(MAX_NAME_UNITS),
+            window_end: "2026-01-01T00:00:00.123456789Z".into(),
+            score: f64::MAX,
+            threshold: f64::MIN_POSITIVE,
+            is_anomaly: true,
+            severity: Severity::Critical,
+            contributions,
+            top_channel: name(0),
+            top_feature: format!("{}_mean", name(0)),
+            top_feature_z: f64::MAX,
+            explanation: format!("{} mean is far above normal; {} explains 100% of the error", name(0), name(0)),
+            model_version: "\u{1}".repeat(MAX_NAME_UNITS),
+            processing_time_us: 0.0,
+        };
+        let lineage = Lineage {
+            partition_id: Some("31".into()),
+            sequence_number: Some(i64::MAX),
+            offset: Some(i64::MAX.to_string()),
+            enqueued_time: Some("2026-01-01T00:00:00.1234567Z".into()),
+        };
+        let json = serde_json::to_string(&Alert::new(&scored, &lineage)).unwrap();
+        assert!(json.len() < 256 * 1024, "{} bytes", json.len());
     }
 
     #[test]

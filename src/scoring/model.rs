@@ -308,6 +308,7 @@ fn read_info(session: &Session) -> Result<ModelInfo, ModelError> {
             channels.push(c.clone());
         }
     }
+    check_channel_count(channels.len())?;
     Ok(ModelInfo {
         model_version,
         detector: raw
@@ -325,6 +326,23 @@ fn read_info(session: &Session) -> Result<ModelInfo, ModelError> {
         training_summary: meta_json(&raw, "anomaly.training_summary")
             .unwrap_or(serde_json::Value::Null),
     })
+}
+
+/// An alert lists every channel's contribution: past this many channels it could outgrow what
+/// the Event Hubs output binding sends as one message (256 KB in older extensions, 1 MB in the
+/// service), so such a model is refused at load rather than its alerts at publish time.
+pub const MAX_CHANNELS: usize = crate::domain::MAX_ALERT_CHANNELS;
+
+fn check_channel_count(channels: usize) -> Result<(), ModelError> {
+    if channels > MAX_CHANNELS {
+        return Err(ModelError::Metadata {
+            key: "anomaly.feature_channels",
+            problem: format!(
+                "names {channels} channels; at most {MAX_CHANNELS} keep an alert under the Event Hubs message limit"
+            ),
+        });
+    }
+    Ok(())
 }
 
 fn check_graph(session: &Session, features: usize) -> Result<(), ModelError> {
@@ -347,4 +365,16 @@ fn check_graph(session: &Session, features: usize) -> Result<(), ModelError> {
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_model_with_more_channels_than_an_alert_can_carry_is_refused() {
+        assert!(check_channel_count(MAX_CHANNELS).is_ok());
+        let error = check_channel_count(MAX_CHANNELS + 1).unwrap_err();
+        assert!(error.to_string().contains("anomaly.feature_channels"), "{error}");
+    }
 }
