@@ -155,3 +155,99 @@ fn body_text(body: &Value) -> String {
         other => other.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The bounds, attacked with random event bodies: every refusal is one bounded dead letter
+    //! or counted on the last of its event, and nothing grows with how a body repeats itself.
+
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+    use serde_json::{json, Value};
+
+    use super::*;
+    use crate::domain::{Lineage, MAX_EXCERPT_BYTES};
+
+    const NAMES: [&str; 2] = ["a_mean", "a_std"];
+
+    fn names() -> Vec<String> {
+        NAMES.iter().map(|n| n.to_string()).collect()
+    }
+
+    /// A random JSON value: windows (good or broken), scalars, arrays and re-encoded text, of at
+    /// most `budget` nodes.
+    fn value(rng: &mut StdRng, depth: u32, budget: &mut usize) -> Value {
+        *budget = budget.saturating_sub(1);
+        match rng.random_range(0..9) {
+            0 => json!(rng.random::<f64>() * 1e6),
+            1 => json!("x".repeat(rng.random_range(0..3000))),
+            2 => Value::Null,
+            3 | 4 => {
+                let mut w = json!({"device_id": format!("d{}", rng.random_range(0..5)),
+                    "window_end": "2026-01-01T00:01:00Z", "a_mean": 1.0, "a_std": 0.5});
+                match rng.random_range(0..4) {
+                    0 => drop(w.as_object_mut().unwrap().remove("a_std")),
+                    1 => w["window_end"] = json!("9999-01-01T00:00:00Z"),
+                    2 => w["pad"] = json!("p".repeat(rng.random_range(0..20_000))),
+                    _ => {}
+                }
+                w
+            }
+            5 | 6 if depth < 4 && *budget > 0 => {
+                let len = rng.random_range(0..400);
+                let mut items = Vec::new();
+                while items.len() < len && *budget > 0 {
+                    items.push(value(rng, depth + 1, budget));
+                }
+                Value::Array(items)
+            }
+            7 if depth < 4 => Value::String(value(rng, depth + 1, budget).to_string()),
+            _ => Value::String("{not json".repeat(rng.random_range(1..200))),
+        }
+    }
+
+    #[test]
+    fn random_bodies_give_bounded_dead_letters_that_account_for_every_refusal() {
+        let mut rng = StdRng::seed_from_u64(17);
+        let policy = DecodePolicy::at(1_800_000_000_000, 600);
+        for round in 0..300 {
+            let events: Vec<TriggerEvent> = (0..rng.random_range(1..6))
+                .map(|i| TriggerEvent {
+                    body: value(&mut rng, 0, &mut 3000),
+                    lineage: Lineage {
+                        sequence_number: Some(i),
+                        ..Lineage::default()
+                    },
+                })
+                .collect();
+            let input: usize = events.iter().map(|e| e.body.to_string().len()).sum();
+            let decoded = decode_events(&events, &names(), policy);
+            let mut per_event = std::collections::BTreeMap::<usize, usize>::new();
+            let mut output = 0;
+            for letter in &decoded.rejected {
+                *per_event.entry(letter.event_index).or_default() += 1;
+                assert!(letter.body.len() <= MAX_EXCERPT_BYTES, "round {round}");
+                let json = serde_json::to_string(letter).unwrap();
+                assert!(json.len() < 16 * 1024, "round {round}: {} bytes", json.len());
+                output += json.len();
+            }
+            assert!(
+                per_event.values().all(|n| *n <= MAX_DEAD_LETTERS_PER_EVENT),
+                "round {round}: {per_event:?}"
+            );
+            let omitted: u64 = decoded.rejected.iter().map(|d| d.omitted).sum();
+            assert_eq!(
+                decoded.rejected.len() as u64 + omitted,
+                decoded.refused_total(),
+                "round {round}: every refusal is a letter or counted"
+            );
+            // Output grows with the input only through the per-event cap, never per byte.
+            assert!(
+                output <= events.len() * MAX_DEAD_LETTERS_PER_EVENT * 16 * 1024,
+                "round {round}: {output} bytes of dead letters for {input} bytes"
+            );
+            assert_eq!(decoded.records.len(), decoded.origin.len());
+            assert!(decoded.records.iter().all(|r| r.window_end_ms <= policy.latest_window_end_ms));
+        }
+    }
+}
