@@ -126,16 +126,59 @@ pub struct RetryContext {
 pub fn retry_context(metadata: &Map<String, Value>) -> Option<RetryContext> {
     let context = unwrap_value(meta(metadata, "RetryContext")?);
     let object = context.as_object()?;
-    let field = |key: &str| {
-        object
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(key))
-            .and_then(|(_, v)| as_i64(v))
-    };
+    let field = |key: &str| meta(object, key).and_then(as_i64);
     Some(RetryContext {
         retry_count: field("RetryCount")?,
         max_retry_count: field("MaxRetryCount")?,
     })
+}
+
+/// The per-event coordinates of a cardinality-`many` invocation, index by index.
+struct ManyLineage {
+    partition: Option<String>,
+    sequence: Vec<Value>,
+    offsets: Vec<Value>,
+    enqueued: Vec<Value>,
+}
+
+impl ManyLineage {
+    fn read(metadata: &Map<String, Value>) -> Self {
+        // Extension 6.5.2+ sends the offset as text too; on geo-replicated namespaces the numeric
+        // `Offset` is -1 and only the text form identifies the event.
+        let mut offsets = array_meta(metadata, "OffsetStringArray");
+        if offsets.is_empty() {
+            offsets = array_meta(metadata, "OffsetArray");
+        }
+        ManyLineage {
+            partition: partition_id(metadata),
+            sequence: array_meta(metadata, "SequenceNumberArray"),
+            offsets,
+            enqueued: array_meta(metadata, "EnqueuedTimeUtcArray"),
+        }
+    }
+
+    fn of(&self, i: usize) -> Lineage {
+        Lineage {
+            partition_id: self.partition.clone(),
+            sequence_number: self.sequence.get(i).and_then(as_i64),
+            offset: self.offsets.get(i).and_then(as_text),
+            enqueued_time: self.enqueued.get(i).and_then(as_time),
+        }
+    }
+}
+
+/// The coordinates of a cardinality-`one` invocation's event.
+fn one_lineage(metadata: &Map<String, Value>) -> Lineage {
+    let single = |key: &str| meta(metadata, key).map(unwrap_value);
+    Lineage {
+        partition_id: partition_id(metadata),
+        sequence_number: single("SequenceNumber").as_ref().and_then(as_i64),
+        offset: single("OffsetString")
+            .or_else(|| single("Offset"))
+            .as_ref()
+            .and_then(as_text),
+        enqueued_time: single("EnqueuedTimeUtc").as_ref().and_then(as_time),
+    }
 }
 
 /// Splits the trigger input into events with their lineage.
@@ -158,7 +201,6 @@ pub fn trigger_events(
         })
         .ok_or_else(|| ProtocolError::MissingTrigger(binding.to_string()))?;
     let metadata = &request.metadata;
-    let partition = partition_id(metadata);
     let many = meta(metadata, "SequenceNumberArray").is_some()
         || meta(metadata, "EnqueuedTimeUtcArray").is_some();
 
@@ -168,40 +210,19 @@ pub fn trigger_events(
             // A `many` trigger whose data is not an array: treat it as one body rather than lose it.
             None => vec![raw.clone()],
         };
-        let sequence = array_meta(metadata, "SequenceNumberArray");
-        // Extension 6.5.2+ sends the offset as text too; on geo-replicated namespaces the numeric
-        // `Offset` is -1 and only the text form identifies the event.
-        let mut offsets = array_meta(metadata, "OffsetStringArray");
-        if offsets.is_empty() {
-            offsets = array_meta(metadata, "OffsetArray");
-        }
-        let enqueued = array_meta(metadata, "EnqueuedTimeUtcArray");
+        let lineage = ManyLineage::read(metadata);
         Ok(bodies
             .into_iter()
             .enumerate()
             .map(|(i, body)| TriggerEvent {
                 body,
-                lineage: Lineage {
-                    partition_id: partition.clone(),
-                    sequence_number: sequence.get(i).and_then(as_i64),
-                    offset: offsets.get(i).and_then(as_text),
-                    enqueued_time: enqueued.get(i).and_then(as_time),
-                },
+                lineage: lineage.of(i),
             })
             .collect())
     } else {
-        let single = |key: &str| meta(metadata, key).map(unwrap_value);
         Ok(vec![TriggerEvent {
             body: raw.clone(),
-            lineage: Lineage {
-                partition_id: partition,
-                sequence_number: single("SequenceNumber").as_ref().and_then(as_i64),
-                offset: single("OffsetString")
-                    .or_else(|| single("Offset"))
-                    .as_ref()
-                    .and_then(as_text),
-                enqueued_time: single("EnqueuedTimeUtc").as_ref().and_then(as_time),
-            },
+            lineage: one_lineage(metadata),
         }])
     }
 }
@@ -218,38 +239,19 @@ pub struct BatchCoordinates {
 
 /// The coordinates in an invocation's `Metadata` (cardinality many or one).
 pub fn batch_coordinates(metadata: &Map<String, Value>) -> BatchCoordinates {
-    let sequence = array_meta(metadata, "SequenceNumberArray");
-    if sequence.is_empty() {
-        let single = |key: &str| meta(metadata, key).map(unwrap_value);
-        let number = single("SequenceNumber").as_ref().and_then(as_i64);
+    let many = ManyLineage::read(metadata);
+    if many.sequence.is_empty() {
+        let first = one_lineage(metadata);
         return BatchCoordinates {
-            first: Lineage {
-                partition_id: partition_id(metadata),
-                sequence_number: number,
-                offset: single("OffsetString")
-                    .or_else(|| single("Offset"))
-                    .as_ref()
-                    .and_then(as_text),
-                enqueued_time: single("EnqueuedTimeUtc").as_ref().and_then(as_time),
-            },
-            last_sequence_number: number,
-            events: number.map(|_| 1),
+            last_sequence_number: first.sequence_number,
+            events: first.sequence_number.map(|_| 1),
+            first,
         };
     }
-    let mut offsets = array_meta(metadata, "OffsetStringArray");
-    if offsets.is_empty() {
-        offsets = array_meta(metadata, "OffsetArray");
-    }
-    let enqueued = array_meta(metadata, "EnqueuedTimeUtcArray");
     BatchCoordinates {
-        first: Lineage {
-            partition_id: partition_id(metadata),
-            sequence_number: sequence.first().and_then(as_i64),
-            offset: offsets.first().and_then(as_text),
-            enqueued_time: enqueued.first().and_then(as_time),
-        },
-        last_sequence_number: sequence.last().and_then(as_i64),
-        events: Some(sequence.len()),
+        first: many.of(0),
+        last_sequence_number: many.sequence.last().and_then(as_i64),
+        events: Some(many.sequence.len()),
     }
 }
 
