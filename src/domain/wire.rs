@@ -46,16 +46,23 @@ impl Excerpt {
     /// The first [`MAX_EXCERPT_BYTES`] of `text`, cut on a character boundary.
     pub fn of(text: &str) -> Self {
         use sha2::Digest;
-        let mut end = text.len().min(MAX_EXCERPT_BYTES);
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
         let digest = sha2::Sha256::digest(text.as_bytes());
+        let start = cut(text, MAX_EXCERPT_BYTES);
         Excerpt {
-            text: text[..end].to_string(),
+            text: start.to_string(),
             bytes: text.len() as u64,
             sha256: hex(&digest),
-            truncated: end < text.len(),
+            truncated: start.len() < text.len(),
+        }
+    }
+
+    /// An excerpt of a text that was not kept whole: its `start`, and the whole's size and hash.
+    pub fn of_start(start: &str, bytes: u64, sha256: String) -> Self {
+        Excerpt {
+            text: cut(start, MAX_EXCERPT_BYTES).to_string(),
+            bytes,
+            sha256,
+            truncated: true,
         }
     }
 }

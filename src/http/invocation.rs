@@ -16,11 +16,11 @@ use tracing::field::Empty;
 use tracing::Instrument;
 
 use super::body::{read_limited, Oversized, ReadBody};
-use super::error::{invocation_status, ApiError};
+use super::error::{invocation_status, parse_json, ApiError};
 use super::state::AppState;
 use crate::domain::{DeadLetter, Excerpt, RecordError};
-use crate::ingress::host::{self, InvocationRequest, InvocationResponse};
-use crate::pipeline::{PipelineError, DEAD_LETTER_OUTPUT};
+use crate::ingress::host::{self, InvocationRequest};
+use crate::pipeline::{self, PipelineError};
 
 pub const INVOCATION_ID_HEADER: &str = "x-azure-functions-invocationid";
 
@@ -97,17 +97,10 @@ async fn handle(state: &AppState, body: Body) -> Response {
             return bad_request(ApiError::new(StatusCode::BAD_REQUEST, error.to_string(), None))
         }
     };
-    let request: InvocationRequest = match serde_json::from_slice(&bytes) {
+    let request: InvocationRequest = match parse_json(Ok(bytes)) {
         Ok(r) => r,
-        Err(e) => {
-            return bad_request(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                format!("invalid JSON body: {e}"),
-                None,
-            ))
-        }
+        Err(e) => return bad_request(e),
     };
-    drop(bytes);
     let result = match state.pipeline.score_batch(&request).await {
         Ok(outcome) => {
             let _build = tracing::info_span!("outputs.build", otel.kind = "internal").entered();
@@ -137,10 +130,7 @@ fn too_large(state: &AppState, oversized: Oversized) -> Response {
         limit,
     };
     let head = String::from_utf8_lossy(&oversized.head);
-    let mut excerpt = Excerpt::of(&head);
-    excerpt.bytes = oversized.total;
-    excerpt.sha256 = oversized.sha256;
-    excerpt.truncated = true;
+    let excerpt = Excerpt::of_start(&head, oversized.total, oversized.sha256);
     let mut letter = DeadLetter::new(&error, 0, None, &at.first, &excerpt);
     letter.last_sequence_number = at.last_sequence_number;
     state.pipeline.metrics().rejected(letter.kind);
@@ -157,25 +147,17 @@ fn too_large(state: &AppState, oversized: Oversized) -> Response {
         events = %events,
         "invocation over the size limit dead-lettered with its coordinates; its events are still in the source hub"
     );
-    let message = match serde_json::to_string(&letter) {
-        Ok(text) => serde_json::Value::String(text),
-        Err(e) => return failure(state, PipelineError::Output { what: "dead-letter", source: e }),
-    };
-    let mut outputs = serde_json::Map::new();
-    outputs.insert(crate::pipeline::ALERTS_OUTPUT.into(), json!([]));
-    outputs.insert(DEAD_LETTER_OUTPUT.into(), json!([message]));
-    Json(InvocationResponse {
-        outputs,
-        logs: vec![format!(
-            "ScoreWindows: invocation of {} bytes over the {limit}-byte limit dead-lettered (partition {}, {} events from sequence number {})",
-            oversized.total,
-            at.first.partition_id.as_deref().unwrap_or("?"),
-            events,
-            at.first.sequence_number.map_or("?".to_string(), |n| n.to_string()),
-        )],
-        return_value: serde_json::Value::Null,
-    })
-    .into_response()
+    let log = format!(
+        "ScoreWindows: invocation of {} bytes over the {limit}-byte limit dead-lettered (partition {}, {} events from sequence number {})",
+        oversized.total,
+        at.first.partition_id.as_deref().unwrap_or("?"),
+        events,
+        at.first.sequence_number.map_or("?".to_string(), |n| n.to_string()),
+    );
+    match pipeline::response(&[], &[letter], vec![log]) {
+        Ok(response) => Json(response).into_response(),
+        Err(error) => failure(state, error),
+    }
 }
 
 fn failure(state: &AppState, error: PipelineError) -> Response {

@@ -19,7 +19,8 @@ pub(super) struct Classified {
     pub alerts: Vec<Alert>,
     /// The decoder's refusals, then windows with a non-finite score.
     pub dead_letters: Vec<DeadLetter>,
-    /// Windows refused here (non-finite scores), by kind.
+    /// Every refusal of the batch by kind: the decoder's (including those only counted), then
+    /// the windows refused here and those the store could not take.
     pub refused_by_kind: BTreeMap<RejectionKind, u64>,
     pub windows_scored: usize,
     /// Every scored window, for the live view.
@@ -35,6 +36,7 @@ pub(super) fn classify(
     let scored = model.score(&decoded.records)?;
     let mut out = Classified {
         dead_letters: decoded.rejected,
+        refused_by_kind: decoded.refused_by_kind,
         ..Classified::default()
     };
     for ((window, record), &event) in scored.iter().zip(&decoded.records).zip(&decoded.origin) {
@@ -68,6 +70,16 @@ pub(super) fn classify(
         }
     }
     Ok(out)
+}
+
+impl Classified {
+    /// Adds dead letters made after classification (anomalies the store could not take).
+    pub fn refuse_all(&mut self, letters: Vec<DeadLetter>) {
+        for letter in &letters {
+            *self.refused_by_kind.entry(letter.kind).or_default() += 1;
+        }
+        self.dead_letters.extend(letters);
+    }
 }
 
 /// The window's features by name, as stored and as dead-lettered.

@@ -35,7 +35,7 @@ use crate::sinks::{AnomalyStore, StoreError};
 use crate::telemetry::Metrics;
 
 pub use decode::{decode_events, DecodePolicy, Decoded, MAX_DEAD_LETTERS_PER_EVENT};
-pub use outputs::{ALERTS_OUTPUT, DEAD_LETTER_OUTPUT};
+pub use outputs::{response, ALERTS_OUTPUT, DEAD_LETTER_OUTPUT};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
@@ -253,8 +253,10 @@ impl Pipeline {
 
     /// The decode policy now: the clock plus the allowed skew.
     pub fn decode_policy(&self) -> DecodePolicy {
-        let now_ms = (crate::domain::time::now().unix_timestamp_nanos() / 1_000_000) as i64;
-        DecodePolicy::at(now_ms, self.options.max_future_skew_secs)
+        DecodePolicy::at(
+            crate::domain::time::now_ms(),
+            self.options.max_future_skew_secs,
+        )
     }
 
     /// Handles one `ScoreWindows` invocation's input.
@@ -271,7 +273,6 @@ impl Pipeline {
         batch.record_on(&span, events.len());
         let decoded = decode_events(&events, &model.info.feature_names, self.decode_policy());
         self.observe_drift(&decoded);
-        let refused_by_kind = decoded.refused_by_kind.clone();
         let mut classified = {
             let _run = tracing::info_span!(
                 "onnxruntime.run",
@@ -287,15 +288,10 @@ impl Pipeline {
         let persisted = self
             .persist(rows, &row_events, &events, classified.windows_scored, &batch)
             .await?;
-        classified.dead_letters.extend(persisted.diverted.iter().cloned());
-        let mut refused_by_kind = refused_by_kind;
-        for (kind, count) in &classified.refused_by_kind {
-            *refused_by_kind.entry(*kind).or_default() += count;
-        }
-        for letter in &persisted.diverted {
-            *refused_by_kind.entry(letter.kind).or_default() += 1;
-        }
-        self.record_rejections(&classified.dead_letters, &refused_by_kind);
+        let diverted = persisted.diverted.len();
+        classified.refuse_all(persisted.diverted);
+        let refused_by_kind = &classified.refused_by_kind;
+        self.record_rejections(&classified.dead_letters, refused_by_kind);
         self.live.record(classified.points.iter().cloned());
         let summary = BatchSummary {
             events: events.len(),
@@ -303,7 +299,7 @@ impl Pipeline {
             anomalies: classified.alerts.len(),
             inserted: persisted.inserted,
             refused: refused_by_kind.values().sum(),
-            diverted: persisted.diverted.len(),
+            diverted,
             model_version: model.info.model_version.clone(),
             batch,
             elapsed: started.elapsed(),
@@ -397,42 +393,32 @@ impl Pipeline {
             );
             return Err(error.into());
         }
-        let divert = |row: &AnomalyRow, event: usize, error: &StoreError| {
+        // The dead letter of a row the store could not take: its whole window, for replay.
+        let divert = |window: &Excerpt, event: usize, error: &StoreError| {
             let record_error = if error.is_transient() {
                 RecordError::StoreUnavailable(error.to_string())
             } else {
                 RecordError::StoreRejected(error.to_string())
             };
-            let lineage = &events[event].lineage;
-            DeadLetter::new(&record_error, event, None, lineage, &Excerpt::of(&row.window_text()))
+            DeadLetter::new(&record_error, event, None, &events[event].lineage, window)
         };
         let mut persisted = Persisted::default();
         if error.is_transient() {
             persisted.diverted = rows
                 .iter()
                 .zip(row_events)
-                .map(|(row, &event)| divert(row, event, &error))
+                .map(|(row, &event)| divert(&Excerpt::of(&row.window_text()), event, &error))
                 .collect();
         } else {
             // Permanent: find the rows the store refuses, one write each; keep the others.
             for (row, &event) in rows.into_iter().zip(row_events) {
-                let window = divert(&row, event, &error);
+                let window = Excerpt::of(&row.window_text());
                 match self.write(vec![row]).await {
                     Ok(inserted) => persisted.inserted += inserted,
                     Err(row_error) if row_error.is_transient() && !last => {
                         return Err(row_error.into())
                     }
-                    Err(row_error) => {
-                        let mut letter = window;
-                        let record_error = if row_error.is_transient() {
-                            RecordError::StoreUnavailable(row_error.to_string())
-                        } else {
-                            RecordError::StoreRejected(row_error.to_string())
-                        };
-                        letter.kind = record_error.kind();
-                        letter.reason = record_error.to_string();
-                        persisted.diverted.push(letter);
-                    }
+                    Err(row_error) => persisted.diverted.push(divert(&window, event, &row_error)),
                 }
             }
         }

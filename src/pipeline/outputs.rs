@@ -5,6 +5,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::{BatchOutcome, BatchSummary, PipelineError};
+use crate::domain::{Alert, DeadLetter};
 use crate::ingress::host::InvocationResponse;
 pub use crate::ingress::host::{ALERTS_OUTPUT, DEAD_LETTER_OUTPUT};
 
@@ -73,16 +74,25 @@ impl BatchOutcome {
                 self.summary.refused - listed
             ));
         }
-        let mut outputs = Map::new();
-        outputs.insert(ALERTS_OUTPUT.into(), messages(&self.alerts, "alerts")?);
-        outputs.insert(
-            DEAD_LETTER_OUTPUT.into(),
-            messages(&self.dead_letters, "dead-letter")?,
-        );
-        Ok(InvocationResponse {
-            outputs,
-            logs,
-            return_value: Value::Null,
-        })
+        response(&self.alerts, &self.dead_letters, logs)
     }
+}
+
+/// The host's response: the alerts and dead letters on their output bindings, and `logs`.
+pub fn response(
+    alerts: &[Alert],
+    dead_letters: &[DeadLetter],
+    logs: Vec<String>,
+) -> Result<InvocationResponse, PipelineError> {
+    let mut outputs = Map::new();
+    outputs.insert(ALERTS_OUTPUT.into(), messages(alerts, "alerts")?);
+    outputs.insert(
+        DEAD_LETTER_OUTPUT.into(),
+        messages(dead_letters, "dead-letter")?,
+    );
+    Ok(InvocationResponse {
+        outputs,
+        logs,
+        return_value: Value::Null,
+    })
 }

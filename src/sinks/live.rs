@@ -113,7 +113,7 @@ impl LiveView {
     /// The newest window end seen (ms), the dashboard's "now" for data-time figures; never
     /// past the clock, so a window from the future cannot blind the "last hour" figures.
     pub fn newest_ms(&self) -> Option<i64> {
-        let clock = (crate::domain::time::now().unix_timestamp_nanos() / 1_000_000) as i64;
+        let clock = crate::domain::time::now_ms();
         self.lock().newest_ms.map(|newest| newest.min(clock))
     }
 
@@ -183,8 +183,7 @@ mod tests {
         view.record([("d1".to_string(), point(1, 0.5))]);
         assert_eq!(view.newest_ms(), Some(60_000));
         view.record([("d1".to_string(), point(i64::MAX / 60_001, 0.5))]);
-        let clock = (crate::domain::time::now().unix_timestamp_nanos() / 1_000_000) as i64;
-        assert!(view.newest_ms().unwrap() <= clock);
+        assert!(view.newest_ms().unwrap() <= crate::domain::time::now_ms());
     }
 
     #[test]
