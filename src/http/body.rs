@@ -42,36 +42,47 @@ pub async fn read_limited(body: Body, limit: usize) -> Result<ReadBody, BodyErro
             continue;
         }
         // Over the limit: from here on only the ends and the hash are kept.
-        let mut hasher = Sha256::new();
-        hasher.update(&whole);
-        let mut total = whole.len() as u64;
-        let mut head = whole;
-        head.truncate(KEPT_BYTES);
-        head.shrink_to_fit();
-        let mut tail = std::collections::VecDeque::with_capacity(KEPT_BYTES);
-        let mut take = |bytes: &[u8], head: &mut Vec<u8>, tail: &mut std::collections::VecDeque<u8>| {
-            hasher.update(bytes);
-            total += bytes.len() as u64;
-            let room = KEPT_BYTES.saturating_sub(head.len());
-            head.extend_from_slice(&bytes[..room.min(bytes.len())]);
-            let keep = &bytes[bytes.len().saturating_sub(KEPT_BYTES)..];
-            let overflow = (tail.len() + keep.len()).saturating_sub(KEPT_BYTES);
-            tail.drain(..overflow.min(tail.len()));
-            tail.extend(keep);
-        };
-        take(&chunk, &mut head, &mut tail);
+        let mut ends = Ends::default();
+        ends.take(&whole);
+        drop(whole);
+        ends.take(&chunk);
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(BodyError)?;
-            take(&chunk, &mut head, &mut tail);
+            ends.take(&chunk.map_err(BodyError)?);
         }
-        return Ok(ReadBody::TooLarge(Oversized {
-            total,
-            head,
-            tail: tail.into_iter().collect(),
-            sha256: crate::domain::wire::hex(&hasher.finalize()),
-        }));
+        return Ok(ReadBody::TooLarge(ends.finish()));
     }
     Ok(ReadBody::Whole(Bytes::from(whole)))
+}
+
+/// The first and last [`KEPT_BYTES`] of a stream, its size and its hash.
+#[derive(Default)]
+struct Ends {
+    head: Vec<u8>,
+    tail: std::collections::VecDeque<u8>,
+    hasher: Sha256,
+    total: u64,
+}
+
+impl Ends {
+    fn take(&mut self, bytes: &[u8]) {
+        self.hasher.update(bytes);
+        self.total += bytes.len() as u64;
+        let room = KEPT_BYTES.saturating_sub(self.head.len());
+        self.head.extend_from_slice(&bytes[..room.min(bytes.len())]);
+        let keep = &bytes[bytes.len().saturating_sub(KEPT_BYTES)..];
+        let overflow = (self.tail.len() + keep.len()).saturating_sub(KEPT_BYTES);
+        self.tail.drain(..overflow.min(self.tail.len()));
+        self.tail.extend(keep);
+    }
+
+    fn finish(self) -> Oversized {
+        Oversized {
+            total: self.total,
+            head: self.head,
+            tail: self.tail.into_iter().collect(),
+            sha256: crate::domain::wire::hex(&self.hasher.finalize()),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -98,5 +109,14 @@ mod tests {
         assert_eq!(big.head, all[..KEPT_BYTES]);
         assert_eq!(big.tail, all[all.len() - KEPT_BYTES..]);
         assert_eq!(big.sha256, crate::domain::wire::hex(&Sha256::digest(&all)));
+
+        // Just over the limit: the bytes read before it was crossed are part of both ends.
+        let ReadBody::TooLarge(just) =
+            read_limited(body_of(vec![vec![1; 600], vec![2; 600]]), 1000).await.unwrap()
+        else {
+            panic!("over the limit");
+        };
+        let all = [vec![1u8; 600], vec![2; 600]].concat();
+        assert_eq!((just.head.clone(), just.tail.clone(), just.total), (all.clone(), all, 1200));
     }
 }
