@@ -29,9 +29,10 @@ cp host.json "$stage/"
 cp -r functions/* "$stage/"
 mkdir -p "$stage/models"
 cp models/default.onnx "$stage/models/"
-cp target/release/sensor-anomaly "$stage/sensor-anomaly"
+# The service's binary only (crates/service): no simulator, no Event Hubs client.
+cp target/release/sensor-anomaly-handler "$stage/sensor-anomaly-handler"
 cp .ort/lib/libonnxruntime.so.1.31.1 "$stage/"
-chmod 755 "$stage/sensor-anomaly"
+chmod 755 "$stage/sensor-anomaly-handler"
 if [ -n "$dir" ]; then
   # Your local.settings.json if you made one, else the example (local stand-ins, compose.yaml).
   if [ -f local.settings.json ]; then cp local.settings.json "$dir/"; else cp local.settings.json.example "$dir/local.settings.json"; fi
@@ -42,6 +43,6 @@ mkdir -p "$(dirname "$out")"
 rm -f "$out"
 out_abs="$(cd "$(dirname "$out")" && pwd)/$(basename "$out")"
 (cd "$stage" && zip -q -r -X "$out_abs" .)
-need=$( { objdump -T target/release/sensor-anomaly .ort/lib/libonnxruntime.so.1.31.1 2>/dev/null || true; } \
+need=$( { objdump -T target/release/sensor-anomaly-handler .ort/lib/libonnxruntime.so.1.31.1 2>/dev/null || true; } \
   | grep -o 'GLIBC_[0-9.]*' | sort -V | tail -1)
 echo "==> $out ($(du -h "$out" | cut -f1)); needs ${need:-an unknown glibc} or newer" >&2

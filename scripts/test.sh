@@ -10,7 +10,7 @@ echo "==> Rust tests" >&2
 if [ -z "${ANOMALY_TEST_SQL_CONNECTION_STRING:-}" ]; then
   echo "==> note: the Azure SQL contract suite is skipped: ANOMALY_TEST_SQL_CONNECTION_STRING is not set (README: Azure SQL, tests against SQL Server)" >&2
 fi
-cargo test --release --quiet
+cargo test --release --workspace --quiet
 
 echo "==> Python training tests" >&2
 skab=../shared/datasets/skab

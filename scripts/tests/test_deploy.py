@@ -44,13 +44,21 @@ class PackageTests(unittest.TestCase):
     def test_layout_and_executable_bit(self):
         with zipfile.ZipFile(self.zip) as z:
             names = set(z.namelist())
-            mode = z.getinfo("sensor-anomaly").external_attr >> 16
-        for required in ["host.json", "sensor-anomaly", "libonnxruntime.so.1.31.1", "models/default.onnx",
+            mode = z.getinfo("sensor-anomaly-handler").external_attr >> 16
+            handler = z.read("sensor-anomaly-handler")
+        for required in ["host.json", "sensor-anomaly-handler", "libonnxruntime.so.1.31.1", "models/default.onnx",
                          "ScoreWindows/function.json", "Health/function.json", "Dashboard/function.json"]:
             self.assertIn(required, names)
         self.assertFalse(any(n.startswith("functions/") for n in names), "function folders at the root")
         self.assertTrue(mode & 0o111, oct(mode))
         self.assertRegex(self.stderr, r"needs GLIBC_2\.\d+ or newer")
+        self.assertNotIn("sensor-anomaly", names, "the CLI with the tools is not deployed")
+        # The deployed binary links no tool and no Event Hubs client: their source paths (kept
+        # for panic messages) are absent from it and present in the CLI's binary.
+        cli = (REPO / "target/release/sensor-anomaly").read_bytes()
+        for marker in [b"crates/tools/src/simulate.rs", b"azure_messaging_eventhubs", b"fe2o3"]:
+            self.assertIn(marker, cli, "the check itself: the CLI carries it")
+            self.assertNotIn(marker, handler, marker)
 
     def test_the_unpacked_app_starts_as_host_json_says_and_scores(self):
         app = Path(self.tmp.name) / "app"

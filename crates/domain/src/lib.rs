@@ -1,0 +1,23 @@
+//! Plain types every stage may import: no I/O, no framework types.
+//!
+//! A window arrives as a [`WindowRecord`] with its [`Lineage`], is scored into a
+//! [`ScoredWindow`], and leaves as a stored [`AnomalyRow`], an [`Alert`] or, when refused, a
+//! [`DeadLetter`] carrying its [`RejectionKind`]. The alert and dead-letter JSON are versioned
+//! wire formats (`schemas/`, `docs/wire-formats.md`).
+
+pub mod anomaly;
+pub mod lineage;
+pub mod rejection;
+pub mod scored;
+pub mod secret;
+pub mod time;
+pub mod window;
+pub mod wire;
+
+pub use anomaly::AnomalyRow;
+pub use lineage::Lineage;
+pub use rejection::{RecordError, RejectionKind};
+pub use scored::{ScoredPoint, ScoredWindow, Severity};
+pub use secret::Secret;
+pub use window::{name_fits, name_units, WindowRecord, MAX_NAME_UNITS};
+pub use wire::{Alert, DeadLetter, Excerpt, ALERT_SCHEMA_VERSION, DEAD_LETTER_SCHEMA_VERSION, MAX_ALERT_CHANNELS, MAX_EXCERPT_BYTES, MAX_MESSAGE_BYTES};

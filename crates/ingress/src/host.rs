@@ -1,0 +1,474 @@
+//! The Functions host's custom-handler protocol.
+//!
+//! For a non-HTTP trigger the host POSTs `/{FunctionName}` with `{"Data":{...},"Metadata":{...}}`
+//! and expects `{"Outputs":{...},"Logs":[...],"ReturnValue":...}` back. The host serializes every
+//! value that is not a JSON object as a JSON *string* (`JsonConvert.SerializeObject`), so arrays,
+//! numbers and strings arrive encoded, and an event body that is itself JSON text is encoded
+//! twice; `dataType: binary` bodies arrive as base64. This module undoes all of that and pairs
+//! each event with its Event Hubs coordinates.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use domain::time as timefmt;
+use domain::Lineage;
+
+/// Output binding names of `ScoreWindows` in its `function.json`.
+pub const ALERTS_OUTPUT: &str = "alerts";
+pub const DEAD_LETTER_OUTPUT: &str = "deadletter";
+
+/// How many string-encoding layers are peeled from a metadata value.
+const MAX_UNWRAP: usize = 4;
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct InvocationRequest {
+    #[serde(rename = "Data", default)]
+    pub data: Map<String, Value>,
+    #[serde(rename = "Metadata", default)]
+    pub metadata: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct InvocationResponse {
+    #[serde(rename = "Outputs")]
+    pub outputs: Map<String, Value>,
+    #[serde(rename = "Logs")]
+    pub logs: Vec<String>,
+    #[serde(rename = "ReturnValue")]
+    pub return_value: Value,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ProtocolError {
+    #[error("invocation has no `Data.{0}` (the trigger binding's name in function.json)")]
+    MissingTrigger(String),
+}
+
+/// One Event Hubs event as the handler received it: its body (still encoded) and coordinates.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TriggerEvent {
+    pub body: Value,
+    pub lineage: Lineage,
+}
+
+/// Peels JSON-in-a-string layers: `"[1,2]"` → `[1,2]`, `"\"x\""` → `"x"`. Text that is not JSON
+/// (a plain partition key) is kept as it is.
+pub fn unwrap_value(value: &Value) -> Value {
+    let mut current = value.clone();
+    for _ in 0..MAX_UNWRAP {
+        let Value::String(text) = &current else { break };
+        match serde_json::from_str::<Value>(text) {
+            Ok(inner) => current = inner,
+            Err(_) => break,
+        }
+    }
+    current
+}
+
+fn meta<'a>(metadata: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+    metadata.get(key).or_else(|| {
+        metadata
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v)
+    })
+}
+
+fn as_text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn as_i64(value: &Value) -> Option<i64> {
+    match value {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+fn as_time(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(timefmt::canonical(s).unwrap_or_else(|| s.clone())),
+        _ => None,
+    }
+}
+
+fn partition_id(metadata: &Map<String, Value>) -> Option<String> {
+    let context = unwrap_value(meta(metadata, "PartitionContext")?);
+    let object = context.as_object()?;
+    ["PartitionId", "partitionId"]
+        .iter()
+        .find_map(|k| object.get(*k))
+        .and_then(as_text)
+}
+
+/// The per-event list for an `...Array` metadata key (cardinality many).
+fn array_meta(metadata: &Map<String, Value>, key: &str) -> Vec<Value> {
+    match meta(metadata, key).map(unwrap_value) {
+        Some(Value::Array(items)) => items.iter().map(unwrap_value).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The host's retry state for this invocation (`Metadata.RetryContext`), sent when the function
+/// has a retry policy: the attempt (0 first) and the policy's maximum (-1: for ever).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryContext {
+    pub retry_count: i64,
+    pub max_retry_count: i64,
+}
+
+/// Reads `Metadata.RetryContext` (an object, or a JSON string holding one; either casing).
+pub fn retry_context(metadata: &Map<String, Value>) -> Option<RetryContext> {
+    let context = unwrap_value(meta(metadata, "RetryContext")?);
+    let object = context.as_object()?;
+    let field = |key: &str| meta(object, key).and_then(as_i64);
+    Some(RetryContext {
+        retry_count: field("RetryCount")?,
+        max_retry_count: field("MaxRetryCount")?,
+    })
+}
+
+/// The per-event coordinates of a cardinality-`many` invocation, index by index.
+struct ManyLineage {
+    partition: Option<String>,
+    sequence: Vec<Value>,
+    offsets: Vec<Value>,
+    enqueued: Vec<Value>,
+}
+
+impl ManyLineage {
+    fn read(metadata: &Map<String, Value>) -> Self {
+        // Extension 6.5.2+ sends the offset as text too; on geo-replicated namespaces the numeric
+        // `Offset` is -1 and only the text form identifies the event.
+        let mut offsets = array_meta(metadata, "OffsetStringArray");
+        if offsets.is_empty() {
+            offsets = array_meta(metadata, "OffsetArray");
+        }
+        ManyLineage {
+            partition: partition_id(metadata),
+            sequence: array_meta(metadata, "SequenceNumberArray"),
+            offsets,
+            enqueued: array_meta(metadata, "EnqueuedTimeUtcArray"),
+        }
+    }
+
+    fn of(&self, i: usize) -> Lineage {
+        Lineage {
+            partition_id: self.partition.clone(),
+            sequence_number: self.sequence.get(i).and_then(as_i64),
+            offset: self.offsets.get(i).and_then(as_text),
+            enqueued_time: self.enqueued.get(i).and_then(as_time),
+        }
+    }
+}
+
+/// The coordinates of a cardinality-`one` invocation's event.
+fn one_lineage(metadata: &Map<String, Value>) -> Lineage {
+    let single = |key: &str| meta(metadata, key).map(unwrap_value);
+    Lineage {
+        partition_id: partition_id(metadata),
+        sequence_number: single("SequenceNumber").as_ref().and_then(as_i64),
+        offset: single("OffsetString")
+            .or_else(|| single("Offset"))
+            .as_ref()
+            .and_then(as_text),
+        enqueued_time: single("EnqueuedTimeUtc").as_ref().and_then(as_time),
+    }
+}
+
+/// Splits the trigger input into events with their lineage.
+///
+/// Cardinality `many` (the host sends `SequenceNumberArray`) gives a JSON array of bodies;
+/// cardinality `one` gives a single body, which may itself be a Stream Analytics array of records.
+pub fn trigger_events(
+    request: &InvocationRequest,
+    binding: &str,
+) -> Result<Vec<TriggerEvent>, ProtocolError> {
+    let raw = request
+        .data
+        .get(binding)
+        .or_else(|| {
+            request
+                .data
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(binding))
+                .map(|(_, v)| v)
+        })
+        .ok_or_else(|| ProtocolError::MissingTrigger(binding.to_string()))?;
+    let metadata = &request.metadata;
+    let many = meta(metadata, "SequenceNumberArray").is_some()
+        || meta(metadata, "EnqueuedTimeUtcArray").is_some();
+
+    if many {
+        let bodies = match unwrap_outer_array(raw) {
+            Some(items) => items,
+            // A `many` trigger whose data is not an array: treat it as one body rather than lose it.
+            None => vec![raw.clone()],
+        };
+        let lineage = ManyLineage::read(metadata);
+        Ok(bodies
+            .into_iter()
+            .enumerate()
+            .map(|(i, body)| TriggerEvent {
+                body,
+                lineage: lineage.of(i),
+            })
+            .collect())
+    } else {
+        Ok(vec![TriggerEvent {
+            body: raw.clone(),
+            lineage: one_lineage(metadata),
+        }])
+    }
+}
+
+/// Where a batch's events are in their hub: what an oversized invocation's dead letter names so
+/// that its events can be read again from the source hub.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BatchCoordinates {
+    /// The first event's lineage.
+    pub first: Lineage,
+    pub last_sequence_number: Option<i64>,
+    pub events: Option<usize>,
+}
+
+/// The coordinates in an invocation's `Metadata` (cardinality many or one).
+pub fn batch_coordinates(metadata: &Map<String, Value>) -> BatchCoordinates {
+    let many = ManyLineage::read(metadata);
+    if many.sequence.is_empty() {
+        let first = one_lineage(metadata);
+        return BatchCoordinates {
+            last_sequence_number: first.sequence_number,
+            events: first.sequence_number.map(|_| 1),
+            first,
+        };
+    }
+    BatchCoordinates {
+        first: many.of(0),
+        last_sequence_number: many.sequence.last().and_then(as_i64),
+        events: Some(many.sequence.len()),
+    }
+}
+
+/// The invocation's `Metadata` object from the last bytes of a body too large to parse whole:
+/// the host writes `{"Data":{...},"Metadata":{...}}`, so the last top-level `"Metadata":` is
+/// followed by one object and the body's closing brace. Inside JSON strings quotes are escaped,
+/// so the key cannot be forged by event bodies; a candidate that does not end the body is not it.
+pub fn metadata_from_tail(tail: &[u8]) -> Option<Map<String, Value>> {
+    const KEY: &[u8] = b"\"Metadata\"";
+    let mut end = tail.len();
+    while let Some(at) = find_last(&tail[..end], KEY) {
+        end = at;
+        let rest = &tail[at + KEY.len()..];
+        let Some(colon) = rest.iter().position(|b| !b.is_ascii_whitespace()) else {
+            continue;
+        };
+        if rest[colon] != b':' {
+            continue;
+        }
+        let mut values = serde_json::Deserializer::from_slice(&rest[colon + 1..]).into_iter::<Map<String, Value>>();
+        if let Some(Ok(object)) = values.next() {
+            let after = &rest[colon + 1 + values.byte_offset()..];
+            let closing: Vec<u8> = after.iter().copied().filter(|b| !b.is_ascii_whitespace()).collect();
+            if closing == b"}" {
+                return Some(object);
+            }
+        }
+    }
+    None
+}
+
+fn find_last(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).rposition(|w| w == needle)
+}
+
+/// The batch of a `many` trigger: a JSON array, or a string holding one (`"[\"{...}\",...]"`).
+fn unwrap_outer_array(raw: &Value) -> Option<Vec<Value>> {
+    match raw {
+        Value::Array(items) => Some(items.clone()),
+        Value::String(text) if text.trim_start().starts_with('[') => {
+            match serde_json::from_str::<Value>(text) {
+                Ok(Value::Array(items)) => Some(items),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+/// Builds the request the host sends for an Event Hubs trigger with `cardinality: many` and
+/// `dataType: string`: the bodies as one JSON-encoded array of strings, the per-event metadata as
+/// JSON-encoded arrays, and the `RetryContext` of the first attempt of a policy that retries
+/// for ever (`MaxRetryCount` -1): the caller (the demo, `replay`) retries itself, so the handler
+/// answers a store outage with 503 instead of dead-lettering into a response nobody publishes.
+pub fn many_string_invocation(
+    binding: &str,
+    bodies: &[String],
+    partition_id: &str,
+    first_sequence: i64,
+    enqueued_time: &str,
+) -> Value {
+    let n = bodies.len() as i64;
+    let sequence: Vec<i64> = (first_sequence..first_sequence + n).collect();
+    let offsets: Vec<String> = sequence.iter().map(|s| (s * 512).to_string()).collect();
+    let enqueued: Vec<&str> = bodies.iter().map(|_| enqueued_time).collect();
+    let encode = |v: Value| Value::String(v.to_string());
+    serde_json::json!({
+        "Data": { binding: encode(serde_json::json!(bodies)) },
+        "Metadata": {
+            "PartitionContext": {
+                "FullyQualifiedNamespace": "local.servicebus.windows.net",
+                "EventHubName": "windows",
+                "ConsumerGroup": "$Default",
+                "PartitionId": partition_id
+            },
+            "SequenceNumberArray": encode(serde_json::json!(sequence)),
+            "OffsetArray": encode(serde_json::json!(offsets)),
+            "EnqueuedTimeUtcArray": encode(serde_json::json!(enqueued)),
+            "sys": {"MethodName": "ScoreWindows", "UtcNow": enqueued_time, "RandGuid": "00000000-0000-0000-0000-000000000000"},
+            "RetryContext": {"RetryCount": 0, "MaxRetryCount": -1, "Exception": null, "Instance": null, "State": {}}
+        }
+    })
+}
+
+/// Where a batch came from: its partition, sequence-number range and the host's retry attempt.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BatchInfo {
+    pub partition: Option<String>,
+    pub sequence_range: Option<(i64, i64)>,
+    /// `Metadata.RetryContext.RetryCount`: 0 on the first attempt.
+    pub retry_count: Option<i64>,
+    /// `Metadata.RetryContext.MaxRetryCount`: the policy's retries (-1: retry for ever).
+    pub max_retry_count: Option<i64>,
+}
+
+impl BatchInfo {
+    pub fn of(events: &[TriggerEvent], request: &InvocationRequest) -> Self {
+        let sequence_numbers = events.iter().filter_map(|e| e.lineage.sequence_number);
+        let sequence_range = sequence_numbers.clone().min().zip(sequence_numbers.max());
+        let retry = retry_context(&request.metadata);
+        BatchInfo {
+            partition: events.first().and_then(|e| e.lineage.partition_id.clone()),
+            sequence_range,
+            retry_count: retry.map(|r| r.retry_count),
+            max_retry_count: retry.map(|r| r.max_retry_count),
+        }
+    }
+
+    /// Whether a failure now is final: the host will not retry this batch again, and its
+    /// listener checkpoints past it. With a retry policy in `function.json` the host sends
+    /// `RetryContext` on every attempt (the WebJobs executor creates it before the first, with
+    /// `RetryCount` 0, and counts up to `MaxRetryCount`; -1 retries for ever). Without one there
+    /// is no `RetryContext` and no retry: every attempt is the last.
+    pub fn is_last_attempt(&self) -> bool {
+        match (self.retry_count, self.max_retry_count) {
+            (Some(count), Some(max)) => max >= 0 && count >= max,
+            _ => true,
+        }
+    }
+
+    pub fn partition_text(&self) -> &str {
+        self.partition.as_deref().unwrap_or("?")
+    }
+
+    pub fn sequence_text(&self) -> String {
+        self.sequence_range
+            .map_or_else(|| "?".to_string(), |(lo, hi)| format!("{lo}..={hi}"))
+    }
+}
+
+/// An output message that cannot be serialized (cannot happen for the types sent, but is not
+/// assumed).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot serialize the {what} output: {source}")]
+pub struct OutputError {
+    pub what: &'static str,
+    #[source]
+    pub source: serde_json::Error,
+}
+
+/// Each message as a JSON string: the Event Hubs output binding sends a string as the body.
+fn messages<T: Serialize>(items: &[T], what: &'static str) -> Result<Value, OutputError> {
+    items
+        .iter()
+        .map(|item| {
+            serde_json::to_string(item)
+                .map(Value::String)
+                .map_err(|source| OutputError { what, source })
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Value::Array)
+}
+
+/// The host's response to a `ScoreWindows` invocation: the alerts and dead letters on their
+/// output bindings, and `logs` for the host's invocation log.
+pub fn response(
+    alerts: &[domain::Alert],
+    dead_letters: &[domain::DeadLetter],
+    logs: Vec<String>,
+) -> Result<InvocationResponse, OutputError> {
+    let mut outputs = Map::new();
+    outputs.insert(ALERTS_OUTPUT.into(), messages(alerts, "alerts")?);
+    outputs.insert(
+        DEAD_LETTER_OUTPUT.into(),
+        messages(dead_letters, "dead-letter")?,
+    );
+    Ok(InvocationResponse {
+        outputs,
+        logs,
+        return_value: Value::Null,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn unwrap_peels_encoded_layers_but_keeps_plain_text() {
+        assert_eq!(unwrap_value(&json!("[1,2]")), json!([1, 2]));
+        assert_eq!(
+            unwrap_value(&json!("\"2026-01-01T00:00:00Z\"")),
+            json!("2026-01-01T00:00:00Z")
+        );
+        assert_eq!(unwrap_value(&json!("pump-7")), json!("pump-7"));
+        assert_eq!(unwrap_value(&json!({"a": 1})), json!({"a": 1}));
+    }
+
+    #[test]
+    fn metadata_is_found_at_the_end_of_a_truncated_body_and_not_forged_by_event_text() {
+        let padding = "x".repeat(5000);
+        let bodies: Vec<String> = (0..3)
+            .map(|i| format!("{{\"pad\":\"{padding}\"}}") + &format!("{{\"device_id\":\"d{i}\",\"note\":\"\\\"Metadata\\\":{{}}}}\"}}"))
+            .collect();
+        let request = many_string_invocation("events", &bodies, "7", 100, "2026-01-01T00:00:00Z");
+        let text = request.to_string();
+        assert!(text.starts_with("{\"Data\""), "the host's order: Data, then Metadata");
+        let tail = &text.as_bytes()[text.len() / 2..];
+        let metadata = metadata_from_tail(tail).expect("found");
+        let at = batch_coordinates(&metadata);
+        assert_eq!(at.first.partition_id.as_deref(), Some("7"));
+        assert_eq!(at.first.sequence_number, Some(100));
+        assert_eq!(at.last_sequence_number, Some(102));
+        assert_eq!(at.events, Some(3));
+        assert_eq!(at.first.offset.as_deref(), Some("51200"));
+        // Only the start of the body: no Metadata to be had.
+        assert_eq!(metadata_from_tail(&text.as_bytes()[..40]), None);
+        assert_eq!(metadata_from_tail(b"\"Metadata\": {\"a\": 1}, \"more\": 2}"), None);
+    }
+
+    #[test]
+    fn missing_trigger_binding_is_a_protocol_error() {
+        let request = InvocationRequest::default();
+        assert_eq!(
+            trigger_events(&request, "events"),
+            Err(ProtocolError::MissingTrigger("events".into()))
+        );
+    }
+}

@@ -1,0 +1,360 @@
+//! ③ The `ScoreWindows` flow as a value: decode → score → classify → persist → outputs.
+//!
+//! A bad event or record never fails the batch: it is counted by its [`RejectionKind`], logged
+//! (a bounded number of lines per batch) and dead-lettered with a bounded excerpt.
+//!
+//! **Nothing lost, nothing amplified.** After the host's last retry the Event Hubs listener
+//! checkpoints past a failed batch, so a failure the host cannot fix by retrying must never be
+//! answered with an error:
+//! - a *transient* store failure fails the batch (503, the host retries: storage is idempotent,
+//!   so a retry stores nothing twice) **until the host's last attempt** (`RetryContext`), where
+//!   the anomalies go to the dead-letter hub as `store_unavailable`, with their whole window, and
+//!   the batch succeeds; `sensor-anomaly replay` re-submits them when the store is back;
+//! - a *permanent* refusal is retried row by row at once, so one bad row does not take the
+//!   batch with it: the rows the store refuses go out as `store_rejected`, the rest are stored.
+//!
+//! The pipeline knows nothing of HTTP, metrics or the live view: it returns a [`BatchOutcome`]
+//! saying what happened (every scored point, every decoded window, every store write), and the
+//! service's observers (drift, live view, metrics and logs) read that. The edge maps a
+//! [`PipelineError`] to a status code; the host protocol (retry context in, response out) is in
+//! `ingress`.
+//!
+//! [`RejectionKind`]: domain::RejectionKind
+
+mod classify;
+mod decode;
+mod outputs;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tracing::Instrument;
+
+use domain::{
+    Alert, AnomalyRow, DeadLetter, Excerpt, RecordError, RejectionKind, ScoredPoint, WindowRecord,
+};
+use ingress::host::{BatchInfo, OutputError, TriggerEvent};
+use scoring::{Model, ModelError};
+use sinks::{AnomalyStore, StoreError, StoreKind};
+
+pub use decode::{decode_events, DecodePolicy, Decoded, MAX_DEAD_LETTERS_PER_EVENT};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Protocol(#[from] ingress::host::ProtocolError),
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Output(#[from] OutputError),
+}
+
+/// A batch that failed, with the store writes it made before failing (the observers count
+/// them: a failing store shows in the metrics even though no batch succeeds).
+#[derive(Debug, thiserror::Error)]
+#[error("{error}")]
+pub struct BatchFailed {
+    #[source]
+    pub error: PipelineError,
+    pub store_writes: Vec<StoreWrite>,
+}
+
+impl From<PipelineError> for BatchFailed {
+    fn from(error: PipelineError) -> Self {
+        BatchFailed {
+            error,
+            store_writes: Vec::new(),
+        }
+    }
+}
+
+/// What one batch produced, and everything an observer needs to know about it.
+#[derive(Debug, Clone)]
+pub struct BatchOutcome {
+    pub alerts: Vec<Alert>,
+    pub dead_letters: Vec<DeadLetter>,
+    pub summary: BatchSummary,
+    /// Every scored window (normal or not), for the live view.
+    pub points: Vec<ScoredPoint>,
+    /// Every decoded window, for the drift monitor.
+    pub windows: Vec<WindowRecord>,
+    /// Every store write the batch made, in order (one, or one per row after a permanent
+    /// refusal).
+    pub store_writes: Vec<StoreWrite>,
+}
+
+/// The figures of one batch, for the log line, the host's `Logs` and telemetry.
+#[derive(Debug, Clone)]
+pub struct BatchSummary {
+    pub events: usize,
+    pub windows_scored: usize,
+    pub anomalies: usize,
+    /// Anomalies the store did not have yet (fewer than `anomalies` on a re-delivery).
+    pub inserted: usize,
+    /// Every refusal by kind (published one by one, or counted on the last dead letter of their
+    /// event).
+    pub refused_by_kind: BTreeMap<RejectionKind, u64>,
+    /// Anomalies sent to the dead-letter hub because the store could not take them.
+    pub diverted: usize,
+    pub model_version: String,
+    pub batch: BatchInfo,
+    pub elapsed: Duration,
+}
+
+impl BatchSummary {
+    /// Refusals in all.
+    pub fn refused(&self) -> u64 {
+        self.refused_by_kind.values().sum()
+    }
+}
+
+/// Whether a failed store write can succeed on a retry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum FailureClass {
+    Transient,
+    Permanent,
+}
+
+impl FailureClass {
+    pub fn of(error: &StoreError) -> Self {
+        if error.is_transient() {
+            FailureClass::Transient
+        } else {
+            FailureClass::Permanent
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureClass::Transient => "transient",
+            FailureClass::Permanent => "permanent",
+        }
+    }
+}
+
+/// One store write: which store, how long, and how it failed if it did.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StoreWrite {
+    pub store: StoreKind,
+    pub rows: usize,
+    pub elapsed: Duration,
+    pub failure: Option<FailureClass>,
+}
+
+/// How the pipeline reads its input.
+#[derive(Debug, Clone)]
+pub struct PipelineOptions {
+    /// The Event Hub trigger's binding name in function.json.
+    pub trigger_binding: String,
+    /// Windows ending more than this many seconds ahead of the clock are refused.
+    pub max_future_skew_secs: u64,
+}
+
+impl Default for PipelineOptions {
+    fn default() -> Self {
+        PipelineOptions {
+            trigger_binding: "events".into(),
+            max_future_skew_secs: 600,
+        }
+    }
+}
+
+/// The `ScoreWindows` flow: decode, score, classify, persist. It holds only the store it writes
+/// to and its options; the model is handed in per batch, so a reload never races a batch.
+pub struct Pipeline {
+    store: Arc<dyn AnomalyStore>,
+    options: PipelineOptions,
+}
+
+impl Pipeline {
+    pub fn new(store: Arc<dyn AnomalyStore>, options: PipelineOptions) -> Self {
+        Pipeline { store, options }
+    }
+
+    pub fn options(&self) -> &PipelineOptions {
+        &self.options
+    }
+
+    /// The decode policy now: the clock plus the allowed skew.
+    pub fn decode_policy(&self) -> DecodePolicy {
+        DecodePolicy::at(domain::time::now_ms(), self.options.max_future_skew_secs)
+    }
+
+    /// Scores one batch of trigger events with `model`.
+    pub async fn score_batch(
+        &self,
+        model: &Model,
+        events: &[TriggerEvent],
+        batch: BatchInfo,
+    ) -> Result<BatchOutcome, BatchFailed> {
+        let started = Instant::now();
+        let decoded = decode_events(events, &model.info.feature_names, self.decode_policy());
+        let mut classified = {
+            let _run = tracing::info_span!(
+                "onnxruntime.run",
+                otel.kind = "internal",
+                windows = decoded.records.len(),
+                model_version = model.info.model_version.as_str()
+            )
+            .entered();
+            classify::classify(model, decoded, events).map_err(PipelineError::from)?
+        };
+        let rows = std::mem::take(&mut classified.rows);
+        let row_events = std::mem::take(&mut classified.row_events);
+        let mut store_writes = Vec::new();
+        let persisted = match self
+            .persist(rows, &row_events, events, &batch, &mut store_writes)
+            .await
+        {
+            Ok(persisted) => persisted,
+            Err(error) => {
+                return Err(BatchFailed {
+                    error,
+                    store_writes,
+                })
+            }
+        };
+        let diverted = persisted.diverted.len();
+        classified.refuse_all(persisted.diverted);
+        let summary = BatchSummary {
+            events: events.len(),
+            windows_scored: classified.windows_scored,
+            anomalies: classified.alerts.len(),
+            inserted: persisted.inserted,
+            refused_by_kind: std::mem::take(&mut classified.refused_by_kind),
+            diverted,
+            model_version: model.info.model_version.clone(),
+            batch,
+            elapsed: started.elapsed(),
+        };
+        Ok(BatchOutcome {
+            alerts: classified.alerts,
+            dead_letters: classified.dead_letters,
+            summary,
+            points: classified.points,
+            windows: classified.records,
+            store_writes,
+        })
+    }
+
+    /// One write of every anomaly of the batch, and what to do when it fails (module doc).
+    async fn persist(
+        &self,
+        rows: Vec<AnomalyRow>,
+        row_events: &[usize],
+        events: &[TriggerEvent],
+        batch: &BatchInfo,
+        writes: &mut Vec<StoreWrite>,
+    ) -> Result<Persisted, PipelineError> {
+        if rows.is_empty() {
+            return Ok(Persisted::default());
+        }
+        let error = match self.write(rows.clone(), writes).await {
+            Ok(inserted) => {
+                return Ok(Persisted {
+                    inserted,
+                    diverted: Vec::new(),
+                })
+            }
+            Err(error) => error,
+        };
+        let last = batch.is_last_attempt();
+        if error.is_transient() && !last {
+            tracing::error!(
+                error = %error,
+                source = ?std::error::Error::source(&error).map(ToString::to_string),
+                anomalies = rows.len(),
+                partition = batch.partition_text(),
+                sequence_numbers = %batch.sequence_text(),
+                retry_count = ?batch.retry_count,
+                max_retry_count = ?batch.max_retry_count,
+                "store write failed; the batch fails and the host retries it"
+            );
+            return Err(error.into());
+        }
+        // The dead letter of a row the store could not take: its whole window, for replay.
+        let divert = |window: &Excerpt, event: usize, error: &StoreError| {
+            let record_error = if error.is_transient() {
+                RecordError::StoreUnavailable(error.to_string())
+            } else {
+                RecordError::StoreRejected(error.to_string())
+            };
+            DeadLetter::new(&record_error, event, None, &events[event].lineage, window)
+        };
+        let mut persisted = Persisted::default();
+        if error.is_transient() {
+            persisted.diverted = rows
+                .iter()
+                .zip(row_events)
+                .map(|(row, &event)| divert(&Excerpt::of(&row.window_text()), event, &error))
+                .collect();
+        } else {
+            // Permanent: find the rows the store refuses, one write each; keep the others.
+            for (row, &event) in rows.into_iter().zip(row_events) {
+                let window = Excerpt::of(&row.window_text());
+                match self.write(vec![row], writes).await {
+                    Ok(inserted) => persisted.inserted += inserted,
+                    Err(row_error) if row_error.is_transient() && !last => {
+                        return Err(row_error.into())
+                    }
+                    Err(row_error) => persisted.diverted.push(divert(&window, event, &row_error)),
+                }
+            }
+        }
+        tracing::error!(
+            error = %error,
+            transient = error.is_transient(),
+            diverted = persisted.diverted.len(),
+            stored = persisted.inserted,
+            partition = batch.partition_text(),
+            sequence_numbers = %batch.sequence_text(),
+            retry_count = ?batch.retry_count,
+            "the store could not take every anomaly; those it could not are dead-lettered with their window for `sensor-anomaly replay`"
+        );
+        Ok(persisted)
+    }
+
+    /// One store write, with its dependency span; recorded in `writes` for the observers.
+    async fn write(
+        &self,
+        rows: Vec<AnomalyRow>,
+        writes: &mut Vec<StoreWrite>,
+    ) -> Result<usize, StoreError> {
+        let span = tracing::info_span!(
+            "store.insert",
+            otel.kind = "client",
+            otel.status_code = tracing::field::Empty,
+            db.system.name = self.store.kind().system_name(),
+            db.namespace = self.store.target(),
+            db.operation.name = "INSERT",
+            rows = rows.len(),
+        );
+        let count = rows.len();
+        let started = Instant::now();
+        let result = self.store.insert(rows).instrument(span.clone()).await;
+        let failure = result.as_ref().err().map(FailureClass::of);
+        if failure.is_some() {
+            span.record("otel.status_code", "error");
+        }
+        writes.push(StoreWrite {
+            store: self.store.kind(),
+            rows: count,
+            elapsed: started.elapsed(),
+            failure,
+        });
+        result
+    }
+}
+
+/// What the store took of a batch, and the anomalies it could not take.
+#[derive(Debug, Default)]
+struct Persisted {
+    inserted: usize,
+    diverted: Vec<DeadLetter>,
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,410 @@
+//! Settings, read once at start-up from environment variables (in Azure: the function app's
+//! application settings) and validated with a message naming the variable.
+
+use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
+
+use sinks::azure_sql::settings::{SqlSettings, SqlSettingsError};
+use crate::telemetry::app_insights::{AppInsightsSettings, AppInsightsSettingsError};
+
+/// Settings whose values are credentials: never echoed, even when invalid.
+pub const SECRET_SETTINGS: [&str; 2] = [
+    "ANOMALY_SQL_CONNECTION_STRING",
+    "APPLICATIONINSIGHTS_CONNECTION_STRING",
+];
+
+/// A setting's value as it may appear in a message.
+fn shown(name: &str, value: &str) -> String {
+    if SECRET_SETTINGS.contains(&name) {
+        "[redacted]".into()
+    } else {
+        format!("{value:?}")
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ConfigError {
+    #[error("setting {name}={} is invalid: {problem}", shown(name, value))]
+    Invalid {
+        name: &'static str,
+        value: String,
+        problem: String,
+    },
+    #[error(transparent)]
+    Sql(#[from] SqlSettingsError),
+    #[error(transparent)]
+    AppInsights(#[from] AppInsightsSettingsError),
+}
+
+/// Everything the handler needs to start. Defaults suit `func start` and the demo.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `FUNCTIONS_CUSTOMHANDLER_PORT`, set by the Functions host (default 8080 when run alone).
+    pub port: u16,
+    /// `ANOMALY_MODEL_PATH` (default `models/default.onnx`, relative to the working directory).
+    pub model_path: PathBuf,
+    /// `ANOMALY_SQLITE_PATH` (default `data/anomalies.sqlite`).
+    pub sqlite_path: PathBuf,
+    /// `ANOMALY_STORE_TIMEOUT_MS`: how long a write waits on a locked store before the invocation
+    /// fails and the host retries (default 5000).
+    pub store_timeout: Duration,
+    /// `ANOMALY_MAX_BATCH`: windows accepted by `POST /api/score/batch` (default 1000).
+    pub max_batch: usize,
+    /// `ANOMALY_MAX_BODY_BYTES`: request body limit for the HTTP API (default 1 MiB); larger bodies get 413.
+    pub max_body_bytes: usize,
+    /// `ANOMALY_MAX_INVOCATION_BYTES`: body limit for host trigger invocations (default 64 MiB).
+    pub max_invocation_bytes: usize,
+    /// `ANOMALY_TRIGGER_BINDING`: the Event Hub trigger's binding name in function.json (default `events`).
+    pub trigger_binding: String,
+    /// `ANOMALY_SQL_CONNECTION_STRING` and its knobs: when set, anomalies go to Azure SQL
+    /// instead of the embedded SQLite store.
+    pub sql: Option<SqlSettings>,
+    /// `APPLICATIONINSIGHTS_CONNECTION_STRING` (set by Azure): export traces and metrics to
+    /// Application Insights. Unset: local logs and Prometheus only.
+    pub app_insights: Option<AppInsightsSettings>,
+    /// `ANOMALY_DRIFT_HOURS`: how many hours of recent data (by window end) the drift check
+    /// compares with the training data (default 24: a full daily cycle; 1 to 168).
+    pub drift_hours: u32,
+    /// `ANOMALY_MAX_FUTURE_SKEW_SECS`: windows ending further than this ahead of the handler's
+    /// clock are dead-lettered as `future_window` (default 600).
+    pub max_future_skew_secs: u64,
+    /// `ANOMALY_MODELS_DIR`: the only folder `/api/reload` reads model files from (default: the
+    /// folder of `ANOMALY_MODEL_PATH`).
+    pub models_dir: PathBuf,
+    /// `ANOMALY_ALLOW_EPHEMERAL_SQLITE`: in Azure, allow a SQLite file on instance-local
+    /// storage, which a recycle or scale-in deletes (default false: start-up refuses).
+    pub allow_ephemeral_sqlite: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            port: 8080,
+            model_path: PathBuf::from("models/default.onnx"),
+            sqlite_path: PathBuf::from("data/anomalies.sqlite"),
+            store_timeout: Duration::from_millis(5000),
+            max_batch: 1000,
+            max_body_bytes: 1 << 20,
+            max_invocation_bytes: 64 << 20,
+            trigger_binding: "events".into(),
+            sql: None,
+            app_insights: None,
+            drift_hours: 24,
+            max_future_skew_secs: 600,
+            models_dir: PathBuf::from("models"),
+            allow_ephemeral_sqlite: false,
+        }
+    }
+}
+
+impl Settings {
+    /// The settings of this process; in Azure, also checks that a SQLite file would survive.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let lookup = |name: &str| std::env::var(name).ok();
+        let settings = Self::from_lookup(lookup)?;
+        if running_in_azure(&lookup) {
+            let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+            let cwd = std::env::current_dir().unwrap_or_default();
+            settings.check_sqlite_durability(&mounts, &cwd)?;
+        }
+        Ok(settings)
+    }
+
+    /// In Azure, a SQLite file must live on a mounted network share (Azure Files): local disk
+    /// is per instance and goes with a recycle, so 2xx answers would hide lost anomalies.
+    /// `mounts` is `/proc/mounts`; relative paths are taken from `cwd`.
+    pub fn check_sqlite_durability(&self, mounts: &str, cwd: &Path) -> Result<(), ConfigError> {
+        if self.sql.is_some() || self.allow_ephemeral_sqlite {
+            return Ok(());
+        }
+        let path = normalize(&cwd.join(&self.sqlite_path));
+        let fs = filesystem_of(&path, mounts);
+        if fs.is_some_and(|fs| NETWORK_FILESYSTEMS.contains(&fs)) {
+            return Ok(());
+        }
+        Err(ConfigError::Invalid {
+            name: "ANOMALY_SQLITE_PATH",
+            value: path.display().to_string(),
+            problem: format!(
+                "is on {} storage, which Azure deletes with the instance; set ANOMALY_SQL_CONNECTION_STRING (Azure SQL), point ANOMALY_SQLITE_PATH into a mounted Azure Files share, or set ANOMALY_ALLOW_EPHEMERAL_SQLITE=true to accept losing stored anomalies",
+                fs.unwrap_or("unknown")
+            ),
+        })
+    }
+
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let defaults = Settings::default();
+        Ok(Settings {
+            port: number(&get, "FUNCTIONS_CUSTOMHANDLER_PORT", defaults.port, 1)?,
+            model_path: get("ANOMALY_MODEL_PATH")
+                .map(PathBuf::from)
+                .unwrap_or(defaults.model_path),
+            sqlite_path: get("ANOMALY_SQLITE_PATH")
+                .map(PathBuf::from)
+                .unwrap_or(defaults.sqlite_path),
+            store_timeout: Duration::from_millis(number(
+                &get,
+                "ANOMALY_STORE_TIMEOUT_MS",
+                5000u64,
+                1,
+            )?),
+            max_batch: number(&get, "ANOMALY_MAX_BATCH", defaults.max_batch, 1)?,
+            max_body_bytes: number(
+                &get,
+                "ANOMALY_MAX_BODY_BYTES",
+                defaults.max_body_bytes,
+                1024,
+            )?,
+            max_invocation_bytes: number(
+                &get,
+                "ANOMALY_MAX_INVOCATION_BYTES",
+                defaults.max_invocation_bytes,
+                1024,
+            )?,
+            trigger_binding: get("ANOMALY_TRIGGER_BINDING").unwrap_or(defaults.trigger_binding),
+            sql: SqlSettings::from_lookup(&lookup)?,
+            app_insights: AppInsightsSettings::from_lookup(&lookup)?,
+            max_future_skew_secs: number(
+                &get,
+                "ANOMALY_MAX_FUTURE_SKEW_SECS",
+                defaults.max_future_skew_secs,
+                0,
+            )?,
+            models_dir: match (get("ANOMALY_MODELS_DIR"), get("ANOMALY_MODEL_PATH")) {
+                (Some(dir), _) => PathBuf::from(dir),
+                (None, Some(model)) => Path::new(&model)
+                    .parent()
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .map_or_else(|| PathBuf::from("."), Path::to_path_buf),
+                (None, None) => defaults.models_dir,
+            },
+            allow_ephemeral_sqlite: flag(&get, "ANOMALY_ALLOW_EPHEMERAL_SQLITE")?,
+            drift_hours: match number(&get, "ANOMALY_DRIFT_HOURS", defaults.drift_hours, 1)? {
+                h if h <= 168 => h,
+                h => {
+                    return Err(ConfigError::Invalid {
+                        name: "ANOMALY_DRIFT_HOURS",
+                        value: h.to_string(),
+                        problem: "must be at most 168 (a week)".into(),
+                    })
+                }
+            },
+        })
+    }
+}
+
+/// Filesystems that outlive an instance: Azure Files (SMB, NFS) and Blob (blobfuse) mounts.
+const NETWORK_FILESYSTEMS: [&str; 6] = ["cifs", "smb3", "nfs", "nfs4", "fuse.blobfuse", "fuse.blobfuse2"];
+
+/// App Service and Functions set these in every instance.
+fn running_in_azure(lookup: &impl Fn(&str) -> Option<String>) -> bool {
+    ["WEBSITE_INSTANCE_ID", "WEBSITE_SITE_NAME"]
+        .iter()
+        .any(|name| lookup(name).is_some_and(|v| !v.trim().is_empty()))
+}
+
+/// `.` and `..` resolved lexically (the file may not exist yet).
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// The type of the filesystem mounted deepest above `path`, from `/proc/mounts` text.
+fn filesystem_of<'m>(path: &Path, mounts: &'m str) -> Option<&'m str> {
+    mounts
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let _device = fields.next()?;
+            let point = fields.next()?.replace("\\040", " ");
+            let fs = fields.next()?;
+            path.starts_with(&point).then(|| (point.len(), fs))
+        })
+        .max_by_key(|(len, _)| *len)
+        .map(|(_, fs)| fs)
+}
+
+fn flag(get: &impl Fn(&str) -> Option<String>, name: &'static str) -> Result<bool, ConfigError> {
+    match get(name).map(|v| v.trim().to_ascii_lowercase()) {
+        None => Ok(false),
+        Some(v) if v == "true" || v == "1" => Ok(true),
+        Some(v) if v == "false" || v == "0" => Ok(false),
+        Some(v) => Err(ConfigError::Invalid {
+            name,
+            value: v,
+            problem: "must be true or false".into(),
+        }),
+    }
+}
+
+fn number<T>(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: T,
+    min: T,
+) -> Result<T, ConfigError>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
+{
+    let Some(text) = get(name) else {
+        return Ok(default);
+    };
+    match text.trim().parse::<T>() {
+        Ok(v) if v >= min => Ok(v),
+        Ok(_) => Err(ConfigError::Invalid {
+            name,
+            value: text,
+            problem: format!("must be at least {min}"),
+        }),
+        Err(_) => Err(ConfigError::Invalid {
+            name,
+            value: text,
+            problem: "is not a whole number".into(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn settings(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_and_overrides() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.port, 8080);
+        assert_eq!(s.trigger_binding, "events");
+        let s = settings(&[
+            ("FUNCTIONS_CUSTOMHANDLER_PORT", "41234"),
+            ("ANOMALY_MAX_BATCH", "50"),
+        ])
+        .unwrap();
+        assert_eq!((s.port, s.max_batch), (41234, 50));
+    }
+
+    #[test]
+    fn invalid_values_name_the_setting() {
+        let err = settings(&[("FUNCTIONS_CUSTOMHANDLER_PORT", "http")]).unwrap_err();
+        assert!(
+            err.to_string().contains("FUNCTIONS_CUSTOMHANDLER_PORT"),
+            "{err}"
+        );
+        let err = settings(&[("ANOMALY_MAX_BATCH", "0")]).unwrap_err();
+        assert!(err.to_string().contains("at least 1"), "{err}");
+        let err = settings(&[("ANOMALY_SQL_CONNECTION_STRING", "Server=x;Password=hunter2")])
+            .unwrap_err();
+        assert!(matches!(err, ConfigError::Sql(_)), "{err}");
+        assert!(
+            err.to_string().contains("ANOMALY_SQL_CONNECTION_STRING"),
+            "{err}"
+        );
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+        let s = settings(&[(
+            "ANOMALY_SQL_CONNECTION_STRING",
+            "Server=tcp:srv.database.windows.net;Database=db;Authentication=Active Directory Managed Identity",
+        )])
+        .unwrap();
+        assert_eq!(
+            s.sql.map(|s| s.target()).as_deref(),
+            Some("srv.database.windows.net,1433/db")
+        );
+    }
+
+    #[test]
+    fn an_empty_sql_connection_string_is_refused_not_taken_for_sqlite() {
+        for empty in ["", "   "] {
+            let err = settings(&[("ANOMALY_SQL_CONNECTION_STRING", empty)]).unwrap_err();
+            assert!(matches!(err, ConfigError::Sql(_)), "{err}");
+            assert!(err.to_string().contains("ANOMALY_SQL_CONNECTION_STRING"), "{err}");
+        }
+    }
+
+    const MOUNTS: &str = "overlay / overlay rw 0 0
+tmpfs /tmp tmpfs rw 0 0
+//acct.file.core.windows.net/share /home cifs rw 0 0
+//acct.file.core.windows.net/data /mounts/anomaly\\040data cifs rw 0 0
+";
+
+    #[test]
+    fn in_azure_sqlite_must_be_on_a_mounted_share_unless_allowed() {
+        let check = |pairs: &[(&str, &str)], cwd: &str| {
+            settings(pairs)
+                .unwrap()
+                .check_sqlite_durability(MOUNTS, Path::new(cwd))
+        };
+        let err = check(&[], "/tmp/app").unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("ANOMALY_SQLITE_PATH") && text.contains("ANOMALY_ALLOW_EPHEMERAL_SQLITE"), "{text}");
+        assert!(text.contains("tmpfs"), "{text}");
+        assert!(check(&[("ANOMALY_SQLITE_PATH", "/data/a.sqlite")], "/").is_err(), "overlay root");
+        check(&[], "/home/site/wwwroot").unwrap();
+        check(&[("ANOMALY_SQLITE_PATH", "/mounts/anomaly data/a.sqlite")], "/").unwrap();
+        assert!(
+            check(&[("ANOMALY_SQLITE_PATH", "/home/../tmp/a.sqlite")], "/").is_err(),
+            "`..` is resolved before the mount is looked up"
+        );
+        check(&[("ANOMALY_ALLOW_EPHEMERAL_SQLITE", "true")], "/tmp").unwrap();
+        assert!(settings(&[("ANOMALY_ALLOW_EPHEMERAL_SQLITE", "yes please")]).is_err());
+        check(
+            &[(
+                "ANOMALY_SQL_CONNECTION_STRING",
+                "Server=tcp:srv.database.windows.net;Database=db;Authentication=Active Directory Managed Identity",
+            )],
+            "/tmp",
+        )
+        .unwrap();
+        assert!(running_in_azure(&|k: &str| (k == "WEBSITE_INSTANCE_ID").then(|| "abc".to_string())));
+        assert!(!running_in_azure(&|_: &str| None));
+    }
+
+    #[test]
+    fn reload_reads_from_the_model_folder_unless_told() {
+        assert_eq!(settings(&[]).unwrap().models_dir, PathBuf::from("models"));
+        let s = settings(&[("ANOMALY_MODEL_PATH", "/srv/m/current.onnx")]).unwrap();
+        assert_eq!(s.models_dir, PathBuf::from("/srv/m"));
+        let s = settings(&[("ANOMALY_MODEL_PATH", "current.onnx")]).unwrap();
+        assert_eq!(s.models_dir, PathBuf::from("."));
+        let s = settings(&[("ANOMALY_MODELS_DIR", "/x"), ("ANOMALY_MODEL_PATH", "/srv/m/a.onnx")]).unwrap();
+        assert_eq!(s.models_dir, PathBuf::from("/x"));
+    }
+
+    #[test]
+    fn secret_settings_are_redacted_in_errors() {
+        let invalid = ConfigError::Invalid {
+            name: "APPLICATIONINSIGHTS_CONNECTION_STRING",
+            value: "InstrumentationKey=abc-secret".into(),
+            problem: "has no IngestionEndpoint".into(),
+        };
+        assert!(!invalid.to_string().contains("abc-secret"), "{invalid}");
+        assert!(
+            invalid
+                .to_string()
+                .contains("APPLICATIONINSIGHTS_CONNECTION_STRING"),
+            "{invalid}"
+        );
+        let plain = ConfigError::Invalid {
+            name: "ANOMALY_MAX_BATCH",
+            value: "lots".into(),
+            problem: "is not a whole number".into(),
+        };
+        assert!(plain.to_string().contains("\"lots\""), "{plain}");
+    }
+}

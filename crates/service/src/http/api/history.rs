@@ -1,0 +1,73 @@
+//! `GET /api/history`.
+
+use std::collections::HashMap;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+use super::AppStateRef;
+use domain::time as timefmt;
+use crate::http::error::ApiError;
+use sinks::HistoryQuery;
+
+/// The most history rows one request returns.
+pub const MAX_HISTORY_LIMIT: usize = 1000;
+
+/// `GET /api/history?device=&since=&limit=`: stored anomalies, newest window first.
+pub async fn history(
+    State(state): AppStateRef,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(params) =
+        query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text(), None))?;
+    let bad = |field: &str, message: String| {
+        ApiError::new(StatusCode::BAD_REQUEST, message, Some(field.to_string()))
+    };
+    if let Some(unknown) = params
+        .keys()
+        .find(|k| !["device", "since", "limit"].contains(&k.as_str()))
+    {
+        return Err(bad(
+            unknown,
+            format!("unknown query parameter `{unknown}` (expected device, since, limit)"),
+        ));
+    }
+    let since = match params.get("since").filter(|s| !s.is_empty()) {
+        Some(text) => Some(timefmt::canonical(text).ok_or_else(|| {
+            bad(
+                "since",
+                format!("`since` is not an RFC 3339 timestamp: {text}"),
+            )
+        })?),
+        None => None,
+    };
+    let limit = match params.get("limit").filter(|s| !s.is_empty()) {
+        Some(text) => match text.parse::<usize>() {
+            Ok(n) if (1..=MAX_HISTORY_LIMIT).contains(&n) => n,
+            _ => {
+                return Err(bad(
+                    "limit",
+                    format!(
+                        "`limit` must be a whole number from 1 to {MAX_HISTORY_LIMIT}, got {text}"
+                    ),
+                ))
+            }
+        },
+        None => 100,
+    };
+    let query = HistoryQuery {
+        device_id: params.get("device").filter(|s| !s.is_empty()).cloned(),
+        since,
+        limit,
+    };
+    let rows = state
+        .store
+        .history(query)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string(), None))?;
+    Ok(Json(json!({"count": rows.len(), "anomalies": rows})).into_response())
+}

@@ -1,0 +1,264 @@
+//! What happens in the handler, one type per thing, each emitting its log line and its metrics
+//! in one place (Vector's `internal_events`): the code that does the work says *what* happened
+//! by emitting an event and never touches a metric or formats a telemetry line itself.
+
+use std::collections::BTreeMap;
+
+use domain::{Alert, DeadLetter, RejectionKind, Severity};
+use pipeline::{BatchOutcome, StoreWrite};
+
+use super::metrics::{
+    Metrics, ANOMALIES, BATCH_DURATION, INVOCATIONS, MODEL_RELOADS, REFUSED,
+    STORE_WRITE_DURATION, STORE_WRITE_FAILURES, WINDOWS_SCORED,
+};
+
+/// Something that happened, recorded in the log and the metrics together.
+pub trait InternalEvent {
+    fn emit(self, metrics: &Metrics);
+}
+
+/// The functions the host invokes (the `function` label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Function {
+    ScoreWindows,
+    Score,
+    ScoreBatch,
+}
+
+impl Function {
+    pub const ALL: [Function; 3] = [Function::ScoreWindows, Function::Score, Function::ScoreBatch];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Function::ScoreWindows => "ScoreWindows",
+            Function::Score => "Score",
+            Function::ScoreBatch => "ScoreBatch",
+        }
+    }
+}
+
+/// How an invocation ended (the `outcome` label and the request's `outcome` property).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Ok,
+    BadRequest,
+    TooLarge,
+    StoreUnavailable,
+    StoreRefused,
+    ModelError,
+    OutputError,
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; 7] = [
+        Outcome::Ok,
+        Outcome::BadRequest,
+        Outcome::TooLarge,
+        Outcome::StoreUnavailable,
+        Outcome::StoreRefused,
+        Outcome::ModelError,
+        Outcome::OutputError,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::BadRequest => "bad_request",
+            Outcome::TooLarge => "too_large",
+            Outcome::StoreUnavailable => "store_unavailable",
+            Outcome::StoreRefused => "store_refused",
+            Outcome::ModelError => "model_error",
+            Outcome::OutputError => "output_error",
+        }
+    }
+}
+
+/// An invocation answered.
+pub struct InvocationFinished {
+    pub function: Function,
+    pub outcome: Outcome,
+}
+
+impl InternalEvent for InvocationFinished {
+    fn emit(self, metrics: &Metrics) {
+        tracing::debug!(
+            function = self.function.as_str(),
+            outcome = self.outcome.as_str(),
+            "invocation finished"
+        );
+        tracing::Span::current().record("outcome", self.outcome.as_str());
+        metrics.add(
+            &INVOCATIONS,
+            &[self.function.as_str(), self.outcome.as_str()],
+            1,
+        );
+    }
+}
+
+/// Windows scored outside a batch (`/api/score`, `/api/score/batch`).
+pub struct WindowsScored {
+    pub windows: usize,
+}
+
+impl InternalEvent for WindowsScored {
+    fn emit(self, metrics: &Metrics) {
+        metrics.add(&WINDOWS_SCORED, &[], self.windows as u64);
+    }
+}
+
+/// At most this many refusals are logged one by one per batch; the rest are summed by kind.
+pub const MAX_REFUSAL_LOG_LINES: usize = 10;
+
+/// Records refused: the first few logged one by one, the rest as one line by kind.
+pub struct RecordsRefused<'a> {
+    pub dead_letters: &'a [DeadLetter],
+    pub by_kind: &'a BTreeMap<RejectionKind, u64>,
+}
+
+impl InternalEvent for RecordsRefused<'_> {
+    fn emit(self, metrics: &Metrics) {
+        for (kind, count) in self.by_kind {
+            metrics.add(&REFUSED, &[kind.as_str()], *count);
+        }
+        for dead in self.dead_letters.iter().take(MAX_REFUSAL_LOG_LINES) {
+            tracing::warn!(
+                partition = ?dead.lineage.partition_id,
+                sequence_number = ?dead.lineage.sequence_number,
+                kind = dead.kind.as_str(),
+                reason = %dead.reason,
+                "event refused and dead-lettered"
+            );
+        }
+        let total: u64 = self.by_kind.values().sum();
+        let logged = self.dead_letters.len().min(MAX_REFUSAL_LOG_LINES) as u64;
+        if total > logged {
+            let by_kind: Vec<String> = self
+                .by_kind
+                .iter()
+                .map(|(kind, n)| format!("{}={n}", kind.as_str()))
+                .collect();
+            tracing::warn!(
+                refused = total,
+                not_logged = total - logged,
+                by_kind = %by_kind.join(","),
+                "more refusals in this batch than are logged one by one"
+            );
+        }
+    }
+}
+
+/// One store write (a batch's, or one row's while a permanent refusal is isolated).
+pub struct StoreWritten<'a>(pub &'a StoreWrite);
+
+impl InternalEvent for StoreWritten<'_> {
+    fn emit(self, metrics: &Metrics) {
+        let write = self.0;
+        let store = write.store.as_str();
+        metrics.duration(&STORE_WRITE_DURATION, &[store], write.elapsed.as_secs_f64());
+        if let Some(class) = write.failure {
+            tracing::debug!(store, rows = write.rows, class = class.as_str(), "store write failed");
+            metrics.add(&STORE_WRITE_FAILURES, &[store, class.as_str()], 1);
+        }
+    }
+}
+
+/// The store writes of a batch that failed (no [`BatchScored`] follows).
+pub struct BatchFailed<'a>(pub &'a [StoreWrite]);
+
+impl InternalEvent for BatchFailed<'_> {
+    fn emit(self, metrics: &Metrics) {
+        for write in self.0 {
+            StoreWritten(write).emit(metrics);
+        }
+    }
+}
+
+/// The trace with a batch's anomalous devices, and its properties: `devices` is a JSON array of
+/// `[device_id, anomalies, critical]`. The workbook's per-device view reads it (device ids are
+/// unbounded, so they are no metric dimension); a test holds the workbook to these names.
+pub const ANOMALOUS_DEVICES_TRACE: (&str, &[&str]) = ("anomalous devices", &["devices", "anomalies"]);
+
+/// A `ScoreWindows` batch handled: its summary line, its refusals, its store writes, its
+/// anomalies (by severity and channel, and one trace with the devices) and its duration.
+pub struct BatchScored<'a>(pub &'a BatchOutcome);
+
+impl InternalEvent for BatchScored<'_> {
+    fn emit(self, metrics: &Metrics) {
+        let outcome = self.0;
+        let summary = &outcome.summary;
+        for write in &outcome.store_writes {
+            StoreWritten(write).emit(metrics);
+        }
+        RecordsRefused {
+            dead_letters: &outcome.dead_letters,
+            by_kind: &summary.refused_by_kind,
+        }
+        .emit(metrics);
+        for alert in &outcome.alerts {
+            metrics.add(
+                &ANOMALIES,
+                &[alert.severity.as_str(), alert.top_channel.as_str()],
+                1,
+            );
+        }
+        log_anomalous_devices(&outcome.alerts);
+        metrics.add(&WINDOWS_SCORED, &[], summary.windows_scored as u64);
+        metrics.duration(&BATCH_DURATION, &[], summary.elapsed.as_secs_f64());
+        let span = tracing::Span::current();
+        span.record("windows_scored", summary.windows_scored);
+        span.record("anomalies", summary.anomalies);
+        span.record("refused", summary.refused());
+        tracing::info!("{}", summary.line());
+    }
+}
+
+/// One trace per batch with its anomalous devices ([`ANOMALOUS_DEVICES_TRACE`]), bounded by the
+/// batch.
+fn log_anomalous_devices(alerts: &[Alert]) {
+    if alerts.is_empty() {
+        return;
+    }
+    let mut devices: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+    for alert in alerts {
+        let entry = devices.entry(alert.device_id.as_str()).or_default();
+        entry.0 += 1;
+        if alert.severity == Severity::Critical {
+            entry.1 += 1;
+        }
+    }
+    let list: Vec<(&str, u64, u64)> = devices.into_iter().map(|(d, (n, c))| (d, n, c)).collect();
+    let json = serde_json::to_string(&list).unwrap_or_default();
+    tracing::info!(devices = %json, anomalies = alerts.len(), "anomalous devices");
+}
+
+/// A model reload, whether it put a new model in service or was refused.
+pub enum ModelReloaded<'a> {
+    Replaced {
+        from: &'a str,
+        to: &'a str,
+        source: &'a str,
+    },
+    Refused {
+        serving: &'a str,
+        error: &'a dyn std::error::Error,
+    },
+}
+
+impl InternalEvent for ModelReloaded<'_> {
+    fn emit(self, metrics: &Metrics) {
+        let outcome = match self {
+            ModelReloaded::Replaced { from, to, source } => {
+                tracing::info!(%from, %to, %source, "model reloaded");
+                "ok"
+            }
+            ModelReloaded::Refused { serving, error } => {
+                tracing::warn!(%error, %serving, "model reload refused; the serving model is unchanged");
+                "refused"
+            }
+        };
+        metrics.add(&MODEL_RELOADS, &[outcome], 1);
+    }
+}
+
+#[cfg(test)]
+mod tests;
