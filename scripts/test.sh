@@ -7,10 +7,15 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh --python
 
 echo "==> Rust tests" >&2
+# The Azure SQL suite is #[ignore]d (reported as ignored, with its reason) unless a SQL Server
+# is named; then the ignored tests run too.
+gated=()
 if [ -z "${ANOMALY_TEST_SQL_CONNECTION_STRING:-}" ]; then
   echo "==> note: the Azure SQL contract suite is skipped: ANOMALY_TEST_SQL_CONNECTION_STRING is not set (README: Azure SQL, tests against SQL Server)" >&2
+else
+  gated=(-- --include-ignored)
 fi
-cargo test --release --workspace --quiet
+cargo test --release --workspace --quiet "${gated[@]}"
 
 echo "==> Python training tests" >&2
 skab=../shared/datasets/skab

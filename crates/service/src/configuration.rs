@@ -39,7 +39,8 @@ pub enum ConfigError {
 /// Everything the handler needs to start. Defaults suit `func start` and the demo.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// `FUNCTIONS_CUSTOMHANDLER_PORT`, set by the Functions host (default 8080 when run alone).
+    /// `FUNCTIONS_CUSTOMHANDLER_PORT`, set by the Functions host (default 8080 when run alone;
+    /// 0 takes any free port, which the ready line names).
     pub port: u16,
     /// `ANOMALY_MODEL_PATH` (default `models/default.onnx`, relative to the working directory).
     pub model_path: PathBuf,
@@ -136,7 +137,7 @@ impl Settings {
         let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
         let defaults = Settings::default();
         Ok(Settings {
-            port: number(&get, "FUNCTIONS_CUSTOMHANDLER_PORT", defaults.port, 1)?,
+            port: number(&get, "FUNCTIONS_CUSTOMHANDLER_PORT", defaults.port, 0)?,
             model_path: get("ANOMALY_MODEL_PATH")
                 .map(PathBuf::from)
                 .unwrap_or(defaults.model_path),

@@ -65,11 +65,7 @@ impl Application {
         {
             tracing::debug!(path = %checked.display(), "trigger and output bindings match function.json");
         }
-        let model =
-            Model::load_file(&settings.model_path).map_err(|source| StartupError::Model {
-                path: settings.model_path.display().to_string(),
-                source,
-            })?;
+        let model = load_model(&settings)?;
         let store: Arc<dyn AnomalyStore> = match &settings.sql {
             Some(sql) => {
                 let (store, _) = AzureSqlStore::connect(sql)?;
@@ -81,6 +77,25 @@ impl Application {
                 settings.store_timeout,
             )?),
         };
+        Self::assemble(settings, model, store, telemetry).await
+    }
+
+    /// As [`Application::build`], writing to `store` (one you opened yourself) instead of the
+    /// store the settings name.
+    pub async fn build_with_store(
+        settings: Settings,
+        store: Arc<dyn AnomalyStore>,
+    ) -> Result<Self, StartupError> {
+        let model = load_model(&settings)?;
+        Self::assemble(settings, model, store, &Telemetry::disabled()).await
+    }
+
+    async fn assemble(
+        settings: Settings,
+        model: Model,
+        store: Arc<dyn AnomalyStore>,
+        telemetry: &Telemetry,
+    ) -> Result<Self, StartupError> {
         // A store that is away at start-up is reported, not fatal: invocations answer 503 (the
         // host retries) and /api/health says why, until it is back.
         if let Err(error) = store.ping().await {
@@ -95,6 +110,7 @@ impl Application {
             features = model.feature_count(),
             threshold = model.info.threshold,
             store = %store.kind(),
+            app_insights = telemetry.exporting(),
             "handler ready on {}",
             listener.local_addr().map(|a| a.to_string()).unwrap_or_default()
         );
@@ -143,6 +159,13 @@ impl Application {
             })
             .await
     }
+}
+
+fn load_model(settings: &Settings) -> Result<Model, StartupError> {
+    Model::load_file(&settings.model_path).map_err(|source| StartupError::Model {
+        path: settings.model_path.display().to_string(),
+        source,
+    })
 }
 
 /// Resolves on SIGTERM (how the Functions host stops a worker when it scales in) or Ctrl-C.

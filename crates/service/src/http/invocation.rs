@@ -110,6 +110,11 @@ async fn handle(state: &AppState, body: Body) -> Response {
     };
     let batch = BatchInfo::of(&events, &request);
     record_batch(&batch, events.len());
+    tracing::debug!(
+        events = events.len(),
+        partition = batch.partition_text(),
+        "ScoreWindows invocation received"
+    );
     let model = state.model.get();
     tracing::Span::current().record("model_version", model.info.model_version.as_str());
     let outcome = match state.pipeline.score_batch(&model, &events, batch).await {

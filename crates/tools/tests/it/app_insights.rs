@@ -14,7 +14,7 @@ use axum::Router;
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    encoded, free_port, invocation, many_metadata, serve_command, texts, wait_ready, windows,
+    encoded, invocation, many_metadata, spawn_serve, texts, windows, ChildGuard, ClosedPort,
     Scratch,
 };
 
@@ -69,7 +69,7 @@ async fn start_ingestion(status: StatusCode) -> (u16, Ingestion) {
 
 /// The handler with `connection_string`, exporting often (short batch delay and metric interval).
 struct Handler {
-    child: std::process::Child,
+    child: ChildGuard,
     port: u16,
     _scratch: Scratch,
 }
@@ -77,9 +77,7 @@ struct Handler {
 impl Handler {
     async fn start(connection_string: &str) -> Handler {
         let scratch = Scratch::new("appinsights");
-        let port = free_port();
-        let child = serve_command(&[
-            ("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string()),
+        let (child, port) = spawn_serve(&[
             (
                 "ANOMALY_SQLITE_PATH",
                 scratch.path("a.sqlite").display().to_string(),
@@ -91,11 +89,7 @@ impl Handler {
             ("OTEL_BSP_SCHEDULE_DELAY", "200".into()),
             ("OTEL_METRIC_EXPORT_INTERVAL", "500".into()),
         ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("serve starts");
-        wait_ready(port, Duration::from_secs(20)).await;
+        .await;
         Handler {
             child,
             port,
@@ -127,21 +121,10 @@ impl Handler {
     /// SIGTERM, then waits for the exit (the exporters flush on the way out).
     async fn stop(mut self) -> Duration {
         let started = Instant::now();
-        std::process::Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                assert!(status.success(), "{status:?}");
-                return started.elapsed();
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "exits after SIGTERM"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        self.child.terminate();
+        let status = self.child.wait_exit(Duration::from_secs(30)).await;
+        assert!(status.success(), "{status:?}");
+        started.elapsed()
     }
 }
 
@@ -161,6 +144,8 @@ fn of_type<'a>(envelopes: &'a [Value], base_type: &str) -> Vec<&'a Value> {
 async fn an_invocation_is_a_request_with_dependencies_and_metrics_follow() {
     let (ingest_port, ingestion) = start_ingestion(StatusCode::OK).await;
     let handler = Handler::start(&connection_string(ingest_port)).await;
+    let ready = handler.child.wait_for_line("handler ready", Duration::from_secs(5)).await;
+    assert!(ready.contains("app_insights=true"), "{ready}");
     let (status, _) = handler.invoke("inv-0001").await;
     assert_eq!(status, 200);
     let client = reqwest::Client::new();
@@ -182,7 +167,7 @@ async fn an_invocation_is_a_request_with_dependencies_and_metrics_follow() {
         .await
         .unwrap();
     assert_eq!(drift["windows"], 12, "{drift}");
-    tokio::time::sleep(Duration::from_millis(1200)).await; // at least one metric interval
+    // SIGTERM flushes spans and collects and exports the metrics one last time.
     handler.stop().await;
     let envelopes = ingestion.envelopes.lock().unwrap().clone();
 
@@ -384,7 +369,8 @@ async fn a_failing_or_unreachable_endpoint_never_holds_an_invocation_up() {
     assert!(took < Duration::from_secs(15), "shutdown bounded: {took:?}");
 
     // Nothing listens: the same.
-    let handler = Handler::start(&connection_string(free_port())).await;
+    let closed = ClosedPort::new();
+    let handler = Handler::start(&connection_string(closed.port())).await;
     let (status, took) = handler.invoke("inv-x").await;
     assert_eq!(status, 200);
     assert!(took < Duration::from_secs(2), "{took:?}");
@@ -393,8 +379,9 @@ async fn a_failing_or_unreachable_endpoint_never_holds_an_invocation_up() {
 
 #[tokio::test]
 async fn without_the_setting_nothing_is_exported() {
-    let (_, ingestion) = start_ingestion(StatusCode::OK).await;
     let handler = Handler::start("").await;
+    let ready = handler.child.wait_for_line("handler ready", Duration::from_secs(5)).await;
+    assert!(ready.contains("app_insights=false"), "{ready}");
     assert_eq!(handler.invoke("inv-none").await.0, 200);
     let metrics = reqwest::get(handler.url("/api/metrics"))
         .await
@@ -407,5 +394,4 @@ async fn without_the_setting_nothing_is_exported() {
         "no exporter: {metrics}"
     );
     handler.stop().await;
-    assert_eq!(*ingestion.posts.lock().unwrap(), 0);
 }

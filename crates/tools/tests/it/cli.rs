@@ -2,13 +2,12 @@
 
 use std::process::Command;
 
-use crate::helpers::{free_port, serve_command, Scratch, BIN};
+use crate::helpers::{serve_command, Scratch, BIN};
 
 #[test]
 fn serve_refuses_a_trigger_binding_that_function_json_does_not_declare() {
     let scratch = Scratch::new("cli-binding");
     let output = serve_command(&[
-        ("FUNCTIONS_CUSTOMHANDLER_PORT", free_port().to_string()),
         (
             "ANOMALY_SQLITE_PATH",
             scratch.path("a.sqlite").display().to_string(),

@@ -12,7 +12,7 @@ use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions}
 use sensor_anomaly::eventhubs::{self, Connection, Pacing};
 use serde_json::{Map, Value};
 
-use crate::eventhubs_peer::{Peer, PeerConfig, PeerHandle};
+use test_support::eventhubs_peer::{Peer, PeerConfig, PeerHandle};
 use crate::helpers::{repo_path, BIN};
 
 fn emulator_style_connection(peer: &PeerHandle) -> String {
@@ -33,37 +33,32 @@ async fn peer(hub: &str, partitions: usize) -> PeerHandle {
     .1
 }
 
-/// Runs the binary off the runtime (the peer keeps serving meanwhile).
+/// Runs the binary to its end off the runtime (the peer keeps serving meanwhile), reading its
+/// output as it comes; a client stuck past 60 s is killed and fails the test with its output.
 async fn run(args: &[&str], connection: Option<String>) -> Output {
-    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    tokio::task::spawn_blocking(move || {
-        let mut cmd = std::process::Command::new(BIN);
-        cmd.args(&args)
-            .env_remove("EventHubConnection")
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
-        if let Some(c) = connection {
-            cmd.env("EventHubConnection", c);
+    let mut cmd = std::process::Command::new(BIN);
+    cmd.args(args)
+        .env_remove("EventHubConnection")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    if let Some(c) = connection {
+        cmd.env("EventHubConnection", c);
+    }
+    let child = cmd.spawn().unwrap();
+    let pid = child.id().to_string();
+    let mut waiting = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap());
+    match tokio::time::timeout(std::time::Duration::from_secs(60), &mut waiting).await {
+        Ok(output) => output.unwrap(),
+        Err(_) => {
+            let _ = std::process::Command::new("kill").args(["-KILL", &pid]).status();
+            let out = waiting.await.unwrap();
+            panic!(
+                "{args:?} did not finish in 60 s\nstdout: {}\nstderr: {}",
+                text(&out.stdout),
+                text(&out.stderr)
+            );
         }
-        let mut child = cmd.spawn().unwrap();
-        // Never hang the suite: a stuck client is a failure with its output.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        while child.try_wait().unwrap().is_none() {
-            if std::time::Instant::now() > deadline {
-                child.kill().unwrap();
-                let out = child.wait_with_output().unwrap();
-                panic!(
-                    "{args:?} did not finish in 60 s\nstdout: {}\nstderr: {}",
-                    text(&out.stdout),
-                    text(&out.stderr)
-                );
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        child.wait_with_output().unwrap()
-    })
-    .await
-    .unwrap()
+    }
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -100,7 +95,7 @@ async fn simulate_publishes_window_records_batched_per_device() {
         stdout.starts_with("published 90 events in "),
         "summary: {stdout}"
     );
-    let mut per_transfer: BTreeMap<usize, Vec<&crate::eventhubs_peer::RecordedEvent>> =
+    let mut per_transfer: BTreeMap<usize, Vec<&test_support::eventhubs_peer::RecordedEvent>> =
         BTreeMap::new();
     let mut per_device: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for event in &received {
@@ -300,9 +295,10 @@ async fn failures_are_one_clear_line() {
          EventHubConnection to a connection string (local.settings.json.example has the emulator's)"
     );
 
-    let closed = crate::helpers::free_port();
+    let closed = crate::helpers::ClosedPort::new();
     let unreachable = format!(
-        "Endpoint=sb://127.0.0.1:{closed};SharedAccessKeyName=k;SharedAccessKey=v;UseDevelopmentEmulator=true"
+        "Endpoint=sb://127.0.0.1:{};SharedAccessKeyName=k;SharedAccessKey=v;UseDevelopmentEmulator=true",
+        closed.port()
     );
     let out = run(
         &["alerts", "--event-hub", "alerts", "--count", "1"],
@@ -314,7 +310,7 @@ async fn failures_are_one_clear_line() {
     assert!(
         stderr
             .lines()
-            .any(|l| l.starts_with(&format!("error: cannot reach amqp://127.0.0.1:{closed}"))),
+            .any(|l| l.starts_with(&format!("error: cannot reach amqp://127.0.0.1:{}", closed.port()))),
         "{stderr}"
     );
 

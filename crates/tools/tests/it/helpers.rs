@@ -7,15 +7,17 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine;
 use service::configuration::Settings;
 use service::http::AppState;
 use service::startup::Application;
 use sensor_anomaly::simulate::{self, SimConfig};
 use sensor_anomaly::windowing::{WindowSpec, Windower};
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+
+pub use test_support::host::*;
+pub use test_support::process::{ChildGuard, ClosedPort};
 
 pub fn repo_path(relative: &str) -> PathBuf {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../..")).join(relative)
@@ -81,6 +83,26 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     let app = Application::build(settings)
         .await
         .expect("application starts");
+    serve(app, db_path, scratch)
+}
+
+/// The app writing to `store` (a test double wrapping a real store).
+pub async fn spawn_app_with_store(store: Arc<dyn sinks::AnomalyStore>) -> TestApp {
+    let scratch = Scratch::new("app");
+    let settings = Settings {
+        port: 0,
+        model_path: default_model(),
+        sqlite_path: scratch.path("unused.sqlite"),
+        ..Settings::default()
+    };
+    let db_path = settings.sqlite_path.clone();
+    let app = Application::build_with_store(settings, store)
+        .await
+        .expect("application starts");
+    serve(app, db_path, scratch)
+}
+
+fn serve(app: Application, db_path: PathBuf, scratch: Scratch) -> TestApp {
     let base = format!("http://127.0.0.1:{}", app.port());
     let state = app.state();
     let (stop, stopped) = oneshot::channel::<()>();
@@ -188,83 +210,6 @@ pub fn shift_channel(window: &mut Map<String, Value>, channel: &str, offset: f64
     }
 }
 
-// Host-shaped invocations (see `src/ingress/host.rs` for what the host sends).
-
-pub fn encoded(v: Value) -> Value {
-    Value::String(v.to_string())
-}
-
-pub fn b64(text: &str) -> String {
-    base64::engine::general_purpose::STANDARD.encode(text)
-}
-
-pub fn partition_context(id: &str) -> Value {
-    json!({"IsCheckpointingAfterInvocation": true, "FullyQualifiedNamespace": "ns.servicebus.windows.net",
-           "EventHubName": "windows", "ConsumerGroup": "$Default", "PartitionId": id})
-}
-
-/// Metadata for cardinality `many`, as the host writes it (arrays JSON-encoded, times without Z).
-pub fn many_metadata(n: usize, first_sequence: i64) -> Value {
-    let seq: Vec<i64> = (0..n as i64).map(|i| first_sequence + i).collect();
-    let offsets: Vec<String> = seq.iter().map(|s| (s * 1000).to_string()).collect();
-    let times: Vec<String> = (0..n)
-        .map(|i| format!("2026-01-01T00:{:02}:00.{:03}", i % 60, i))
-        .collect();
-    json!({
-        "PartitionContext": partition_context("3"),
-        "PartitionKeyArray": encoded(json!(vec![Value::Null; n])),
-        "OffsetArray": encoded(json!(offsets)),
-        "OffsetStringArray": encoded(json!(offsets)),
-        "SequenceNumberArray": encoded(json!(seq)),
-        "EnqueuedTimeUtcArray": encoded(json!(times)),
-        "PropertiesArray": encoded(json!(vec![json!({}); n])),
-        "SystemPropertiesArray": encoded(json!(vec![json!({"x-opt-sequence-number": 1}); n])),
-        "sys": {"MethodName": "ScoreWindows", "UtcNow": "2026-01-01T00:05:00.1234567Z", "RandGuid": "0f8fad5b-d9cb-469f-a165-70867728950e"},
-        // function.json's retry policy: the host sends this on every attempt, 0 on the first.
-        "RetryContext": first_attempt()
-    })
-}
-
-/// The `RetryContext` of a first attempt under function.json's policy (5 retries), as the host
-/// writes it (a nested object; `Instance` is not copied, `Exception` is null until a failure).
-pub fn first_attempt() -> Value {
-    json!({"RetryCount": 0, "MaxRetryCount": 5, "Exception": null, "Instance": null, "State": {}})
-}
-
-/// Metadata for cardinality `one`.
-pub fn one_metadata(sequence: i64) -> Value {
-    json!({
-        "PartitionContext": partition_context("1"),
-        "Offset": encoded(json!((sequence * 1000).to_string())),
-        "OffsetString": encoded(json!((sequence * 1000).to_string())),
-        "SequenceNumber": sequence.to_string(),
-        "EnqueuedTimeUtc": "2026-01-01T00:07:00",
-        "Properties": {},
-        "SystemProperties": {"SequenceNumber": sequence},
-        "sys": {"MethodName": "ScoreWindows", "UtcNow": "2026-01-01T00:07:00.5Z", "RandGuid": "0f8fad5b-d9cb-469f-a165-70867728950e"},
-        "RetryContext": first_attempt(),
-        // With cardinality one the host also copies the body's top-level scalars into Metadata.
-        "device_id": "\"pump-001\"",
-        "window_end": "\"2026-01-01T00:01:00Z\"",
-        "sample_count": "60"
-    })
-}
-
-/// `invocation` as the host sends it on retry `count` of a policy of `max` retries (the
-/// exception of the last failure rides along, as Newtonsoft writes one).
-pub fn with_retry(invocation: &Value, count: i64, max: i64) -> Value {
-    let mut retried = invocation.clone();
-    retried["Metadata"]["RetryContext"] = json!({
-        "RetryCount": count, "MaxRetryCount": max, "Instance": null, "State": {},
-        "Exception": {"ClassName": "Microsoft.Azure.WebJobs.Host.FunctionInvocationException", "Message": "Exception while executing function: Functions.ScoreWindows", "InnerException": {"ClassName": "System.Net.Http.HttpRequestException", "Message": "Response status code does not indicate success: 503 (Service Unavailable)."}}
-    });
-    retried
-}
-
-pub fn invocation(data: Value, metadata: Value) -> Value {
-    json!({"Data": {"events": data}, "Metadata": metadata})
-}
-
 /// Healthy windows, with a large vibration shift in every `every`-th one so there is something to store.
 pub fn windows(n: usize, every: usize) -> Vec<Map<String, Value>> {
     let mut out = healthy_windows(2, 6.0, 77);
@@ -292,45 +237,21 @@ pub async fn invoke(app: &TestApp, body: &Value) -> (u16, Value) {
     (status, response.json().await.expect("JSON reply"))
 }
 
-/// The messages of an output binding: an array of JSON strings.
-pub fn output(reply: &Value, binding: &str) -> Vec<Value> {
-    reply["Outputs"][binding]
-        .as_array()
-        .unwrap_or_else(|| panic!("{binding} array in {reply}"))
-        .iter()
-        .map(|a| serde_json::from_str(a.as_str().expect("message is a string")).expect("JSON"))
-        .collect()
-}
-
-pub fn alerts(reply: &Value) -> Vec<Value> {
-    output(reply, "alerts")
-}
-
-pub fn dead_letters(reply: &Value) -> Vec<Value> {
-    output(reply, "deadletter")
-}
-
 // The real binary, started as the Functions host starts it.
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_sensor-anomaly");
 
-/// A free local port (bound and released: the child binds it next).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
 /// `sensor-anomaly serve` in the repository root (beside `host.json`, as the host runs it) with
-/// these app settings; stdout and stderr are captured.
+/// these app settings, on port 0 unless one is given (the handler logs the port it holds);
+/// stdout is discarded, stderr is for [`ChildGuard`] to collect.
 pub fn serve_command(settings: &[(&str, String)]) -> std::process::Command {
     let mut command = std::process::Command::new(BIN);
     command
         .arg("serve")
         .current_dir(repo_path(""))
         .env_remove("RUST_LOG")
-        .stdout(std::process::Stdio::piped())
+        .env("FUNCTIONS_CUSTOMHANDLER_PORT", "0")
+        .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped());
     for (name, value) in settings {
         command.env(name, value);
@@ -338,20 +259,9 @@ pub fn serve_command(settings: &[(&str, String)]) -> std::process::Command {
     command
 }
 
-/// Waits until `GET /` answers on `port`, or panics after `timeout`.
-pub async fn wait_ready(port: u16, timeout: Duration) {
-    let client = reqwest::Client::new();
-    let deadline = std::time::Instant::now() + timeout;
-    loop {
-        if let Ok(r) = client.get(format!("http://127.0.0.1:{port}/")).send().await {
-            if r.status().is_success() {
-                return;
-            }
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "handler not ready on {port}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+/// The handler as a child process, killed when the guard drops, and the port it listens on.
+pub async fn spawn_serve(settings: &[(&str, String)]) -> (ChildGuard, u16) {
+    let child = ChildGuard::spawn(serve_command(settings)).expect("serve starts");
+    let port = child.ready_port(Duration::from_secs(30)).await;
+    (child, port)
 }

@@ -9,7 +9,6 @@ mod dashboard;
 mod demo;
 mod drift;
 mod eventhubs;
-mod eventhubs_peer;
 mod functions;
 mod helpers;
 mod infra;

@@ -8,8 +8,8 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    alerts, dead_letters, encoded, free_port, invocation, invoke, many_metadata, repo_path,
-    serve_command, spawn_app, spawn_app_with, texts, wait_ready, windows, with_retry, Scratch,
+    alerts, dead_letters, encoded, invocation, invoke, many_metadata, repo_path,
+    serve_command, spawn_app, spawn_app_with, spawn_serve, texts, windows, with_retry, Scratch,
     BIN,
 };
 
@@ -28,31 +28,14 @@ fn peak_rss_kib(pid: u32) -> u64 {
         .expect("VmHWM in /proc/PID/status")
 }
 
-/// Kills the child when dropped, so a failing assertion leaves no handler behind.
-struct Child(std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test]
 async fn one_event_of_30000_numbers_is_a_few_small_dead_letters_with_flat_memory_and_logs() {
     let scratch = Scratch::new("amplify");
-    let port = free_port();
-    let log = scratch.path("handler.log");
-    let mut command = serve_command(&[
-        ("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string()),
-        ("ANOMALY_SQLITE_PATH", scratch.path("a.sqlite").display().to_string()),
-    ]);
-    let log_file = std::fs::File::create(&log).unwrap();
-    command
-        .stdout(log_file.try_clone().unwrap())
-        .stderr(log_file);
-    let child = Child(command.spawn().expect("spawns"));
-    wait_ready(port, Duration::from_secs(30)).await;
+    let (child, port) = spawn_serve(&[(
+        "ANOMALY_SQLITE_PATH",
+        scratch.path("a.sqlite").display().to_string(),
+    )])
+    .await;
     let client = reqwest::Client::new();
     let url = format!("http://127.0.0.1:{port}/ScoreWindows");
     let post = |body: Value| {
@@ -68,8 +51,10 @@ async fn one_event_of_30000_numbers_is_a_few_small_dead_letters_with_flat_memory
     let good = texts(&windows(8, 4));
     let (status, _) = post(invocation(encoded(json!(good)), many_metadata(8, 1))).await;
     assert_eq!(status, 200);
-    let baseline = peak_rss_kib(child.0.id());
-    let lines_before = std::fs::read_to_string(&log).unwrap().lines().count();
+    let baseline = peak_rss_kib(child.id());
+    // The batch's summary is its last log line: awaited, so every earlier line is counted.
+    child.wait_for_line("ScoreWindows: 8 events", Duration::from_secs(10)).await;
+    let lines_before = child.stderr().lines().count();
 
     // One event: a JSON array of 30,000 numbers (about 150 KB), beside four good windows.
     let numbers: Vec<f64> = (0..30_000).map(|i| f64::from(i) * 1.5).collect();
@@ -98,10 +83,10 @@ async fn one_event_of_30000_numbers_is_a_few_small_dead_letters_with_flat_memory
     assert_eq!(dead.len() as u64 + omitted, 30_000);
     assert_eq!(alerts(&reply).len(), 2, "the good windows of the batch still count");
 
-    let growth_mib = (peak_rss_kib(child.0.id()) - baseline) / 1024;
+    let growth_mib = (peak_rss_kib(child.id()) - baseline) / 1024;
     assert!(growth_mib < 64, "peak RSS grew by {growth_mib} MiB");
-    drop(child);
-    let lines = std::fs::read_to_string(&log).unwrap().lines().count() - lines_before;
+    child.wait_for_line("ScoreWindows: 5 events", Duration::from_secs(10)).await;
+    let lines = child.stderr().lines().count() - lines_before;
     assert!(lines <= 20, "{lines} log lines for one invocation");
 }
 
@@ -247,12 +232,9 @@ async fn a_window_from_the_future_is_dead_lettered_and_does_not_blind_drift() {
     assert_eq!(drift["windows"], 12, "the later windows still count: {drift}");
 }
 
-#[test]
-fn start_up_refuses_settings_that_would_lose_stored_anomalies() {
-    let empty = serve_command(&[
-        ("FUNCTIONS_CUSTOMHANDLER_PORT", free_port().to_string()),
-        ("ANOMALY_SQL_CONNECTION_STRING", String::new()),
-    ])
+#[tokio::test]
+async fn start_up_refuses_settings_that_would_lose_stored_anomalies() {
+    let empty = serve_command(&[("ANOMALY_SQL_CONNECTION_STRING", String::new())])
     .output()
     .unwrap();
     assert!(!empty.status.success());
@@ -263,7 +245,6 @@ fn start_up_refuses_settings_that_would_lose_stored_anomalies() {
     let scratch = Scratch::new("ephemeral");
     let db = scratch.path("a.sqlite").display().to_string();
     let in_azure = serve_command(&[
-        ("FUNCTIONS_CUSTOMHANDLER_PORT", free_port().to_string()),
         ("WEBSITE_INSTANCE_ID", "0123abcd".into()),
         ("ANOMALY_SQLITE_PATH", db.clone()),
     ])
@@ -276,26 +257,12 @@ fn start_up_refuses_settings_that_would_lose_stored_anomalies() {
         "{stderr}"
     );
     // ...unless allowed in so many words.
-    let port = free_port();
-    let mut allowed = serve_command(&[
-        ("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string()),
+    // (ready_port panics with the handler's stderr if it exits instead of listening)
+    let (_allowed, port) = spawn_serve(&[
         ("WEBSITE_INSTANCE_ID", "0123abcd".into()),
         ("ANOMALY_SQLITE_PATH", db),
         ("ANOMALY_ALLOW_EPHEMERAL_SQLITE", "true".into()),
     ])
-    .spawn()
-    .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let ready = loop {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            break true;
-        }
-        if std::time::Instant::now() > deadline || allowed.try_wait().unwrap().is_some() {
-            break false;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let _ = allowed.kill();
-    let _ = allowed.wait();
-    assert!(ready, "starts when ephemeral storage is allowed");
+    .await;
+    assert!(port > 0, "starts when ephemeral storage is allowed");
 }
