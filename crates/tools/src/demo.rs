@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use super::evaluation::{self, Quality, Truth};
 use super::simulate::{self, SimConfig};
-use super::windowing::{WindowError, WindowSpec, Windower};
+use super::windowing::{WindowError, WindowSpec};
 use service::configuration::Settings;
 use domain::time as timefmt;
 use ingress::host;
@@ -138,16 +138,9 @@ pub async fn run_and_serve(
         ),
     );
     let started = Instant::now();
-    let mut windower = Windower::new(WindowSpec::tumbling(options.window_secs)?);
-    let mut samples = 0usize;
-    let mut bad_samples = 0usize;
-    simulate::simulate(sim, |s| {
-        samples += 1;
-        if windower.push(&s, 0).is_err() {
-            bad_samples += 1;
-        }
-    });
-    let windows = windower.finish(true);
+    let simulated = simulate::windows(sim, WindowSpec::tumbling(options.window_secs)?, true);
+    let (samples, bad_samples) = (simulated.samples, simulated.refused);
+    let windows = simulated.records;
     if windows.is_empty() {
         return Err(DemoError::Empty {
             devices: sim.devices,

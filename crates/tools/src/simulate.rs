@@ -330,3 +330,38 @@ mod tests {
         assert!(stuck.windows(2).all(|w| w[0] == w[1]));
     }
 }
+
+/// A simulated fleet as Stream Analytics would window it.
+#[derive(Debug)]
+pub struct SimulatedWindows {
+    /// Window records in time order (with `label`, `fault_kind` and `fault_channel` when asked).
+    pub records: Vec<serde_json::Map<String, Value>>,
+    pub samples: usize,
+    /// Samples the windower refused, with the first reason (none, for the simulator's own).
+    pub refused: usize,
+    pub first_refusal: Option<String>,
+}
+
+/// Simulates `config` and windows every sample with `spec`: what the demo, `simulate --windows`
+/// and the tests all need.
+pub fn windows(
+    config: &SimConfig,
+    spec: super::windowing::WindowSpec,
+    with_labels: bool,
+) -> SimulatedWindows {
+    let mut windower = super::windowing::Windower::new(spec);
+    let (mut samples, mut refused, mut first_refusal) = (0, 0, None);
+    simulate(config, |sample| {
+        samples += 1;
+        if let Err(reason) = windower.push(&sample, 0) {
+            refused += 1;
+            first_refusal.get_or_insert(reason);
+        }
+    });
+    SimulatedWindows {
+        records: windower.finish(with_labels),
+        samples,
+        refused,
+        first_refusal,
+    }
+}

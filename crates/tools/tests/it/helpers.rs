@@ -11,7 +11,7 @@ use service::configuration::Settings;
 use service::http::AppState;
 use service::startup::Application;
 use sensor_anomaly::simulate::{self, SimConfig};
-use sensor_anomaly::windowing::{WindowSpec, Windower};
+use sensor_anomaly::windowing::WindowSpec;
 use serde_json::{Map, Value};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -196,9 +196,9 @@ pub fn healthy_windows(devices: usize, hours: f64, seed: u64) -> Vec<Map<String,
 }
 
 pub fn simulated_windows(config: SimConfig) -> Vec<Map<String, Value>> {
-    let mut windower = Windower::new(WindowSpec::tumbling(60).expect("spec"));
-    simulate::simulate(&config, |s| windower.push(&s, 0).expect("valid sample"));
-    windower.finish(false)
+    let simulated = simulate::windows(&config, WindowSpec::tumbling(60).expect("spec"), false);
+    assert_eq!(simulated.first_refusal, None, "the simulator's samples are valid");
+    simulated.records
 }
 
 /// Adds `offset` to a channel's mean, min and max (a shifted reading).
