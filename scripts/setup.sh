@@ -2,7 +2,8 @@
 # Set-up shared by demo.sh and test.sh. Idempotent: every step is skipped when already done.
 #   - ONNX Runtime: libonnxruntime.so from the pinned `onnxruntime` Python wheel into .ort/lib
 #     (ort is built with load-dynamic; nothing is downloaded at build time).
-#   - Python (only with --python): a venv in .venv with scripts/requirements.txt.
+#   - Python (only with --python): a venv in .venv with scripts/requirements.txt and the
+#     training package (training/, editable).
 #   - The release build of the handler.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -48,11 +49,14 @@ fi
 
 if [ "$want_python" = 1 ]; then
   stamp=.venv/.requirements.sha256
-  want=$(sha256sum scripts/requirements.txt | cut -d' ' -f1)
+  want=$(cat scripts/requirements.txt training/pyproject.toml | sha256sum | cut -d' ' -f1)
   if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-    step "creating .venv with scripts/requirements.txt"
+    step "creating .venv with scripts/requirements.txt and the training package (training/)"
     python3 -m venv .venv
     .venv/bin/python -m pip install --quiet --disable-pip-version-check -r scripts/requirements.txt
+    # Editable, so the package reads the repository it lives in (the contract, the CLI binary);
+    # its dependencies are the exact pins above (pip fetches setuptools to build it).
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps --editable training
     echo "$want" > "$stamp"
   fi
 fi

@@ -22,6 +22,7 @@ skab=../shared/datasets/skab
 if [ ! -d "$skab" ]; then
   echo "==> note: the SKAB smoke test is skipped: $skab not found (the dataset is not part of the repository; see README, Benchmark: SKAB)" >&2
 fi
+.venv/bin/python -m unittest discover -s training/tests
 .venv/bin/python -m unittest discover -s scripts/tests
 
 echo "==> Python/Rust parity: the default model and every detector" >&2
@@ -30,22 +31,28 @@ trap 'rm -rf "$work"' EXIT
 bin=target/release/sensor-anomaly
 $bin simulate --devices 4 --hours 3 --seed 11 --fault-rate 1 --out "$work/samples.jsonl"
 $bin window --input "$work/samples.jsonl" --out "$work/windows.jsonl" --size-secs 60
-.venv/bin/python scripts/parity.py --model models/default.onnx --windows "$work/windows.jsonl"
+.venv/bin/sensor-anomaly-parity --model models/default.onnx --windows "$work/windows.jsonl"
 $bin simulate --healthy --devices 4 --hours 3 --seed 12 --out "$work/healthy.jsonl"
 for detector in autoencoder pca iforest; do
-  .venv/bin/python scripts/train.py --quiet --telemetry "$work/healthy.jsonl" --detector "$detector" \
+  .venv/bin/sensor-anomaly-train --quiet --telemetry "$work/healthy.jsonl" --detector "$detector" \
     --max-iter 40 --out "$work/$detector.onnx" --no-report > /dev/null
-  .venv/bin/python scripts/parity.py --model "$work/$detector.onnx" --windows "$work/windows.jsonl"
+  .venv/bin/sensor-anomaly-parity --model "$work/$detector.onnx" --windows "$work/windows.jsonl"
 done
 
 echo "==> Dashboard in headless Chromium" >&2
 if reason=$(scripts/browser-setup.sh 2>&1 >/dev/null); then
-  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-  $bin demo --devices 4 --hours 2 --seed 7 --serve --port "$port" --db "$work/dashboard.sqlite" > "$work/demo-serve.log" 2>&1 &
+  # Port 0: the demo's handler takes a free port and holds it; its dashboard line names it.
+  $bin demo --devices 4 --hours 2 --seed 7 --serve --port 0 --db "$work/dashboard.sqlite" > "$work/demo-serve.log" 2>&1 &
   demo_pid=$!
   trap 'kill $demo_pid 2>/dev/null; rm -rf "$work"' EXIT
-  for _ in $(seq 100); do grep -q "serving the demo" "$work/demo-serve.log" 2>/dev/null && break; sleep 0.2; done
-  node tests/browser/dashboard.test.mjs "http://127.0.0.1:$port" target/dashboard.png
+  url=""
+  for _ in $(seq 300); do
+    url=$(grep -o 'http://127.0.0.1:[0-9]*' "$work/demo-serve.log" 2>/dev/null | head -1) && [ -n "$url" ] && break
+    kill -0 "$demo_pid" 2>/dev/null || { cat "$work/demo-serve.log" >&2; exit 1; }
+    sleep 0.2
+  done
+  [ -n "$url" ] || { echo "the demo did not start serving" >&2; cat "$work/demo-serve.log" >&2; exit 1; }
+  node tests/browser/dashboard.test.mjs "$url" target/dashboard.png
   kill "$demo_pid"
 else
   echo "==> note: the browser test is skipped: $reason (the dashboard's JSON endpoints were tested over HTTP above)" >&2

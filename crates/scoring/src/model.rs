@@ -25,6 +25,16 @@ pub const OUTPUT_NAME: &str = "contributions";
 /// explanations measure how far a reading is from its expected value; without it, from the
 /// training mean.
 pub const EXPECTED_NAME: &str = "expected";
+/// Metadata every model must carry (`schemas/model-contract.json`, which the training package
+/// reads; a test holds these names to it).
+pub const REQUIRED_METADATA: [&str; 6] = [
+    "anomaly.model_version",
+    "anomaly.feature_names",
+    "anomaly.feature_channels",
+    "anomaly.feature_mean",
+    "anomaly.feature_std",
+    "anomaly.threshold",
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
@@ -369,6 +379,29 @@ fn check_graph(session: &Session, features: usize) -> Result<(), ModelError> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_loader_follows_the_contract_file_the_training_package_reads() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../schemas/model-contract.json");
+        let contract: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        assert_eq!(contract["input"], super::INPUT_NAME);
+        assert_eq!(contract["output"], super::OUTPUT_NAME);
+        assert_eq!(contract["expected"], super::EXPECTED_NAME);
+        assert_eq!(contract["metadata"]["required"], serde_json::json!(super::REQUIRED_METADATA));
+        // Every key the loader reads is in the contract, required or optional.
+        let source = include_str!("model.rs");
+        let known: Vec<&str> = ["required", "optional"]
+            .iter()
+            .flat_map(|k| contract["metadata"][k].as_array().unwrap())
+            .filter_map(|v| v.as_str())
+            .collect();
+        let test_at = source.find("mod tests").unwrap();
+        for (at, _) in source[..test_at].match_indices("\"anomaly.") {
+            let key: String = source[at + 1..].chars().take_while(|c| *c != '"').collect();
+            assert!(known.contains(&key.as_str()), "{key} is not in the contract file");
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -166,7 +166,7 @@ pub(crate) struct DemoArgs {
     /// /api/dashboard, until Ctrl-C.
     #[arg(long)]
     pub(crate) serve: bool,
-    /// The port for --serve.
+    /// The port for --serve (0: any free port, named in the dashboard line).
     #[arg(long, default_value_t = 8080)]
     pub(crate) port: u16,
 }

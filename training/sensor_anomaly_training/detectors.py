@@ -31,12 +31,8 @@ import numpy as np
 OPSET = 17
 ML_OPSET = 3
 IR_VERSION = 8
-INPUT_NAME = "features"
-OUTPUT_NAME = "contributions"
-EXPECTED_NAME = "expected"
 
-DETECTORS = ("autoencoder", "pca", "iforest")
-VERSION_PREFIX = {"autoencoder": "ae", "pca": "pca", "iforest": "if"}
+from .contract import DETECTORS, EXPECTED_NAME, INPUT_NAME, OUTPUT_NAME, VERSION_PREFIX  # noqa: E402,F401
 ACTIVATION = "tanh"
 
 

@@ -22,14 +22,8 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-SCRIPTS = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(SCRIPTS))
-import benchmark_skab  # noqa: E402
-import detectors  # noqa: E402
-import train  # noqa: E402
+from sensor_anomaly_training import benchmark_skab, contract, detectors, train
 
-TRAIN_PY = SCRIPTS / "train.py"
-PARITY_PY = SCRIPTS / "parity.py"
 MAX_ITER = "30"
 HIDDEN = "12,6,12"
 
@@ -79,7 +73,7 @@ def write_jsonl(path, recs):
 
 
 def run_cli(*args):
-    return subprocess.run([sys.executable, str(TRAIN_PY), *map(str, args)],
+    return subprocess.run([sys.executable, "-m", "sensor_anomaly_training.train", *map(str, args)],
                           capture_output=True, text=True, timeout=300)
 
 
@@ -122,21 +116,21 @@ class CliTests(unittest.TestCase):
     def tearDownClass(cls):
         cls.tmp.cleanup()
 
-    def test_a_cli_deterministic(self):
+    def test_the_cli_is_deterministic(self):
         for r in self.results:
             self.assertEqual(r.returncode, 0, r.stderr)
             self.assertIn("model_version:", r.stdout)
             self.assertIn("stage=fit", r.stderr)
         self.assertEqual(self.model_a.read_bytes(), self.model_b.read_bytes())
 
-    def test_a_other_seed_differs(self):
+    def test_another_seed_gives_another_model(self):
         out = self.dir / "seed4.onnx"
         r = run_cli("--windows", self.windows, "--out", out, "--seed", "4", "--no-report",
                     "--max-iter", MAX_ITER, "--hidden", HIDDEN)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertNotEqual(out.read_bytes(), self.model_a.read_bytes())
 
-    def test_b_metadata(self):
+    def test_the_metadata_follows_the_contract(self):
         m = onnx.load(str(self.model_a))
         onnx.checker.check_model(m)
         self.assertEqual(m.ir_version, 8)
@@ -189,12 +183,12 @@ class CliTests(unittest.TestCase):
         self.assertFalse((self.dir / "never.onnx").exists())
         return r.stderr
 
-    def test_e_missing_column(self):
+    def test_a_missing_column_is_refused(self):
         recs = records_from(self.X[:300])
         del recs[17]["vibration_max"]
         self._bad(recs, "missing", "vibration_max", ":18:")
 
-    def test_e_non_numeric(self):
+    def test_a_non_numeric_value_is_refused(self):
         recs = records_from(self.X[:300])
         recs[41]["humidity_std"] = "n/a"
         self._bad(recs, "non-numeric", "humidity_std", ":42:")
@@ -202,7 +196,7 @@ class CliTests(unittest.TestCase):
         recs[5]["sound_min"] = True
         self._bad(recs, "non-numeric", "sound_min", ":6:")
 
-    def test_e_non_finite(self):
+    def test_a_non_finite_value_is_refused(self):
         path = self.dir / "nan.jsonl"
         lines = [json.dumps(r) for r in records_from(self.X[:300])]
         lines[9] = lines[9].replace('"pressure_mean": ', '"pressure_mean": NaN, "x": ', 1)
@@ -213,10 +207,10 @@ class CliTests(unittest.TestCase):
         self.assertIn("pressure_mean", r.stderr)
         self.assertIn(":10:", r.stderr)
 
-    def test_e_too_few_rows(self):
+    def test_too_few_rows_are_refused(self):
         self._bad(records_from(self.X[:150]), "too few rows", "120", "200")
 
-    def test_e_constant_channel(self):
+    def test_a_constant_channel_is_refused(self):
         X = self.X[:300].copy()
         X[:, 4:8] = 0.1  # every humidity feature
         self._bad(records_from(X), "constant channel", "humidity")
@@ -224,10 +218,10 @@ class CliTests(unittest.TestCase):
         X[:, 5] = 0.1
         self._bad(records_from(X), "constant feature", "humidity_std")
 
-    def test_e_threshold_rules_need_labels(self):
+    def test_threshold_rules_need_labels(self):
         self._bad(records_from(self.X[:300]), "needs labelled --validation", args=("--threshold", "max-f1"))
 
-    def test_e_invalid_json_and_missing_file(self):
+    def test_invalid_json_and_a_missing_file_are_refused(self):
         path = self.dir / "garbage.jsonl"
         path.write_text("{not json}\n")
         r = run_cli("--windows", path)
@@ -266,7 +260,7 @@ with open(o, "w") as f:
                             "window_end": r["window_end"].replace("Z", "+00:00")}}) + "\\n")
 """)
         fake.chmod(0o755)
-        cmd = [sys.executable, str(PARITY_PY), "--model", str(self.model_a),
+        cmd = [sys.executable, "-m", "sensor_anomaly_training.parity", "--model", str(self.model_a),
                "--windows", str(self.windows), "--bin", str(fake)]
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
         self.assertEqual(r.returncode, 0, r.stderr)
@@ -289,7 +283,6 @@ class DetectorTests(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        train._QUIET = True
         cls.W = windows_of(synthetic_features(800, seed=2))
         cls.fitted = {d: train.fit(cls.W, replace(QUIET, detector=d)) for d in detectors.DETECTORS}
         cls.X = synthetic_features(300, seed=9)
@@ -440,7 +433,7 @@ class TelemetryEndToEndTests(unittest.TestCase):
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]
         env = {**os.environ, "FUNCTIONS_CUSTOMHANDLER_PORT": str(port),
-               "ANOMALY_MODEL_PATH": str(SCRIPTS.parent / "models" / "default.onnx"),
+               "ANOMALY_MODEL_PATH": str(contract.REPO_ROOT / "models" / "default.onnx"),
                "ANOMALY_SQLITE_PATH": str(self.dir / "anomalies.sqlite"),
                # Reload reads only from the models folder: here, where the model was trained to.
                "ANOMALY_MODELS_DIR": str(Path(model).parent)}
@@ -539,7 +532,7 @@ class BenchmarkProtocolTests(unittest.TestCase):
         cls.tmp.cleanup()
 
     def bench(self, *args):
-        return subprocess.run([sys.executable, str(SCRIPTS / "benchmark_skab.py"), "--data", self.data,
+        return subprocess.run([sys.executable, "-m", "sensor_anomaly_training.benchmark_skab", "--data", self.data,
                                "--settings", self.settings, "--bin", BIN, *map(str, args)],
                               capture_output=True, text=True, timeout=600)
 
@@ -595,7 +588,7 @@ class BenchmarkProtocolTests(unittest.TestCase):
     def test_cross_validation_chooses_on_one_folder_and_reports_the_other(self):
         require_binary(self)
         out = Path(self.tmp.name) / "chosen.json"
-        r = subprocess.run([sys.executable, str(SCRIPTS / "cross_validate_skab.py"), "--data", self.data,
+        r = subprocess.run([sys.executable, "-m", "sensor_anomaly_training.cross_validate_skab", "--data", self.data,
                             "--detectors", "pca", "--bin", BIN, "--json", "--write", "plant-a",
                             "--settings", out], capture_output=True, text=True, timeout=600)
         self.assertEqual(r.returncode, 0, r.stderr)
@@ -608,7 +601,7 @@ class BenchmarkProtocolTests(unittest.TestCase):
         self.assertEqual(written["detectors"]["pca"]["setting"], folds[0]["setting"])
         # The benchmark reads what the cross-validation wrote and reproduces its figures with
         # the Rust scorer.
-        r = subprocess.run([sys.executable, str(SCRIPTS / "benchmark_skab.py"), "--data", self.data,
+        r = subprocess.run([sys.executable, "-m", "sensor_anomaly_training.benchmark_skab", "--data", self.data,
                             "--settings", out, "--bin", BIN, "--json", "--detectors", "pca"],
                            capture_output=True, text=True, timeout=600)
         self.assertEqual(r.returncode, 0, r.stderr)
@@ -625,9 +618,9 @@ class TrainingOnUsersDataTests(unittest.TestCase):
             td = Path(td)
             windows = td / "w.jsonl"
             write_jsonl(windows, records_from(synthetic_features(400, seed=4)))
-            shipped = SCRIPTS.parent / "models" / "default.onnx"
+            shipped = contract.REPO_ROOT / "models" / "default.onnx"
             before = hashlib.sha256(shipped.read_bytes()).hexdigest()
-            r = subprocess.run([sys.executable, str(TRAIN_PY), "--windows", windows, "--no-report",
+            r = subprocess.run([sys.executable, "-m", "sensor_anomaly_training.train", "--windows", windows, "--no-report",
                                 "--detector", "pca", "--channels", ",".join(train.CHANNELS)],
                                capture_output=True, text=True, timeout=300, cwd=td)
             self.assertEqual(r.returncode, 0, r.stderr)
@@ -640,7 +633,6 @@ class TrainingOnUsersDataTests(unittest.TestCase):
             self.assertEqual(hashlib.sha256(shipped.read_bytes()).hexdigest(), before)
 
     def test_a_drifting_channel_is_left_out_and_recorded(self):
-        train._QUIET = True
         with tempfile.TemporaryDirectory() as td:
             path = skab_like_file(Path(td) / "plant.csv", rows=600, onset=599, length=1)
             W = train.load_windows(train.window_telemetry(
@@ -721,7 +713,7 @@ class SkabSmokeTests(unittest.TestCase):
     def test_two_files(self):
         require_binary(self)
         files = ["valve1/1", "valve2/0"]
-        r = subprocess.run([sys.executable, str(SCRIPTS / "benchmark_skab.py"), "--json",
+        r = subprocess.run([sys.executable, "-m", "sensor_anomaly_training.benchmark_skab", "--json",
                             "--files", ",".join(files)], capture_output=True, text=True, timeout=600)
         self.assertEqual(r.returncode, 0, r.stderr)
         table = json.loads(r.stdout)
@@ -736,6 +728,24 @@ class SkabSmokeTests(unittest.TestCase):
                 self.assertTrue(0.0 <= t["overall"][k] <= 1.0, t)
         # The default detector must beat alarming on every row.
         self.assertGreater(table[0]["overall"]["f1"], table[0]["overall"]["f1_all_alarm"] + 0.05)
+
+
+class ContractTests(unittest.TestCase):
+    """The contract file is what the exported models follow (the Rust side is held to the same
+    file by its own tests)."""
+
+    def test_an_exported_model_carries_every_required_key_and_the_contract_names(self):
+        X = synthetic_features(400, seed=5)
+        W = windows_of(X)
+        model, info = train.fit(W, replace(QUIET, detector="pca"))
+        m = onnx.load_from_string(model)
+        keys = {p.key for p in m.metadata_props}
+        for key in contract.REQUIRED_METADATA + contract.OPTIONAL_METADATA:
+            self.assertIn(key, keys)
+        self.assertEqual([i.name for i in m.graph.input], [contract.INPUT_NAME])
+        self.assertIn(contract.OUTPUT_NAME, [o.name for o in m.graph.output])
+        self.assertTrue(info["model_version"].startswith(contract.VERSION_PREFIX["pca"] + "-"))
+        self.assertEqual(train.FEATURE_NAMES, [f"{c}_{s}" for c in contract.CHANNELS for s in contract.STATS])
 
 
 if __name__ == "__main__":

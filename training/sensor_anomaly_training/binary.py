@@ -1,0 +1,49 @@
+"""The one way the training package runs the Rust CLI (`sensor-anomaly`): resolved against the
+repository (never searched on PATH), its exit code mapped to the package's errors (2 is the
+binary's code for bad input data)."""
+from __future__ import annotations
+
+import logging
+import subprocess
+from pathlib import Path
+
+from .contract import REPO_ROOT
+
+DEFAULT_BIN = "target/release/sensor-anomaly"
+
+log = logging.getLogger(__name__)
+
+
+class InputError(Exception):
+    """Bad input data or arguments: exit code 2."""
+
+
+class PipelineError(Exception):
+    """A step outside our control failed (e.g. the Rust binary): exit code 1."""
+
+
+def resolve(path) -> Path:
+    p = Path(path)
+    if not (p.is_absolute() or p.exists()):
+        p = REPO_ROOT / p
+    return p.absolute()  # never let subprocess search PATH for "./bin"
+
+
+def run(args: list, what: str) -> subprocess.CompletedProcess:
+    """Runs the binary with `args` (the first is the binary) and returns the finished process;
+    raises InputError for bad input (exit 2) or a binary that cannot run, PipelineError for any
+    other failure, with the end of its stderr."""
+    args = [str(a) for a in args]
+    log.info("stage=run cmd=%s", " ".join(args))
+    try:
+        proc = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    except FileNotFoundError:
+        raise InputError(f"binary not found: {args[0]} (build it with `cargo build --release` or pass --bin)") from None
+    except PermissionError:
+        raise InputError(f"binary not executable: {args[0]}") from None
+    if proc.returncode == 2:
+        raise InputError((proc.stderr or "").strip().removeprefix("error: "))
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stderr or "").strip().splitlines()[-20:])
+        raise PipelineError(f"`{what}` failed with exit code {proc.returncode}:\n{tail}")
+    return proc
