@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::lineage::Lineage;
-use super::scored::ScoredWindow;
+use super::scored::{ScoredWindow, Severity};
 
 /// One stored anomaly. Unique on (device, window end, model version).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -13,7 +13,7 @@ pub struct AnomalyRow {
     pub model_version: String,
     pub score: f64,
     pub threshold: f64,
-    pub severity: String,
+    pub severity: Severity,
     pub contributions: serde_json::Value,
     /// The window's features by name.
     pub features: serde_json::Value,
@@ -38,7 +38,7 @@ impl AnomalyRow {
             model_version: scored.model_version.clone(),
             score: scored.score,
             threshold: scored.threshold,
-            severity: scored.severity.as_str().to_string(),
+            severity: scored.severity,
             contributions: serde_json::json!(scored.contributions),
             features: serde_json::Value::Object(features),
             top_channel: scored.top_channel.clone(),

@@ -29,6 +29,14 @@ impl Severity {
         }
     }
 
+    pub const ALL: [Severity; 5] = [
+        Severity::Normal,
+        Severity::Low,
+        Severity::Medium,
+        Severity::High,
+        Severity::Critical,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Severity::Normal => "normal",
@@ -37,6 +45,22 @@ impl Severity {
             Severity::High => "high",
             Severity::Critical => "critical",
         }
+    }
+}
+
+/// Text that names no severity (a stored row from elsewhere, say).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a severity (normal, low, medium, high, critical)")]
+pub struct UnknownSeverity(pub String);
+
+impl std::str::FromStr for Severity {
+    type Err = UnknownSeverity;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Severity::ALL
+            .into_iter()
+            .find(|s| s.as_str() == text)
+            .ok_or_else(|| UnknownSeverity(text.to_string()))
     }
 }
 

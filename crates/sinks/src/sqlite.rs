@@ -145,7 +145,7 @@ fn insert_rows(conn: &mut Connection, rows: &[AnomalyRow]) -> Result<usize, Stor
                     r.model_version,
                     r.score,
                     r.threshold,
-                    r.severity,
+                    r.severity.as_str(),
                     r.contributions.to_string(),
                     r.features.to_string(),
                     r.top_channel,
@@ -184,7 +184,13 @@ fn read_history(conn: &mut Connection, q: &HistoryQuery) -> Result<Vec<AnomalyRo
                     model_version: row.get(2)?,
                     score: row.get(3)?,
                     threshold: row.get(4)?,
-                    severity: row.get(5)?,
+                    severity: row.get::<_, String>(5)?.parse().map_err(|e| {
+                        rusqlite::Error::FromSqlConversionFailure(
+                            5,
+                            rusqlite::types::Type::Text,
+                            Box::new(e),
+                        )
+                    })?,
                     contributions: serde_json::Value::Null,
                     features: serde_json::Value::Null,
                     top_channel: row.get(8)?,

@@ -176,7 +176,7 @@ pub fn insert(rows: &[AnomalyRow], inserted_at: &str) -> Result<Statement, Store
             model_version: &r.model_version,
             score: r.score,
             threshold: r.threshold,
-            severity: &r.severity,
+            severity: r.severity.as_str(),
             contributions: r.contributions.to_string(),
             features: r.features.to_string(),
             top_channel: &r.top_channel,
@@ -257,7 +257,9 @@ pub fn anomaly_row(cells: Vec<Cell>) -> Result<AnomalyRow, StoreError> {
         model_version: text(next(), "model_version")?,
         score: float(next(), "score")?,
         threshold: float(next(), "threshold")?,
-        severity: text(next(), "severity")?,
+        severity: text(next(), "severity")?
+            .parse()
+            .map_err(|e| StoreError::permanent("stored severity is not a severity", e))?,
         contributions: json(next(), "contributions")?,
         features: json(next(), "features")?,
         top_channel: text(next(), "top_channel")?,

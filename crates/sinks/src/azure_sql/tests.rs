@@ -67,7 +67,7 @@ fn row(i: usize) -> AnomalyRow {
         model_version: "v1".into(),
         score: 2.0,
         threshold: 1.0,
-        severity: "medium".into(),
+        severity: domain::Severity::Medium,
         contributions: json!({"a": 2.0}),
         features: json!({"a_mean": 1.0}),
         top_channel: "a".into(),

@@ -348,21 +348,28 @@ async fn a_failing_or_unreachable_endpoint_never_holds_an_invocation_up() {
         // Generous: an invocation takes milliseconds; a blocked export would take seconds.
         assert!(took < Duration::from_secs(2), "{took:?}");
     }
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let metrics = reqwest::get(handler.url("/api/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let retries = metrics
-        .lines()
-        .find(|l| {
-            l.starts_with("sensor_anomaly_telemetry_export_failures_total{signal=\"retries\"}")
-        })
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(0);
+    // The exporter's retries are counted as they happen: awaited, with a deadline.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (retries, metrics) = loop {
+        let metrics = reqwest::get(handler.url("/api/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let retries = metrics
+            .lines()
+            .find(|l| {
+                l.starts_with("sensor_anomaly_telemetry_export_failures_total{signal=\"retries\"}")
+            })
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+        if retries > 0 || Instant::now() > deadline {
+            break (retries, metrics);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert!(retries > 0, "retries are counted:\n{metrics}");
     assert!(*ingestion.posts.lock().unwrap() > 0);
     let took = handler.stop().await;

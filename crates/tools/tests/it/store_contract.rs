@@ -17,7 +17,7 @@ fn row(device: &str, window_end: &str, model_version: &str) -> AnomalyRow {
         model_version: model_version.into(),
         score: 2.5,
         threshold: 1.0,
-        severity: "medium".into(),
+        severity: domain::Severity::Medium,
         contributions: json!({"a": 2.0, "b": 0.5}),
         features: json!({"a_mean": 1.0, "b_mean": -3.25}),
         top_channel: "a".into(),

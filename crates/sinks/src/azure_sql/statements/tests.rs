@@ -16,7 +16,7 @@ fn row(i: usize) -> AnomalyRow {
         model_version: "ae-1".into(),
         score: 2.5 + i as f64,
         threshold: 1.0,
-        severity: "medium".into(),
+        severity: domain::Severity::Medium,
         contributions: json!({"vibration": 2.0, "sound": 0.5}),
         features: json!({"vibration_mean": 1.25}),
         top_channel: "vibration".into(),
