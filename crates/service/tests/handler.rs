@@ -11,29 +11,12 @@ use serde_json::{json, Map, Value};
 
 use test_support::host::{encoded, invocation, many_metadata};
 use test_support::process::ChildGuard;
+use test_support::Scratch;
 
 const HANDLER: &str = env!("CARGO_BIN_EXE_sensor-anomaly-handler");
 
 fn repo() -> PathBuf {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../..")).to_path_buf()
-}
-
-/// A folder removed when dropped.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(tag: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("handler-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// The handler on port 0 (it logs the port it holds), debug logs from the service.
@@ -86,7 +69,7 @@ fn stored_rows(db: &Path) -> i64 {
 #[tokio::test]
 async fn it_listens_where_the_host_says_and_scores() {
     let scratch = Scratch::new("scores");
-    let (_child, port) = start(&scratch.0.join("a.sqlite"), &[]).await;
+    let (_child, port) = start(&scratch.path("a.sqlite"), &[]).await;
     let base = format!("http://127.0.0.1:{port}");
     assert_eq!(reqwest::get(format!("{base}/")).await.unwrap().status(), 200);
     let bodies = windows(&base, 4, 2).await;
@@ -115,7 +98,7 @@ fn it_takes_no_arguments_but_serve_and_names_its_version() {
 #[tokio::test]
 async fn sigterm_lets_the_invocation_in_flight_commit_before_the_process_exits() {
     let scratch = Scratch::new("sigterm");
-    let db = scratch.0.join("anomalies.sqlite");
+    let db = scratch.path("anomalies.sqlite");
     let (mut child, port) = start(&db, &[("ANOMALY_STORE_TIMEOUT_MS", "30000")]).await;
     let base = format!("http://127.0.0.1:{port}");
     let body = invocation(encoded(json!(windows(&base, 10, 5).await)), many_metadata(10, 1));
