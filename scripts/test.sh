@@ -15,7 +15,7 @@ if [ -z "${ANOMALY_TEST_SQL_CONNECTION_STRING:-}" ]; then
 else
   gated=(-- --include-ignored)
 fi
-cargo test --release --workspace --quiet "${gated[@]}"
+cargo test --release --workspace --quiet ${gated[@]+"${gated[@]}"}
 
 echo "==> Python training tests" >&2
 skab=../shared/datasets/skab

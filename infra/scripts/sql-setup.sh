@@ -16,7 +16,7 @@ for var in $(env | grep -o '^MIGRATION_[0-9]*_SQL' | sort); do
   n=${var#MIGRATION_}; n=${n%_SQL}
   name_var="MIGRATION_${n}_NAME"
   printf '%s' "${!var}" > "/tmp/migration-$n.sql"
-  # FNV-1a 64 of the script with \r\n as \n, as src/sinks/azure_sql/migrate.rs computes it.
+  # FNV-1a 64 of the script with \r\n as \n, as crates/sinks/src/azure_sql/migrate.rs computes it.
   sum=$(python3 -c 'import sys; h=0xcbf29ce484222325
 for b in open(sys.argv[1],"rb").read().replace(b"\r\n",b"\n"): h=((h^b)*0x100000001b3)&0xffffffffffffffff
 print(f"{h:016x}")' "/tmp/migration-$n.sql")

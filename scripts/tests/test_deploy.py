@@ -3,22 +3,16 @@
 here: no Azure, no Bicep CLI)."""
 import json
 import os
-import socket
 import subprocess
 import tempfile
-import time
 import unittest
 import urllib.request
 import zipfile
 from pathlib import Path
 
+from sensor_anomaly_training.binary import start_handler
+
 REPO = Path(__file__).resolve().parents[2]
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def get(url, body=None):
@@ -66,21 +60,13 @@ class PackageTests(unittest.TestCase):
         handler = json.loads((app / "host.json").read_text())["customHandler"]["description"]
         executable = app / handler["defaultExecutablePath"]
         cwd = app / handler.get("workingDirectory", "")
-        port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith(("ANOMALY_", "ORT_", "RUST_LOG"))}
-        env.update(FUNCTIONS_CUSTOMHANDLER_PORT=str(port), ANOMALY_SQLITE_PATH=str(app / "data.sqlite"))
-        proc = subprocess.Popen([str(executable), *handler.get("arguments", [])], cwd=cwd, env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        env.update(ANOMALY_SQLITE_PATH=str(app / "data.sqlite"))
+        # The handler takes a free port (FUNCTIONS_CUSTOMHANDLER_PORT=0) and names it.
+        proc, port = start_handler([executable, *handler.get("arguments", [])], env, cwd=cwd)
         try:
             base = f"http://127.0.0.1:{port}"
-            for _ in range(200):
-                try:
-                    status, _ = get(base + "/")
-                    break
-                except OSError:
-                    if proc.poll() is not None:
-                        self.fail(proc.stderr.read())
-                    time.sleep(0.05)
+            status, _ = get(base + "/")
             self.assertEqual(status, 200)
             model = json.loads(get(base + "/api/model")[1])
             window = {"device_id": "pump-1", "window_end": "2026-01-01T00:01:00Z",

@@ -4,7 +4,10 @@ binary's code for bad input data)."""
 from __future__ import annotations
 
 import logging
+import re
 import subprocess
+import threading
+import time
 from pathlib import Path
 
 from .contract import REPO_ROOT
@@ -47,3 +50,37 @@ def run(args: list, what: str) -> subprocess.CompletedProcess:
         tail = "\n".join((proc.stderr or "").strip().splitlines()[-20:])
         raise PipelineError(f"`{what}` failed with exit code {proc.returncode}:\n{tail}")
     return proc
+
+
+READY_LINE = "handler ready on 127.0.0.1:"
+
+
+def start_handler(command: list, env: dict, cwd=None, timeout: float = 30.0):
+    """Starts the handler (`command`, e.g. `[bin, "serve"]`) on a port it picks itself
+    (`FUNCTIONS_CUSTOMHANDLER_PORT=0`) and returns `(process, port)` once its ready line names
+    the port: no port is guessed, and a handler that exits first fails with its stderr. The
+    rest of stderr is drained in the background. Terminate the process when done."""
+    env = {k: v for k, v in env.items() if k != "RUST_LOG"}
+    env["FUNCTIONS_CUSTOMHANDLER_PORT"] = "0"
+    proc = subprocess.Popen([str(c) for c in command], env=env, cwd=cwd,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    found: dict = {}
+    seen: list = []
+
+    def read():
+        for line in proc.stderr:
+            seen.append(line)
+            m = re.search(re.escape(READY_LINE) + r"(\d+)", line)
+            if m and "port" not in found:
+                found["port"] = int(m.group(1))
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    deadline = time.monotonic() + timeout
+    while "port" not in found:
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            proc.wait()
+            reader.join(timeout=5)
+            raise PipelineError("the handler did not start:\n" + "".join(seen[-20:]))
+        time.sleep(0.01)
+    return proc, found["port"]

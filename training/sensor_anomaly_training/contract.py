@@ -12,7 +12,14 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 CONTRACT_FILE = REPO_ROOT / "schemas" / "model-contract.json"
 
-_CONTRACT = json.loads(CONTRACT_FILE.read_text(encoding="utf-8"))
+try:
+    _CONTRACT = json.loads(CONTRACT_FILE.read_text(encoding="utf-8"))
+except FileNotFoundError:
+    raise ImportError(
+        f"{CONTRACT_FILE} not found: the training package reads the repository it lives in (the "
+        "model contract, the CLI binary). Install it editable from a checkout: "
+        "`pip install -e training` (scripts/setup.sh --python does)"
+    ) from None
 
 CONTRACT_VERSION: str = _CONTRACT["contract"]
 INPUT_NAME: str = _CONTRACT["input"]

@@ -17,7 +17,7 @@ as warnings.
 Exit codes: 0 parity ok, 1 mismatch or Rust failure, 2 bad input/usage.
 
 Example:
-    .venv/bin/python scripts/parity.py --model models/default.onnx \\
+    .venv/bin/sensor-anomaly-parity --model models/default.onnx \\
         --windows windows.jsonl --bin target/release/sensor-anomaly
 """
 
@@ -156,7 +156,7 @@ def compare(py: dict, rs: dict, dups: list, tol: float, top: int):
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(
-        prog="parity.py",
+        prog="sensor-anomaly-parity",
         description="Compare per-window anomaly scores of the Rust scorer with ONNX Runtime in "
                     "Python (score = row sum of `contributions`), matched by (device_id, window_end).",
         epilog="Exit codes: 0 parity ok, 1 mismatch or Rust failure, 2 bad input/usage.",
@@ -179,10 +179,10 @@ def main(argv=None) -> int:
         rs, recs, dups = rust_scores(resolve_bin(args.bin), model, windows,
                                      Path(args.scores) if args.scores else None)
     except train.InputError as e:
-        print(f"parity.py: error: {e}", file=sys.stderr)
+        print(f"sensor-anomaly-parity: error: {e}", file=sys.stderr)
         return 2
     except Mismatch as e:
-        print(f"parity.py: FAIL: {e}", file=sys.stderr)
+        print(f"sensor-anomaly-parity: FAIL: {e}", file=sys.stderr)
         return 1
 
     thr, ver = meta.get("anomaly.threshold"), meta.get("anomaly.model_version")
@@ -190,16 +190,16 @@ def main(argv=None) -> int:
                if thr is not None and isinstance(r.get("threshold"), (int, float))
                and abs(r["threshold"] - float(thr)) > 1e-9 * max(1.0, abs(float(thr)))}
     if bad_thr:
-        print(f"parity.py: warning: rust threshold {sorted(bad_thr)[:3]} != model threshold {thr}",
+        print(f"sensor-anomaly-parity: warning: rust threshold {sorted(bad_thr)[:3]} != model threshold {thr}",
               file=sys.stderr)
     bad_ver = {r.get("model_version") for r in recs if "model_version" in r} - {ver}
     if bad_ver:
-        print(f"parity.py: warning: rust model_version {sorted(map(str, bad_ver))[:3]} != {ver}",
+        print(f"sensor-anomaly-parity: warning: rust model_version {sorted(map(str, bad_ver))[:3]} != {ver}",
               file=sys.stderr)
 
     problems, max_diff, n = compare(py, rs, dups, args.tol, args.top)
     if problems:
-        print("parity.py: FAIL\n" + "\n".join(problems), file=sys.stderr)
+        print("sensor-anomaly-parity: FAIL\n" + "\n".join(problems), file=sys.stderr)
         return 1
     print(f"parity OK: {n} windows, max abs diff {max_diff:.3e} (tol {args.tol:g}), "
           f"model_version {ver}")

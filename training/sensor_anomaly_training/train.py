@@ -28,10 +28,10 @@ model_version = detector prefix + sha256 of the graph and threshold).
 Exit codes: 0 success, 2 bad input or usage, 1 other failure (e.g. the Rust binary failed).
 
 Examples:
-    .venv/bin/python scripts/train.py                    # -> models/ae-<hash>.onnx (a new file)
-    .venv/bin/python scripts/train.py --split random --out models/default.onnx   # the shipped model
-    .venv/bin/python scripts/train.py --telemetry plant.csv --out models/plant.onnx
-    .venv/bin/python scripts/train.py --telemetry plant.csv --validation val.csv \\
+    .venv/bin/sensor-anomaly-train                    # -> models/ae-<hash>.onnx (a new file)
+    .venv/bin/sensor-anomaly-train --split random --out models/default.onnx   # the shipped model
+    .venv/bin/sensor-anomaly-train --telemetry plant.csv --out models/plant.onnx
+    .venv/bin/sensor-anomaly-train --telemetry plant.csv --validation val.csv \\
         --threshold max-f1 --test test.csv --detector pca --out models/plant-pca.onnx
 """
 
@@ -585,7 +585,7 @@ def _list_arg(s: str) -> list[str]:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="train.py",
+        prog="sensor-anomaly-train",
         description="Train an anomaly detector on sensor telemetry and export the contract ONNX "
                     "model (models/README.md) plus an evaluation report. Features are computed "
                     "by the Rust `window` command, exactly as in serving.",
@@ -752,10 +752,10 @@ def main(argv=None) -> int:
     try:
         run(args)
     except InputError as e:
-        print(f"train.py: error: {e}", file=sys.stderr)
+        print(f"sensor-anomaly-train: error: {e}", file=sys.stderr)
         return 2
     except PipelineError as e:
-        print(f"train.py: error: {e}", file=sys.stderr)
+        print(f"sensor-anomaly-train: error: {e}", file=sys.stderr)
         return 1
     return 0
 

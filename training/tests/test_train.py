@@ -1,4 +1,5 @@
-"""Tests for scripts/train.py, detectors.py, report.py and benchmark_skab.py.
+"""Tests for the training package (sensor_anomaly_training): train, detectors, report, parity and
+benchmark_skab.
 
 Most use --windows and need no Rust binary; the telemetry, report and benchmark tests run the
 real release binary (scripts/test.sh builds it first).
@@ -22,7 +23,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from sensor_anomaly_training import benchmark_skab, contract, detectors, train
+from sensor_anomaly_training import benchmark_skab, binary, contract, detectors, train
 
 MAX_ITER = "30"
 HIDDEN = "12,6,12"
@@ -242,7 +243,7 @@ class CliTests(unittest.TestCase):
         self.assertIn("1 with a null feature", r.stderr)
 
     def test_parity_script_with_fake_scorer(self):
-        """parity.py against a stand-in for `sensor-anomaly score` (float32 sums, +00:00 times)."""
+        """sensor-anomaly-parity against a stand-in for `sensor-anomaly score` (float32 sums, +00:00 times)."""
         fake = self.dir / "fake-scorer"
         fake.write_text(f"""#!{sys.executable}
 import json, os, sys
@@ -425,20 +426,14 @@ class TelemetryEndToEndTests(unittest.TestCase):
         self.assert_function_serves(model, meta)
 
     def assert_function_serves(self, model, meta):
-        import socket
-        import time
         import urllib.request
 
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        env = {**os.environ, "FUNCTIONS_CUSTOMHANDLER_PORT": str(port),
-               "ANOMALY_MODEL_PATH": str(contract.REPO_ROOT / "models" / "default.onnx"),
-               "ANOMALY_SQLITE_PATH": str(self.dir / "anomalies.sqlite"),
-               # Reload reads only from the models folder: here, where the model was trained to.
-               "ANOMALY_MODELS_DIR": str(Path(model).parent)}
-        server = subprocess.Popen([str(BIN), "serve"], env=env, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ANOMALY_")}
+        env.update({"ANOMALY_MODEL_PATH": str(contract.REPO_ROOT / "models" / "default.onnx"),
+                    "ANOMALY_SQLITE_PATH": str(self.dir / "anomalies.sqlite"),
+                    # Reload reads only from the models folder: here, where the model was trained to.
+                    "ANOMALY_MODELS_DIR": str(Path(model).parent)})
+        server, port = binary.start_handler([BIN, "serve"], env, cwd=contract.REPO_ROOT)
 
         def post(path, body):
             req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=json.dumps(body).encode(),
@@ -447,12 +442,6 @@ class TelemetryEndToEndTests(unittest.TestCase):
                 return resp.status, json.loads(resp.read())
 
         try:
-            for _ in range(100):
-                try:
-                    urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=1)
-                    break
-                except OSError:
-                    time.sleep(0.1)
             status, body = post("/api/reload", {"path": Path(model).name})
             self.assertEqual(status, 200, body)
             window = {"device_id": "pump-9", "window_end": "2026-01-01T00:01:00Z",
@@ -611,7 +600,7 @@ class BenchmarkProtocolTests(unittest.TestCase):
 
 
 class TrainingOnUsersDataTests(unittest.TestCase):
-    """train.py never overwrites the shipped model unasked; drifting channels; one channel."""
+    """sensor-anomaly-train never overwrites the shipped model unasked; drifting channels; one channel."""
 
     def test_without_out_a_new_file_named_after_the_model(self):
         with tempfile.TemporaryDirectory() as td:

@@ -303,6 +303,11 @@ impl DriftMonitor {
             .sum()
     }
 
+    /// The model whose training data this monitor compares with.
+    pub fn model_version(&self) -> &str {
+        &self.model_version
+    }
+
     pub fn report(&self) -> DriftReport {
         let windows = self.len();
         let collecting = windows < MIN_WINDOWS;

@@ -49,9 +49,17 @@ impl InService {
         self.drift.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Adds a batch's decoded windows to the drift monitor.
-    pub fn observe(&self, windows: &[WindowRecord]) {
-        if let Some(monitor) = self.drift_lock().as_mut() {
+    /// Adds a batch's decoded windows to the drift monitor, if `model_version` (the model that
+    /// scored them) is still in service: windows of a batch that straddled a reload are not
+    /// measured against the new model's training data.
+    pub fn observe(&self, model_version: &str, windows: &[WindowRecord]) {
+        // The monitor names its model: one lock, never the model's (a reload takes the model's
+        // lock and then this one).
+        if let Some(monitor) = self
+            .drift_lock()
+            .as_mut()
+            .filter(|m| m.model_version() == model_version)
+        {
             monitor.observe(windows);
         }
     }
@@ -68,5 +76,34 @@ impl InService {
             .filter(|r| r.windows > 0)
             .map(|r| r.features.into_iter().map(|f| (f.feature, f.psi)).collect())
             .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn default_model() -> Model {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/default.onnx");
+        Model::load_file(std::path::Path::new(path)).expect("default model")
+    }
+
+    #[test]
+    fn windows_scored_by_a_replaced_model_are_not_measured_against_the_new_one() {
+        let in_service = InService::new(default_model(), 24);
+        let old = in_service.get().info.model_version.clone();
+        let mut next = default_model();
+        next.info.model_version = format!("{old}-next");
+        in_service.replace(next);
+        let window = WindowRecord {
+            device_id: "d".into(),
+            window_end: "2026-01-01T00:01:00Z".into(),
+            window_end_ms: 1_767_225_660_000,
+            features: in_service.get().info.feature_mean.iter().map(|&m| m as f32).collect(),
+        };
+        in_service.observe(&old, std::slice::from_ref(&window));
+        assert_eq!(in_service.drift().unwrap().windows, 0, "the old model's batch is left out");
+        in_service.observe(&format!("{old}-next"), std::slice::from_ref(&window));
+        assert_eq!(in_service.drift().unwrap().windows, 1);
     }
 }

@@ -2,7 +2,7 @@
 //! type, and the implementations: [`sqlite`] (the embedded default) and [`memory`] (for tests
 //! and trying the pipeline without a disk). The Azure SQL sink implements the same trait.
 //!
-//! Every store keeps the same promises, checked by one contract suite (`tests/it/store_contract.rs`):
+//! Every store keeps the same promises, checked by one contract suite (`crates/tools/tests/it/store_contract.rs`):
 //! rows are unique on (device, window end, model version), so a re-delivered batch is stored
 //! once; `insert` is all-or-nothing and returns how many rows were new; history is newest window
 //! first by instant.

@@ -20,6 +20,10 @@ pub struct ApiError {
 }
 
 impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
     pub fn new(status: StatusCode, message: impl Into<String>, field: Option<String>) -> Self {
         ApiError {
             status,

@@ -104,6 +104,8 @@ async fn handle(state: &AppState, body: Body) -> Response {
         Ok(r) => r,
         Err(e) => return bad_request(e),
     };
+    let model = state.model.get();
+    tracing::Span::current().record("model_version", model.info.model_version.as_str());
     let events = match host::trigger_events(&request, &state.pipeline.options().trigger_binding) {
         Ok(events) => events,
         Err(error) => return failure(state, error.into()),
@@ -115,8 +117,6 @@ async fn handle(state: &AppState, body: Body) -> Response {
         partition = batch.partition_text(),
         "ScoreWindows invocation received"
     );
-    let model = state.model.get();
-    tracing::Span::current().record("model_version", model.info.model_version.as_str());
     let outcome = match state.pipeline.score_batch(&model, &events, batch).await {
         Ok(outcome) => outcome,
         Err(failed) => {

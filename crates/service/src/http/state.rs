@@ -34,7 +34,8 @@ pub struct AppState {
 impl AppState {
     /// Records a batch's outcome with its observers: drift, the live view, logs and metrics.
     pub fn observe(&self, outcome: &BatchOutcome) {
-        self.model.observe(&outcome.windows);
+        self.model
+            .observe(&outcome.summary.model_version, &outcome.windows);
         self.live.record(outcome.points.iter().cloned());
         crate::telemetry::events::BatchScored(outcome).emit(&self.metrics);
     }

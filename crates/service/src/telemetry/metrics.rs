@@ -39,7 +39,9 @@ pub enum Kind {
     Duration { first: f64, count: u16 },
     /// A value read when metrics are collected (from the model in service, the exporter).
     ObservedGauge(Observed),
-    /// A running total read when metrics are collected.
+    /// A running total read when metrics are collected. (In Application Insights, which takes
+    /// deltas, the increase of an interval whose export failed is lost with that export:
+    /// Prometheus has the whole count.)
     ObservedCounter(Observed),
 }
 
@@ -171,7 +173,8 @@ pub const INSTRUMENTS: [&Instrument; 11] = [
 type Labels = Vec<(&'static str, String)>;
 
 fn labels(instrument: &Instrument, values: &[&str]) -> Labels {
-    debug_assert_eq!(instrument.labels.len(), values.len(), "{}", instrument.name);
+    // A wrong count would be cut short by `zip` in both exporters alike: refuse it loudly.
+    assert_eq!(instrument.labels.len(), values.len(), "{}", instrument.name);
     instrument
         .labels
         .iter()

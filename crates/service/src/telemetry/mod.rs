@@ -3,7 +3,7 @@
 //! The Functions host captures the handler's stdout/stderr into its own logs, so plain lines on
 //! stderr are enough locally; `RUST_LOG` filters them. Logging is layers on one registry: the
 //! stderr layer always, and the OpenTelemetry layer when `APPLICATIONINSIGHTS_CONNECTION_STRING`
-//! is set, with its own filter (this crate's spans and events at info and above).
+//! is set, with its own filter (the spans and events of every `sensor_anomaly*` crate at info and above).
 
 pub mod app_insights;
 pub mod events;

@@ -1,5 +1,5 @@
 //! The store over a recording executor double: what is sent per call, retries, and how
-//! failures are classified. The real server runs the contract suite (tests/it/azure_sql.rs,
+//! failures are classified. The real server runs the contract suite (crates/tools/tests/it/azure_sql.rs,
 //! gated on ANOMALY_TEST_SQL_CONNECTION_STRING).
 
 use std::collections::VecDeque;

@@ -341,6 +341,9 @@ async fn metrics_are_prometheus_text() {
             .as_u16(),
         200
     );
+    // A refused call counts too, by its outcome.
+    let refused = app.post_json("/api/score", &json!({"device_id": "x"})).await;
+    assert_eq!(refused.status().as_u16(), 422);
     let response = app.get("/api/metrics").await;
     assert!(response.headers()["content-type"]
         .to_str()
@@ -358,6 +361,12 @@ async fn metrics_are_prometheus_text() {
         text.contains("sensor_anomaly_model_info{model_version=\"ae-"),
         "{text}"
     );
+    for line in [
+        "sensor_anomaly_invocations_total{function=\"ScoreBatch\",outcome=\"ok\"} 1",
+        "sensor_anomaly_invocations_total{function=\"Score\",outcome=\"bad_request\"} 1",
+    ] {
+        assert!(text.contains(line), "{line} in\n{text}");
+    }
     assert!(
         text.contains("# TYPE sensor_anomaly_batch_duration_seconds histogram"),
         "{text}"

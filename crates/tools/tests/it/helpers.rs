@@ -210,7 +210,8 @@ pub async fn invoke(app: &TestApp, body: &Value) -> (u16, Value) {
     (status, response.json().await.expect("JSON reply"))
 }
 
-// The real binary, started as the Functions host starts it.
+// The CLI's `serve` (the same handler as `sensor-anomaly-handler`, whose own tests are in
+// crates/service/tests), started from the app root with app settings in the environment.
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_sensor-anomaly");
 

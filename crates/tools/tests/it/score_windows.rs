@@ -1,5 +1,5 @@
 //! `ScoreWindows` over real HTTP with every request shape the Functions host produces for an
-//! Event Hubs trigger (see notes in `src/ingress/host.rs`), bad events, re-delivery and a store outage.
+//! Event Hubs trigger (see notes in `crates/ingress/src/host.rs`), bad events, re-delivery and a store outage.
 
 use serde_json::{json, Value};
 

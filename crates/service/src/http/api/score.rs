@@ -34,7 +34,35 @@ fn model_failure(e: ModelError) -> ApiError {
 }
 
 /// `POST /api/score`: one window in, its score and explanation out. Nothing is stored.
-pub async fn score_one(
+pub async fn score_one(state: AppStateRef, body: Result<Bytes, BytesRejection>) -> Response {
+    let State(shared) = &state;
+    let shared = shared.clone();
+    finish(&shared, Function::Score, score_one_inner(state, body).await)
+}
+
+/// `POST /api/score/batch`: `{"windows": [...]}` (or a bare array) of at most `ANOMALY_MAX_BATCH`.
+pub async fn score_batch(state: AppStateRef, body: Result<Bytes, BytesRejection>) -> Response {
+    let State(shared) = &state;
+    let shared = shared.clone();
+    finish(&shared, Function::ScoreBatch, score_batch_inner(state, body).await)
+}
+
+/// Emits how the call ended, whichever way it did.
+fn finish(
+    state: &crate::http::AppState,
+    function: Function,
+    result: Result<Response, ApiError>,
+) -> Response {
+    let outcome = match &result {
+        Ok(_) => Outcome::Ok,
+        Err(error) if error.status().is_server_error() => Outcome::ModelError,
+        Err(_) => Outcome::BadRequest,
+    };
+    state.emit(InvocationFinished { function, outcome });
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn score_one_inner(
     State(state): AppStateRef,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
@@ -49,15 +77,10 @@ pub async fn score_one(
             .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string(), None))?;
     }
     state.emit(WindowsScored { windows: 1 });
-    state.emit(InvocationFinished {
-        function: Function::Score,
-        outcome: Outcome::Ok,
-    });
     Ok(Json(scored.pop()).into_response())
 }
 
-/// `POST /api/score/batch`: `{"windows": [...]}` (or a bare array) of at most `ANOMALY_MAX_BATCH`.
-pub async fn score_batch(
+async fn score_batch_inner(
     State(state): AppStateRef,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
@@ -118,10 +141,6 @@ pub async fn score_batch(
     }
     state.emit(WindowsScored {
         windows: scored.len(),
-    });
-    state.emit(InvocationFinished {
-        function: Function::ScoreBatch,
-        outcome: Outcome::Ok,
     });
     let anomalies = scored.iter().filter(|s| s.is_anomaly).count();
     Ok(Json(json!({"model_version": model.info.model_version, "count": scored.len(), "anomalies": anomalies, "results": scored})).into_response())

@@ -69,8 +69,9 @@ impl PushMetricExporter for Capture {
     fn shutdown_with_timeout(&self, _: Duration) -> OTelSdkResult {
         Ok(())
     }
+    /// As the Application Insights exporter sends them.
     fn temporality(&self) -> Temporality {
-        Temporality::Cumulative
+        Temporality::Delta
     }
 }
 
@@ -97,7 +98,7 @@ fn outcome(model: &InService) -> BatchOutcome {
         &lineage,
         &domain::Excerpt::of("x"),
     );
-    model.observe(std::slice::from_ref(&window));
+    model.observe(&m.info.model_version, std::slice::from_ref(&window));
     BatchOutcome {
         alerts: vec![Alert::new(&scored[0], &lineage)],
         dead_letters: vec![letter],

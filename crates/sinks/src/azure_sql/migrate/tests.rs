@@ -94,7 +94,7 @@ fn batches_split_on_go_lines_only() {
 
 /// A test double for a SQL session: keeps `schema_migrations` in a map and records every
 /// statement, so the runner's flow is checked without a server (the real run is gated on
-/// ANOMALY_TEST_SQL_CONNECTION_STRING, see tests/it/azure_sql.rs).
+/// ANOMALY_TEST_SQL_CONNECTION_STRING, see crates/tools/tests/it/azure_sql.rs).
 #[derive(Default)]
 struct ScriptedSessionDouble {
     recorded: BTreeMap<i64, String>,
