@@ -1,7 +1,8 @@
 //! The deployed binary, `sensor-anomaly-handler`, started as the Functions host starts it (from
 //! the app root, settings in the environment): it listens, scores, refuses bad arguments, and on
 //! SIGTERM finishes the invocation in flight before it exits. Every wait is for an event (a log
-//! line, a response), never a fixed sleep.
+//! line, a response), never a fixed sleep. And killed with SIGKILL mid-batch, again and again,
+//! it loses and duplicates nothing once the unanswered batches are re-delivered.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -129,4 +130,198 @@ async fn sigterm_lets_the_invocation_in_flight_commit_before_the_process_exits()
     let exit = child.wait_exit(Duration::from_secs(30)).await;
     assert!(exit.success(), "{exit:?}");
     assert_eq!(stored_rows(&db), 2);
+}
+
+/// `batches` host invocations of `events` windows each, every window its own (device, minute);
+/// every third one far off on vibration.
+async fn distinct_batches(base: &str, batches: usize, events: usize) -> Vec<Value> {
+    let model: Value = reqwest::get(format!("{base}/api/model")).await.unwrap().json().await.unwrap();
+    let names = model["feature_names"].as_array().unwrap();
+    let means = model["feature_mean"].as_array().unwrap();
+    (0..batches)
+        .map(|b| {
+            let bodies: Vec<String> = (0..events)
+                .map(|e| {
+                    let mut w = Map::new();
+                    w.insert("device_id".into(), json!(format!("pump-{e:03}")));
+                    w.insert(
+                        "window_end".into(),
+                        json!(format!("2026-01-01T{:02}:{:02}:00Z", b / 60, b % 60)),
+                    );
+                    for (name, mean) in names.iter().zip(means) {
+                        let name = name.as_str().unwrap();
+                        let shifted = (b * events + e) % 3 == 0 && name.starts_with("vibration");
+                        let v = mean.as_f64().unwrap() + if shifted { 60.0 } else { 0.0 };
+                        w.insert(name.into(), json!(v));
+                    }
+                    Value::Object(w).to_string()
+                })
+                .collect();
+            let first_sequence = (b * events) as i64;
+            invocation(encoded(json!(bodies)), many_metadata(events, first_sequence))
+        })
+        .collect()
+}
+
+/// Sends `batches` (4 in flight), SIGKILLs the handler once `kill_after` of them are answered
+/// (`None`: never), and returns the indexes answered 200.
+async fn deliver(
+    child: &mut ChildGuard,
+    port: u16,
+    batches: &[(usize, Value)],
+    kill_after: Option<usize>,
+) -> Vec<usize> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let answered = Arc::new(AtomicUsize::new(0));
+    let finished = Arc::new(AtomicUsize::new(0));
+    let gate = Arc::new(tokio::sync::Semaphore::new(4));
+    let progress = Arc::new(tokio::sync::Notify::new());
+    let client = reqwest::Client::new();
+    let mut tasks = Vec::new();
+    for (index, body) in batches.iter().cloned() {
+        let (gate, answered, finished, progress, client) = (
+            gate.clone(),
+            answered.clone(),
+            finished.clone(),
+            progress.clone(),
+            client.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let _slot = gate.acquire_owned().await.unwrap();
+            let outcome = match client
+                .post(format!("http://127.0.0.1:{port}/ScoreWindows"))
+                .json(&body)
+                .send()
+                .await
+            {
+                Ok(r) => {
+                    let status = r.status().as_u16();
+                    match r.bytes().await {
+                        Ok(_) if status == 200 => Ok(()),
+                        Ok(body) => Err(format!("{status}: {}", String::from_utf8_lossy(&body))),
+                        Err(e) => Err(e.to_string()),
+                    }
+                }
+                Err(e) => Err(e.to_string()),
+            };
+            if outcome.is_ok() {
+                answered.fetch_add(1, Ordering::SeqCst);
+            }
+            finished.fetch_add(1, Ordering::SeqCst);
+            progress.notify_one();
+            outcome.map(|()| index)
+        }));
+    }
+    if let Some(n) = kill_after {
+        while answered.load(Ordering::SeqCst) < n && finished.load(Ordering::SeqCst) < batches.len()
+        {
+            progress.notified().await;
+        }
+        child.kill();
+    }
+    let mut ok = Vec::new();
+    let mut failures = Vec::new();
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(index) => ok.push(index),
+            Err(e) => failures.push(e),
+        }
+    }
+    // Before the kill every answer is a 200: anything else is a failure of the handler.
+    if kill_after.is_none() || ok.len() < kill_after.unwrap_or(0) {
+        assert!(failures.is_empty(), "{failures:?}\n{}", child.stderr());
+    }
+    ok
+}
+
+/// The kills of the crash test: `ANOMALY_CRASH_KILLS` (default 3; the README's figure is a longer
+/// run of this test).
+fn crash_kills() -> usize {
+    std::env::var("ANOMALY_CRASH_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3)
+}
+
+#[tokio::test]
+async fn sigkill_mid_batch_loses_and_duplicates_nothing_once_unanswered_batches_are_redelivered() {
+    let scratch = Scratch::new("crash");
+    let db = scratch.path("anomalies.sqlite");
+    let kills = crash_kills();
+    let (mut child, mut port) = start(&db, &[]).await;
+    let base = format!("http://127.0.0.1:{port}");
+    let all = distinct_batches(&base, 20 + 10 * kills, 16).await;
+    // What must be stored: every anomalous window, scored without storing anything.
+    let windows: Vec<Value> = all
+        .iter()
+        .flat_map(|inv| {
+            let bodies: Vec<String> =
+                serde_json::from_str(inv["Data"]["events"].as_str().unwrap()).unwrap();
+            bodies.into_iter().map(|b| serde_json::from_str::<Value>(&b).unwrap())
+        })
+        .collect();
+    let mut expected: Vec<(String, String)> = Vec::new();
+    for chunk in windows.chunks(500) {
+        let scored: Value = reqwest::Client::new()
+            .post(format!("{base}/api/score/batch"))
+            .json(&json!({"windows": chunk}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        expected.extend(
+            scored["results"]
+                .as_array()
+                .unwrap_or_else(|| panic!("scored: {scored}"))
+                .iter()
+                .filter(|r| r["is_anomaly"] == true)
+                .map(|r| {
+                    let text = |k: &str| r[k].as_str().unwrap().to_string();
+                    (text("device_id"), text("window_end"))
+                }),
+        );
+    }
+    expected.sort();
+    assert!(expected.len() > 100, "{} anomalies", expected.len());
+
+    let mut pending: Vec<(usize, Value)> = all.into_iter().enumerate().collect();
+    let mut seed: u64 = 0x5eed;
+    let mut cut_off = 0;
+    for kill in 0..=kills {
+        let last = kill == kills;
+        // A pseudo-random point in the stream: after 1 to half of the pending batches answered.
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let at = 1 + (seed >> 33) as usize % (pending.len() / 2).max(1);
+        let answered = deliver(&mut child, port, &pending, (!last).then_some(at)).await;
+        pending.retain(|(i, _)| !answered.contains(i));
+        cut_off += if last { 0 } else { pending.len() };
+        if last {
+            assert!(pending.is_empty(), "{} batches never answered", pending.len());
+            break;
+        }
+        // The host re-delivers what was not answered 200 to a new instance.
+        (child, port) = start(&db, &[]).await;
+    }
+
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let check: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+    assert_eq!(check, "ok");
+    let mut stored: Vec<(String, String)> = conn
+        .prepare("SELECT device_id, window_end FROM anomalies")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    stored.sort();
+    eprintln!(
+        "crash test: {kills} SIGKILLs mid-batch survived ({cut_off} batches cut off and re-delivered), {} rows stored, {} expected",
+        stored.len(),
+        expected.len()
+    );
+    assert!(kills == 0 || cut_off > 0, "the kills cut no batch off: the test proved nothing");
+    assert_eq!(stored, expected, "every anomaly stored exactly once");
 }

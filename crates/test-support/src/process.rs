@@ -104,6 +104,12 @@ impl ChildGuard {
         assert!(status.success(), "kill -TERM {}", self.child.id());
     }
 
+    /// SIGKILL (a crash: no shutdown path runs) and reap.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Whether the child has exited, without waiting.
     pub fn exited(&mut self) -> Option<ExitStatus> {
         self.child.try_wait().expect("try_wait")
