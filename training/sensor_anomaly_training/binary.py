@@ -7,7 +7,6 @@ import logging
 import re
 import subprocess
 import threading
-import time
 from pathlib import Path
 
 from .contract import REPO_ROOT
@@ -66,21 +65,21 @@ def start_handler(command: list, env: dict, cwd=None, timeout: float = 30.0):
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     found: dict = {}
     seen: list = []
+    ready = threading.Event()  # set on the ready line, or when stderr closes (the handler exited)
 
     def read():
         for line in proc.stderr:
             seen.append(line)
             m = re.search(re.escape(READY_LINE) + r"(\d+)", line)
-            if m and "port" not in found:
+            if m and not ready.is_set():
                 found["port"] = int(m.group(1))
+                ready.set()
+        ready.set()
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
-    deadline = time.monotonic() + timeout
-    while "port" not in found:
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            proc.wait()
-            reader.join(timeout=5)
-            raise PipelineError("the handler did not start:\n" + "".join(seen[-20:]))
-        time.sleep(0.01)
+    if not ready.wait(timeout) or "port" not in found:
+        proc.kill()
+        proc.wait()
+        reader.join(timeout=5)
+        raise PipelineError("the handler did not start:\n" + "".join(seen[-20:]))
     return proc, found["port"]

@@ -37,26 +37,35 @@ async fn start(db: &Path, settings: &[(&str, &str)]) -> (ChildGuard, u16) {
     (child, port)
 }
 
-/// `n` windows at the training means, every `every`-th with vibration far off.
-async fn windows(base: &str, n: usize, every: usize) -> Vec<String> {
+/// The served model's feature names and training means (`/api/model`).
+async fn model_means(base: &str) -> Vec<(String, f64)> {
     let model: Value = reqwest::get(format!("{base}/api/model")).await.unwrap().json().await.unwrap();
     let names = model["feature_names"].as_array().unwrap();
     let means = model["feature_mean"].as_array().unwrap();
+    names
+        .iter()
+        .zip(means)
+        .map(|(n, m)| (n.as_str().unwrap().to_string(), m.as_f64().unwrap()))
+        .collect()
+}
+
+/// One window at the training means as JSON text, with vibration far off when `shifted`.
+fn window(means: &[(String, f64)], device: &str, window_end: &str, shifted: bool) -> String {
+    let mut w = Map::new();
+    w.insert("device_id".into(), json!(device));
+    w.insert("window_end".into(), json!(window_end));
+    for (name, mean) in means {
+        let off = if shifted && name.starts_with("vibration") { 60.0 } else { 0.0 };
+        w.insert(name.clone(), json!(mean + off));
+    }
+    Value::Object(w).to_string()
+}
+
+/// `n` windows at the training means, every `every`-th with vibration far off.
+async fn windows(base: &str, n: usize, every: usize) -> Vec<String> {
+    let means = model_means(base).await;
     (0..n)
-        .map(|i| {
-            let mut w = Map::new();
-            w.insert("device_id".into(), json!(format!("pump-{i}")));
-            w.insert("window_end".into(), json!("2026-01-01T00:01:00Z"));
-            for (name, mean) in names.iter().zip(means) {
-                let name = name.as_str().unwrap();
-                let mut v = mean.as_f64().unwrap();
-                if i % every == 0 && name.starts_with("vibration") {
-                    v += 60.0;
-                }
-                w.insert(name.into(), json!(v));
-            }
-            Value::Object(w).to_string()
-        })
+        .map(|i| window(&means, &format!("pump-{i}"), "2026-01-01T00:01:00Z", i % every == 0))
         .collect()
 }
 
@@ -135,27 +144,12 @@ async fn sigterm_lets_the_invocation_in_flight_commit_before_the_process_exits()
 /// `batches` host invocations of `events` windows each, every window its own (device, minute);
 /// every third one far off on vibration.
 async fn distinct_batches(base: &str, batches: usize, events: usize) -> Vec<Value> {
-    let model: Value = reqwest::get(format!("{base}/api/model")).await.unwrap().json().await.unwrap();
-    let names = model["feature_names"].as_array().unwrap();
-    let means = model["feature_mean"].as_array().unwrap();
+    let means = model_means(base).await;
     (0..batches)
         .map(|b| {
+            let end = format!("2026-01-01T{:02}:{:02}:00Z", b / 60, b % 60);
             let bodies: Vec<String> = (0..events)
-                .map(|e| {
-                    let mut w = Map::new();
-                    w.insert("device_id".into(), json!(format!("pump-{e:03}")));
-                    w.insert(
-                        "window_end".into(),
-                        json!(format!("2026-01-01T{:02}:{:02}:00Z", b / 60, b % 60)),
-                    );
-                    for (name, mean) in names.iter().zip(means) {
-                        let name = name.as_str().unwrap();
-                        let shifted = (b * events + e) % 3 == 0 && name.starts_with("vibration");
-                        let v = mean.as_f64().unwrap() + if shifted { 60.0 } else { 0.0 };
-                        w.insert(name.into(), json!(v));
-                    }
-                    Value::Object(w).to_string()
-                })
+                .map(|e| window(&means, &format!("pump-{e:03}"), &end, (b * events + e) % 3 == 0))
                 .collect();
             let first_sequence = (b * events) as i64;
             invocation(encoded(json!(bodies)), many_metadata(events, first_sequence))

@@ -117,14 +117,14 @@ async fn handle(state: &AppState, body: Body) -> Response {
         partition = batch.partition_text(),
         "ScoreWindows invocation received"
     );
-    let outcome = match state.pipeline.score_batch(&model, &events, batch).await {
+    let mut outcome = match state.pipeline.score_batch(&model, &events, batch).await {
         Ok(outcome) => outcome,
         Err(failed) => {
             state.emit(events::BatchFailed(&failed.store_writes));
             return failure(state, failed.error);
         }
     };
-    state.observe(&outcome);
+    state.observe(&mut outcome);
     let response = {
         let _build = tracing::info_span!("outputs.build", otel.kind = "internal").entered();
         host::response(&outcome.alerts, &outcome.dead_letters, outcome.host_logs())

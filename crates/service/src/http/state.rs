@@ -1,9 +1,7 @@
 //! What every request shares: the parts of the service, held directly.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
-
-use std::sync::Mutex;
 
 use serde_json::Value;
 
@@ -33,10 +31,11 @@ pub struct AppState {
 
 impl AppState {
     /// Records a batch's outcome with its observers: drift, the live view, logs and metrics.
-    pub fn observe(&self, outcome: &BatchOutcome) {
+    /// The scored points move into the live view (nothing after this reads them).
+    pub fn observe(&self, outcome: &mut BatchOutcome) {
         self.model
             .observe(&outcome.summary.model_version, &outcome.windows);
-        self.live.record(outcome.points.iter().cloned());
+        self.live.record(std::mem::take(&mut outcome.points));
         crate::telemetry::events::BatchScored(outcome).emit(&self.metrics);
     }
 

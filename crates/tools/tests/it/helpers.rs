@@ -42,15 +42,21 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
 
-pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
-    let scratch = Scratch::new("app");
-    let mut settings = Settings {
+/// The settings every in-process app starts from: any port, the default model, a SQLite file in
+/// `scratch`, and a short store timeout.
+fn test_settings(scratch: &Scratch) -> Settings {
+    Settings {
         port: 0,
         model_path: default_model(),
         sqlite_path: scratch.path("anomalies.sqlite"),
         store_timeout: Duration::from_millis(300),
         ..Settings::default()
-    };
+    }
+}
+
+pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
+    let scratch = Scratch::new("app");
+    let mut settings = test_settings(&scratch);
     adjust(&mut settings);
     let db_path = settings.sqlite_path.clone();
     let app = Application::build(settings)
@@ -62,12 +68,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
 /// The app writing to `store` (a test double wrapping a real store).
 pub async fn spawn_app_with_store(store: Arc<dyn sinks::AnomalyStore>) -> TestApp {
     let scratch = Scratch::new("app");
-    let settings = Settings {
-        port: 0,
-        model_path: default_model(),
-        sqlite_path: scratch.path("unused.sqlite"),
-        ..Settings::default()
-    };
+    let settings = test_settings(&scratch);
     let db_path = settings.sqlite_path.clone();
     let app = Application::build_with_store(settings, store)
         .await

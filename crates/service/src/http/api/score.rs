@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use super::AppStateRef;
 use domain::WindowRecord;
 use crate::http::error::{parse_json, ApiError};
+use crate::http::AppState;
 use ingress::events;
 use scoring::{Model, ModelError};
 
@@ -34,22 +35,20 @@ fn model_failure(e: ModelError) -> ApiError {
 }
 
 /// `POST /api/score`: one window in, its score and explanation out. Nothing is stored.
-pub async fn score_one(state: AppStateRef, body: Result<Bytes, BytesRejection>) -> Response {
-    let State(shared) = &state;
-    let shared = shared.clone();
-    finish(&shared, Function::Score, score_one_inner(state, body).await)
+pub async fn score_one(State(state): AppStateRef, body: Result<Bytes, BytesRejection>) -> Response {
+    let result = score_one_inner(&state, body).await;
+    finish(&state, Function::Score, result)
 }
 
 /// `POST /api/score/batch`: `{"windows": [...]}` (or a bare array) of at most `ANOMALY_MAX_BATCH`.
-pub async fn score_batch(state: AppStateRef, body: Result<Bytes, BytesRejection>) -> Response {
-    let State(shared) = &state;
-    let shared = shared.clone();
-    finish(&shared, Function::ScoreBatch, score_batch_inner(state, body).await)
+pub async fn score_batch(State(state): AppStateRef, body: Result<Bytes, BytesRejection>) -> Response {
+    let result = score_batch_inner(&state, body).await;
+    finish(&state, Function::ScoreBatch, result)
 }
 
 /// Emits how the call ended, whichever way it did.
 fn finish(
-    state: &crate::http::AppState,
+    state: &AppState,
     function: Function,
     result: Result<Response, ApiError>,
 ) -> Response {
@@ -63,7 +62,7 @@ fn finish(
 }
 
 async fn score_one_inner(
-    State(state): AppStateRef,
+    state: &AppState,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let value: Value = parse_json(body)?;
@@ -81,7 +80,7 @@ async fn score_one_inner(
 }
 
 async fn score_batch_inner(
-    State(state): AppStateRef,
+    state: &AppState,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let value: Value = parse_json(body)?;
