@@ -32,7 +32,8 @@ fn parse_rfc3339(text: &str) -> Option<OffsetDateTime> {
 /// Canonical UTC form: `2026-11-21T10:00:00Z`, with a fraction only when there is one; `None`
 /// outside the years RFC 3339 can write (0-9999 in UTC).
 fn write_utc(t: OffsetDateTime) -> Option<String> {
-    t.to_offset(UtcOffset::UTC).format(&Rfc3339).ok()
+    // `checked_`: an offset can carry an instant past 9999-12-31 in UTC (`9999-12-31T23:59:59-01:00`).
+    t.checked_to_offset(UtcOffset::UTC)?.format(&Rfc3339).ok()
 }
 
 /// Canonical form of an instant the program made itself (always in range in practice).
@@ -68,6 +69,16 @@ pub fn from_unix_seconds(seconds: i64) -> OffsetDateTime {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_instant_past_9999_in_utc_has_no_canonical_form_and_does_not_panic() {
+        // Found by the `timestamp` fuzz target: the offset carries it into year 10000.
+        for text in ["9999-12-31T23:59:59.999999999-00:30", "9999-12-31T23:30:00-01:00"] {
+            assert!(parse(text).is_some(), "{text}");
+            assert_eq!(canonical(text), None, "{text}");
+            assert_eq!(canonical_with_ms(text), None, "{text}");
+        }
+    }
 
     #[test]
     fn canonical_form_ignores_fraction_zeros_and_offsets() {

@@ -157,6 +157,59 @@ async fn distinct_batches(base: &str, batches: usize, events: usize) -> Vec<Valu
         .collect()
 }
 
+/// What must be stored: every anomalous window of `batches`, scored without storing anything.
+async fn expected_anomalies(base: &str, batches: &[Value]) -> Vec<(String, String)> {
+    let windows: Vec<Value> = batches
+        .iter()
+        .flat_map(|inv| {
+            let bodies: Vec<String> =
+                serde_json::from_str(inv["Data"]["events"].as_str().unwrap()).unwrap();
+            bodies.into_iter().map(|b| serde_json::from_str::<Value>(&b).unwrap())
+        })
+        .collect();
+    let mut expected: Vec<(String, String)> = Vec::new();
+    for chunk in windows.chunks(500) {
+        let scored: Value = reqwest::Client::new()
+            .post(format!("{base}/api/score/batch"))
+            .json(&json!({"windows": chunk}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        expected.extend(
+            scored["results"]
+                .as_array()
+                .unwrap_or_else(|| panic!("scored: {scored}"))
+                .iter()
+                .filter(|r| r["is_anomaly"] == true)
+                .map(|r| {
+                    let text = |k: &str| r[k].as_str().unwrap().to_string();
+                    (text("device_id"), text("window_end"))
+                }),
+        );
+    }
+    expected.sort();
+    expected
+}
+
+/// The stored (device, window end) keys, sorted, after checking the file's integrity.
+fn stored_keys(db: &Path) -> Vec<(String, String)> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let check: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+    assert_eq!(check, "ok");
+    let mut stored: Vec<(String, String)> = conn
+        .prepare("SELECT device_id, window_end FROM anomalies")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    stored.sort();
+    stored
+}
+
 /// Sends `batches` (4 in flight), SIGKILLs the handler once `kill_after` of them are answered
 /// (`None`: never), and returns the indexes answered 200.
 async fn deliver(
@@ -246,41 +299,8 @@ async fn sigkill_mid_batch_loses_and_duplicates_nothing_once_unanswered_batches_
     let (mut child, mut port) = start(&db, &[]).await;
     let base = format!("http://127.0.0.1:{port}");
     let all = distinct_batches(&base, 20 + 10 * kills, 16).await;
-    // What must be stored: every anomalous window, scored without storing anything.
-    let windows: Vec<Value> = all
-        .iter()
-        .flat_map(|inv| {
-            let bodies: Vec<String> =
-                serde_json::from_str(inv["Data"]["events"].as_str().unwrap()).unwrap();
-            bodies.into_iter().map(|b| serde_json::from_str::<Value>(&b).unwrap())
-        })
-        .collect();
-    let mut expected: Vec<(String, String)> = Vec::new();
-    for chunk in windows.chunks(500) {
-        let scored: Value = reqwest::Client::new()
-            .post(format!("{base}/api/score/batch"))
-            .json(&json!({"windows": chunk}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        expected.extend(
-            scored["results"]
-                .as_array()
-                .unwrap_or_else(|| panic!("scored: {scored}"))
-                .iter()
-                .filter(|r| r["is_anomaly"] == true)
-                .map(|r| {
-                    let text = |k: &str| r[k].as_str().unwrap().to_string();
-                    (text("device_id"), text("window_end"))
-                }),
-        );
-    }
-    expected.sort();
+    let expected = expected_anomalies(&base, &all).await;
     assert!(expected.len() > 100, "{} anomalies", expected.len());
-
     let mut pending: Vec<(usize, Value)> = all.into_iter().enumerate().collect();
     let mut seed: u64 = 0x5eed;
     let mut cut_off = 0;
@@ -300,22 +320,121 @@ async fn sigkill_mid_batch_loses_and_duplicates_nothing_once_unanswered_batches_
         (child, port) = start(&db, &[]).await;
     }
 
-    let conn = rusqlite::Connection::open(&db).unwrap();
-    let check: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
-    assert_eq!(check, "ok");
-    let mut stored: Vec<(String, String)> = conn
-        .prepare("SELECT device_id, window_end FROM anomalies")
-        .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
-    stored.sort();
+    let stored = stored_keys(&db);
     eprintln!(
         "crash test: {kills} SIGKILLs mid-batch survived ({cut_off} batches cut off and re-delivered), {} rows stored, {} expected",
         stored.len(),
         expected.len()
     );
     assert!(kills == 0 || cut_off > 0, "the kills cut no batch off: the test proved nothing");
+    assert_eq!(stored, expected, "every anomaly stored exactly once");
+}
+
+/// A tmpfs of `size`, unmounted on drop: a disk that can really fill up.
+struct SmallDisk(PathBuf);
+
+impl SmallDisk {
+    /// `Err` says why there is none (mounting needs root, as CI and this project's machines
+    /// have; elsewhere the test says it was skipped).
+    fn mount(at: PathBuf, size: &str) -> Result<Self, String> {
+        std::fs::create_dir_all(&at).unwrap();
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&at)
+            .output()
+            .map_err(|e| format!("mount: {e}"))?;
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
+        }
+        Ok(SmallDisk(at))
+    }
+
+    /// Writes a filler file until the disk says it is full (ENOSPC).
+    fn fill(&self) -> PathBuf {
+        use std::io::Write;
+        let path = self.0.join("filler");
+        let mut file = std::fs::File::create(&path).unwrap();
+        let chunk = vec![0u8; 4096];
+        loop {
+            if let Err(e) = file.write_all(&chunk).and_then(|()| file.sync_all()) {
+                assert_eq!(e.raw_os_error(), Some(28), "stopped by {e}, not ENOSPC");
+                return path;
+            }
+        }
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Sends each batch once, in order; the status of each.
+async fn send_each(port: u16, batches: &[(usize, Value)]) -> Vec<(usize, u16)> {
+    let client = reqwest::Client::new();
+    let mut statuses = Vec::new();
+    for (index, body) in batches {
+        let response = client
+            .post(format!("http://127.0.0.1:{port}/ScoreWindows"))
+            .json(body)
+            .send()
+            .await
+            .expect("the handler answers");
+        statuses.push((*index, response.status().as_u16()));
+    }
+    statuses
+}
+
+#[tokio::test]
+async fn a_disk_that_fills_mid_stream_answers_503_and_the_redelivery_stores_everything_once() {
+    let scratch = Scratch::new("disk-full");
+    let disk = match SmallDisk::mount(scratch.path("small"), "3m") {
+        Ok(disk) => disk,
+        Err(why) => {
+            eprintln!("skipped: no small filesystem to fill ({why}); the held-lock variant of this test runs everywhere (tests/it/score_windows.rs)");
+            return;
+        }
+    };
+    let db = disk.0.join("anomalies.sqlite");
+    let (mut child, port) = start(&db, &[("ANOMALY_STORE_TIMEOUT_MS", "2000")]).await;
+    let base = format!("http://127.0.0.1:{port}");
+    let all = distinct_batches(&base, 60, 16).await;
+    let expected = expected_anomalies(&base, &all).await;
+    let batches: Vec<(usize, Value)> = all.into_iter().enumerate().collect();
+    let (before, rest) = batches.split_at(20);
+    let (while_full, after) = rest.split_at(20);
+
+    assert!(send_each(port, before).await.iter().all(|(_, s)| *s == 200));
+    let filler = disk.fill();
+    let full = send_each(port, while_full).await;
+    let refused: Vec<usize> = full.iter().filter(|(_, s)| *s != 200).map(|(i, _)| *i).collect();
+    assert!(!refused.is_empty(), "the full disk refused nothing: the test proved nothing");
+    assert!(
+        full.iter().all(|(_, s)| matches!(s, 200 | 503)),
+        "a full disk is transient (503, the host retries): {full:?}"
+    );
+    assert!(child.exited().is_none(), "the handler survives a full disk");
+
+    // Space comes back; the host retries what was refused, then the stream goes on.
+    std::fs::remove_file(filler).unwrap();
+    let retried: Vec<(usize, Value)> = batches
+        .iter()
+        .filter(|(i, _)| refused.contains(i))
+        .cloned()
+        .chain(after.iter().cloned())
+        .collect();
+    let statuses = send_each(port, &retried).await;
+    assert!(statuses.iter().all(|(_, s)| *s == 200), "{statuses:?}\n{}", child.stderr());
+    child.terminate();
+    assert!(child.wait_exit(Duration::from_secs(30)).await.success());
+    let stored = stored_keys(&db);
+    eprintln!(
+        "disk-full test: {} of {} batches refused with 503 while the disk was full, {} rows stored, {} expected",
+        refused.len(),
+        while_full.len(),
+        stored.len(),
+        expected.len()
+    );
     assert_eq!(stored, expected, "every anomaly stored exactly once");
 }

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{self, MethodFilter, MethodRouter};
 use axum::Router;
 use tracing::Instrument;
 
@@ -26,31 +26,135 @@ pub use state::AppState;
 /// Reload accepts a model file body up to this size.
 const MAX_MODEL_BYTES: usize = 256 << 20;
 
-pub fn router(state: Arc<AppState>) -> Router {
-    let api_limit = state.settings.max_body_bytes;
-    Router::new()
-        .route("/", get(ready))
-        .route(
-            "/ScoreWindows",
+/// The OpenAPI 3.1 document of every route, served at `/api/openapi.json`; a test holds it to
+/// [`Route::ALL`] and `scripts/api-contract.sh` attacks the live handler with it (Schemathesis).
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+/// The HTTP methods the handler serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verb {
+    Get,
+    Post,
+}
+
+impl Verb {
+    /// As OpenAPI spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verb::Get => "get",
+            Verb::Post => "post",
+        }
+    }
+
+    fn filter(self) -> MethodFilter {
+        match self {
+            Verb::Get => MethodFilter::GET,
+            Verb::Post => MethodFilter::POST,
+        }
+    }
+}
+
+/// Every route, so that the router and the OpenAPI document are built from one list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    Ready,
+    ScoreWindows,
+    Score,
+    ScoreBatch,
+    Health,
+    HealthStore,
+    History,
+    Model,
+    Reload,
+    Metrics,
+    Drift,
+    Dashboard,
+    DashboardData,
+    DashboardDevice,
+    OpenApi,
+}
+
+impl Route {
+    pub const ALL: [Route; 15] = [
+        Route::Ready,
+        Route::ScoreWindows,
+        Route::Score,
+        Route::ScoreBatch,
+        Route::Health,
+        Route::HealthStore,
+        Route::History,
+        Route::Model,
+        Route::Reload,
+        Route::Metrics,
+        Route::Drift,
+        Route::Dashboard,
+        Route::DashboardData,
+        Route::DashboardDevice,
+        Route::OpenApi,
+    ];
+
+    pub fn path(self) -> &'static str {
+        match self {
+            Route::Ready => "/",
+            Route::ScoreWindows => "/ScoreWindows",
+            Route::Score => "/api/score",
+            Route::ScoreBatch => "/api/score/batch",
+            Route::Health => "/api/health",
+            Route::HealthStore => "/api/health/store",
+            Route::History => "/api/history",
+            Route::Model => "/api/model",
+            Route::Reload => "/api/reload",
+            Route::Metrics => "/api/metrics",
+            Route::Drift => "/api/drift",
+            Route::Dashboard => "/api/dashboard",
+            Route::DashboardData => "/api/dashboard/data",
+            Route::DashboardDevice => "/api/dashboard/device",
+            Route::OpenApi => "/api/openapi.json",
+        }
+    }
+
+    pub fn verb(self) -> Verb {
+        match self {
+            Route::ScoreWindows | Route::Score | Route::ScoreBatch | Route::Reload => Verb::Post,
+            _ => Verb::Get,
+        }
+    }
+
+    fn handler(self) -> MethodRouter<Arc<AppState>> {
+        let f = self.verb().filter();
+        match self {
+            Route::Ready => routing::on(f, ready),
             // The handler reads the body itself: over the limit it answers with a dead letter,
             // not a 413 the host would retry and then drop (`body`).
-            post(invocation::score_windows).layer(DefaultBodyLimit::disable()),
-        )
-        .route("/api/score", post(api::score::score_one))
-        .route("/api/score/batch", post(api::score::score_batch))
-        .route("/api/health", get(api::health::health))
-        .route("/api/health/store", get(api::health::store))
-        .route("/api/history", get(api::history::history))
-        .route("/api/model", get(api::model::model_info))
-        .route(
-            "/api/reload",
-            post(api::reload::reload).layer(DefaultBodyLimit::max(MAX_MODEL_BYTES)),
-        )
-        .route("/api/metrics", get(api::metrics::metrics))
-        .route("/api/drift", get(api::drift::drift))
-        .route("/api/dashboard", get(api::dashboard::page))
-        .route("/api/dashboard/data", get(api::dashboard::data))
-        .route("/api/dashboard/device", get(api::dashboard::device))
+            Route::ScoreWindows => {
+                routing::on(f, invocation::score_windows).layer(DefaultBodyLimit::disable())
+            }
+            Route::Score => routing::on(f, api::score::score_one),
+            Route::ScoreBatch => routing::on(f, api::score::score_batch),
+            Route::Health => routing::on(f, api::health::health),
+            Route::HealthStore => routing::on(f, api::health::store),
+            Route::History => routing::on(f, api::history::history),
+            Route::Model => routing::on(f, api::model::model_info),
+            Route::Reload => {
+                routing::on(f, api::reload::reload).layer(DefaultBodyLimit::max(MAX_MODEL_BYTES))
+            }
+            Route::Metrics => routing::on(f, api::metrics::metrics),
+            Route::Drift => routing::on(f, api::drift::drift),
+            Route::Dashboard => routing::on(f, api::dashboard::page),
+            Route::DashboardData => routing::on(f, api::dashboard::data),
+            Route::DashboardDevice => routing::on(f, api::dashboard::device),
+            Route::OpenApi => routing::on(f, openapi),
+        }
+    }
+}
+
+pub fn router(state: Arc<AppState>) -> Router {
+    let api_limit = state.settings.max_body_bytes;
+    Route::ALL
+        .iter()
+        .fold(Router::new(), |router, route| {
+            router.route(route.path(), route.handler())
+        })
         .layer(DefaultBodyLimit::max(api_limit))
         .layer(axum::middleware::from_fn(request_span))
         .with_state(state)
@@ -85,7 +189,51 @@ async fn request_span(request: Request, next: Next) -> Response {
     response
 }
 
+/// `GET /api/openapi.json`: the API's contract.
+async fn openapi() -> ([(axum::http::HeaderName, &'static str); 1], &'static str) {
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], OPENAPI)
+}
+
 /// `GET /`: the host waits for the handler to answer before sending invocations.
 async fn ready() -> &'static str {
     "ok"
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use serde_json::Value;
+
+    use super::{Route, OPENAPI};
+
+    #[test]
+    fn the_openapi_document_lists_exactly_the_routes_the_router_serves() {
+        let doc: Value = serde_json::from_str(OPENAPI).expect("openapi.json is JSON");
+        assert_eq!(doc["openapi"].as_str().map(|v| &v[..4]), Some("3.1."));
+        let documented: BTreeSet<(String, String)> = doc["paths"]
+            .as_object()
+            .expect("paths")
+            .iter()
+            .flat_map(|(path, item)| {
+                item.as_object()
+                    .expect("a path item")
+                    .keys()
+                    .filter(|k| ["get", "post", "put", "patch", "delete", "head", "options"].contains(&k.as_str()))
+                    .map(move |method| (method.clone(), path.clone()))
+            })
+            .collect();
+        let served: BTreeSet<(String, String)> = Route::ALL
+            .iter()
+            .map(|r| (r.verb().as_str().to_string(), r.path().to_string()))
+            .collect();
+        assert_eq!(documented, served, "openapi.json and the router disagree");
+        for (method, path) in &documented {
+            let op = &doc["paths"][path][method];
+            assert!(op["operationId"].is_string(), "{method} {path}: no operationId");
+            let responses = op["responses"].as_object().expect("responses");
+            assert!(!responses.contains_key("default"), "{method} {path}: a catch-all response");
+            assert!(responses.keys().any(|s| s.starts_with('2')), "{method} {path}: no success");
+        }
+    }
 }

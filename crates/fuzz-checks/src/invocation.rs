@@ -1,0 +1,106 @@
+//! A whole host invocation: request bytes → trigger events → the pipeline with the real model
+//! and an in-memory store → the host's response, then the same batch again as a re-delivery.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, OnceLock};
+
+use serde_json::Value;
+
+use ingress::host::{self, BatchInfo, InvocationRequest};
+use pipeline::{Pipeline, PipelineOptions};
+use scoring::Model;
+use sinks::memory::MemoryStore;
+
+use crate::body::check_decoded;
+use crate::{assert_schema, repo_path, Schema};
+
+/// An alert's JSON stays under this: its names are bounded (128 UTF-16 units) and it lists one
+/// contribution per channel of the model.
+const MAX_ALERT_JSON: usize = 8 * 1024;
+const MAX_LOG_LINES: usize = 64;
+const MAX_LOG_LINE: usize = 4 * 1024;
+
+struct Fixture {
+    model: Model,
+    runtime: tokio::runtime::Runtime,
+}
+
+fn fixture() -> &'static Fixture {
+    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
+    FIXTURE.get_or_init(|| Fixture {
+        model: Model::load_file(&repo_path("models/default.onnx"))
+            .expect("models/default.onnx loads (run scripts/setup.sh for ONNX Runtime)"),
+        runtime: tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a runtime"),
+    })
+}
+
+pub fn check_invocation(data: &[u8]) {
+    let Ok(request) = serde_json::from_slice::<InvocationRequest>(data) else {
+        return; // the handler answers 400; nothing else happens
+    };
+    let options = PipelineOptions::default();
+    let Ok(events) = host::trigger_events(&request, &options.trigger_binding) else {
+        return; // a protocol error: the handler answers 500 and stores nothing
+    };
+    let fixture = fixture();
+    let store = Arc::new(MemoryStore::new());
+    let pipeline = Pipeline::new(store, options);
+    let run = || {
+        fixture
+            .runtime
+            .block_on(pipeline.score_batch(
+                &fixture.model,
+                &events,
+                BatchInfo::of(&events, &request),
+            ))
+            .expect("the in-memory store never fails")
+    };
+    let first = run();
+    let decoded = pipeline::decode_events(
+        &events,
+        &fixture.model.info.feature_names,
+        pipeline.decode_policy(),
+    );
+    check_decoded(&events, &decoded, pipeline.decode_policy());
+    let summary = &first.summary;
+    assert_eq!(summary.events, events.len());
+    assert_eq!(
+        summary.windows_scored as u64 + summary.refused(),
+        decoded.records.len() as u64 + decoded.refused_total(),
+        "scored + refused accounts for every part of every body"
+    );
+    assert!(first.alerts.len() <= summary.windows_scored);
+    assert_eq!(summary.anomalies, first.alerts.len());
+    let ids: BTreeSet<&str> = first.alerts.iter().map(|a| a.alert_id.as_str()).collect();
+    assert!(summary.inserted <= ids.len(), "one row per distinct window at most");
+    assert_eq!(summary.diverted, 0);
+
+    let response = host::response(&first.alerts, &first.dead_letters, first.host_logs())
+        .expect("outputs serialize");
+    for alert in &first.alerts {
+        let json = serde_json::to_value(alert).expect("an alert serializes");
+        assert!(json.to_string().len() <= MAX_ALERT_JSON);
+        assert_schema(Schema::Alert, &json);
+    }
+    for letter in &first.dead_letters {
+        assert_schema(Schema::DeadLetter, &serde_json::to_value(letter).expect("serializes"));
+    }
+    assert!(response.logs.len() <= MAX_LOG_LINES, "{} log lines", response.logs.len());
+    assert!(response.logs.iter().all(|l| l.len() <= MAX_LOG_LINE));
+    let size = serde_json::to_string(&response).expect("serializes").len();
+    let bound = first.alerts.len() * MAX_ALERT_JSON * 2
+        + first.dead_letters.len() * 16 * 1024 * 2
+        + MAX_LOG_LINES * MAX_LOG_LINE
+        + 1024;
+    assert!(size <= bound, "a response of {size} bytes (bound {bound})");
+    let outputs: Vec<&Value> = response.outputs.values().collect();
+    assert_eq!(outputs.len(), 2, "alerts and dead letters, always both");
+
+    // The host re-delivers the batch: the same outputs, nothing stored twice.
+    let again = run();
+    assert_eq!(again.summary.inserted, 0, "a re-delivery stored again");
+    assert_eq!(again.alerts.len(), first.alerts.len());
+    assert_eq!(again.dead_letters.len(), first.dead_letters.len());
+}
