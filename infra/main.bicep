@@ -61,10 +61,25 @@ param alertEmail string
 @description('Hours of data the drift check covers (ANOMALY_DRIFT_HOURS).')
 param driftHours int = 24
 
+@description('Puts SQL, storage and Event Hubs behind private endpoints (public network access off) and the function app on a virtual network. Off by default: it adds a billed private endpoint per service (six), six private DNS zones and a storage account for the SQL setup script. Stream Analytics still reaches Event Hubs as a trusted service; device senders must reach the namespace through the network. See docs/infra-scan.md.')
+param privateNetworking bool = false
+
+@description('With privateNetworking: the virtual network\'s address space and its subnets (app: the function app outbound integration; privateEndpoints; deploymentScript: the SQL setup container).')
+param privateNetworkAddresses object = {
+  vnet: '10.42.0.0/22'
+  app: '10.42.0.0/24'
+  privateEndpoints: '10.42.1.0/24'
+  deploymentScript: '10.42.2.0/27'
+}
+
 var names = {
   identity: 'id-${namePrefix}-func'
   deployIdentity: 'id-${namePrefix}-deploy'
-  storage: toLower('st${namePrefix}${uniqueString(resourceGroup().id)}')
+  // Storage account names hold 24 characters at most: 'st', an 11-character prefix and the
+  // 13-character uniqueString() would make 26.
+  storage: take(toLower('st${namePrefix}${uniqueString(resourceGroup().id)}'), 24)
+  scriptStorage: 'stscript${uniqueString(resourceGroup().id)}'
+  vnet: 'vnet-${namePrefix}'
   plan: 'plan-${namePrefix}'
   functionApp: 'func-${namePrefix}-${uniqueString(resourceGroup().id)}'
   eventHubs: 'evhns-${namePrefix}-${uniqueString(resourceGroup().id)}'
@@ -104,14 +119,26 @@ module monitoring 'modules/monitoring.bicep' = {
   }
 }
 
-var diagnostics = empty(diagnosticSettings)
-  ? [
-      {
-        name: 'to-workspace'
-        workspaceResourceId: monitoring.outputs.workspaceId
-      }
-    ]
-  : diagnosticSettings
+var diagnostics = empty(diagnosticSettings) ? [
+  {
+    name: 'to-workspace'
+    workspaceResourceId: monitoring.outputs.workspaceId
+  }
+] : diagnosticSettings
+
+module network 'modules/network.bicep' = if (privateNetworking) {
+  name: 'network'
+  params: {
+    location: location
+    tags: tags
+    vnetName: names.vnet
+    addresses: privateNetworkAddresses
+  }
+}
+
+// Read only when privateNetworking is true (the module exists only then).
+var privateEndpointSubnetId = privateNetworking ? network.outputs.privateEndpointSubnetId : ''
+var dnsZoneIds = privateNetworking ? network.outputs.dnsZoneIds : {}
 
 module eventHubs 'modules/eventhubs.bicep' = {
   name: 'eventhubs'
@@ -125,6 +152,9 @@ module eventHubs 'modules/eventhubs.bicep' = {
     functionPrincipalId: functionIdentity.properties.principalId
     roleAssignments: roleAssignments
     diagnosticSettings: diagnostics
+    privateNetworking: privateNetworking
+    privateEndpointSubnetId: privateEndpointSubnetId
+    dnsZoneIds: dnsZoneIds
   }
 }
 
@@ -135,6 +165,9 @@ module storage 'modules/storage.bicep' = {
     tags: tags
     storageName: names.storage
     functionPrincipalId: functionIdentity.properties.principalId
+    privateNetworking: privateNetworking
+    privateEndpointSubnetId: privateEndpointSubnetId
+    dnsZoneIds: dnsZoneIds
   }
 }
 
@@ -152,6 +185,12 @@ module sql 'modules/sql.bicep' = {
     functionIdentityName: functionIdentity.name
     readerGroupName: sqlReaderGroupName
     diagnosticSettings: diagnostics
+    alertEmail: alertEmail
+    privateNetworking: privateNetworking
+    privateEndpointSubnetId: privateEndpointSubnetId
+    deploymentScriptSubnetId: privateNetworking ? network.outputs.deploymentScriptSubnetId : ''
+    dnsZoneIds: dnsZoneIds
+    scriptStorageName: names.scriptStorage
   }
 }
 
@@ -176,6 +215,7 @@ module functionApp 'modules/functionapp.bicep' = {
     sqlConnectionString: 'Server=tcp:${sql.outputs.serverFqdn},1433;Database=${names.sqlDatabase};Authentication=Active Directory Managed Identity;User Id=${functionIdentity.properties.clientId}'
     driftHours: driftHours
     diagnosticSettings: diagnostics
+    virtualNetworkSubnetId: privateNetworking ? network.outputs.appSubnetId : ''
   }
 }
 

@@ -14,3 +14,5 @@ param eventHubRetentionDays = 1
 param streamingUnits = 1
 param sqlReaderGroupName = ''
 param driftHours = 24
+// Private endpoints for SQL, storage and Event Hubs, the app on a VNet: see docs/infra-scan.md.
+param privateNetworking = false

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Every test: Rust unit and integration tests (real ONNX Runtime, real HTTP, real SQLite),
-# the Python training tests (with a two-file SKAB smoke run), and Python/Rust score parity on
+# Every test: Rust unit and integration tests (real ONNX Runtime, real HTTP, real SQLite, the
+# fuzz corpus replayed), the Python training and script tests (a two-file SKAB smoke run, a
+# short soak), the infrastructure scan, the API contract run, and Python/Rust score parity on
 # the committed default model and on a model of every detector.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +25,12 @@ if [ ! -d "$skab" ]; then
 fi
 .venv/bin/python -m unittest discover -s training/tests
 .venv/bin/python -m unittest discover -s scripts/tests
+
+echo "==> Infrastructure scan: checkov over infra/ (docs/infra-scan.md)" >&2
+scripts/lint-infra.sh
+
+echo "==> API contract: Schemathesis against the live handler (scripts/api-contract.sh)" >&2
+scripts/api-contract.sh
 
 echo "==> Python/Rust parity: the default model and every detector" >&2
 work=$(mktemp -d)

@@ -9,6 +9,10 @@ param retentionDays int
 param functionPrincipalId string
 param roleAssignments array
 param diagnosticSettings array
+@description('A private endpoint, and public network access off except for trusted Azure services (Stream Analytics).')
+param privateNetworking bool = false
+param privateEndpointSubnetId string = ''
+param dnsZoneIds object = {}
 
 var receiver = 'a638d3c7-ab3a-418d-83e6-5f17a39d4fde' // Azure Event Hubs Data Receiver
 var sender = '2b629674-e913-4c01-ae53-ef4638d8f975' // Azure Event Hubs Data Sender
@@ -31,6 +35,35 @@ resource namespace 'Microsoft.EventHub/namespaces@2024-01-01' = {
     disableLocalAuth: true
     minimumTlsVersion: '1.2'
     isAutoInflateEnabled: false
+    publicNetworkAccess: privateNetworking ? 'Disabled' : 'Enabled'
+  }
+}
+
+// With privateNetworking: only the private endpoint, plus trusted Microsoft services. Stream
+// Analytics (without a dedicated cluster) cannot use private endpoints; it is a trusted service
+// for Event Hubs when it authenticates with its managed identity, as streamanalytics.bicep does.
+resource networkRules 'Microsoft.EventHub/namespaces/networkRuleSets@2024-01-01' = if (privateNetworking) {
+  parent: namespace
+  name: 'default'
+  properties: {
+    publicNetworkAccess: 'Disabled'
+    defaultAction: 'Deny'
+    trustedServiceAccessEnabled: true
+    ipRules: []
+    virtualNetworkRules: []
+  }
+}
+
+module endpoint 'privateendpoint.bicep' = if (privateNetworking) {
+  name: 'pe-${namespaceName}'
+  params: {
+    location: location
+    tags: tags
+    name: 'pe-${namespaceName}'
+    subnetId: privateEndpointSubnetId
+    targetId: namespace.id
+    groupId: 'namespace'
+    dnsZoneId: dnsZoneIds.?eventHubs ?? ''
   }
 }
 
@@ -126,9 +159,7 @@ resource extraAssignments 'Microsoft.Authorization/roleAssignments@2022-04-01' =
     name: guid(namespace.id, assignment.principalId, assignment.roleDefinitionIdOrName)
     scope: namespace
     properties: {
-      roleDefinitionId: contains(builtInRoles, assignment.roleDefinitionIdOrName)
-        ? subscriptionResourceId('Microsoft.Authorization/roleDefinitions', builtInRoles[assignment.roleDefinitionIdOrName])
-        : assignment.roleDefinitionIdOrName
+      roleDefinitionId: contains(builtInRoles, assignment.roleDefinitionIdOrName) ? subscriptionResourceId('Microsoft.Authorization/roleDefinitions', builtInRoles[assignment.roleDefinitionIdOrName]) : assignment.roleDefinitionIdOrName
       principalId: assignment.principalId
       principalType: assignment.?principalType ?? 'ServicePrincipal'
     }

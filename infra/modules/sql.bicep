@@ -12,14 +12,27 @@ param deployIdentityClientId string
 param functionIdentityName string
 param readerGroupName string
 param diagnosticSettings array
+@description('E-mail address Microsoft Defender for SQL sends threat alerts to.')
+param alertEmail string
+@description('A private endpoint and no public network access; the setup script then runs inside the network.')
+param privateNetworking bool = false
+param privateEndpointSubnetId string = ''
+param deploymentScriptSubnetId string = ''
+param dnsZoneIds object = {}
+@description('The setup script\'s own storage account, created only with privateNetworking.')
+@minLength(3)
+@maxLength(24)
+param scriptStorageName string
 
 resource server 'Microsoft.Sql/servers@2023-08-01-preview' = {
+  // checkov:skip=CKV_AZURE_113: Disabled when privateNetworking is true (private endpoint below). Off by default, the function app (no VNet) and the setup script reach the server over its public endpoint, which admits Azure-internal addresses only (AllowAllWindowsAzureIps) and Entra logins only
+  // checkov:skip=CKV_AZURE_24: audit records go to the Log Analytics workspace (isAzureMonitorTargetEnabled), whose retentionInDays governs how long they are kept; retentionDays applies only to a storage-account audit target, which this deployment does not have
   name: serverName
   location: location
   tags: tags
   properties: {
     minimalTlsVersion: '1.2'
-    publicNetworkAccess: 'Enabled'
+    publicNetworkAccess: privateNetworking ? 'Disabled' : 'Enabled'
     administrators: {
       administratorType: 'ActiveDirectory'
       azureADOnlyAuthentication: true
@@ -31,9 +44,70 @@ resource server 'Microsoft.Sql/servers@2023-08-01-preview' = {
   }
 }
 
+// Auditing to the workspace: server-level, so it covers every database. Authentication and
+// permission, principal, role and schema changes are recorded; BATCH_COMPLETED_GROUP (every
+// statement, so every insert the function makes) is left out to keep Log Analytics ingestion small.
+resource auditing 'Microsoft.Sql/servers/auditingSettings@2023-08-01-preview' = {
+  parent: server
+  name: 'default'
+  dependsOn: [
+    auditDiagnostics
+  ]
+  properties: {
+    state: 'Enabled'
+    isAzureMonitorTargetEnabled: true
+    auditActionsAndGroups: [
+      'SUCCESSFUL_DATABASE_AUTHENTICATION_GROUP'
+      'FAILED_DATABASE_AUTHENTICATION_GROUP'
+      'DATABASE_PERMISSION_CHANGE_GROUP'
+      'DATABASE_PRINCIPAL_CHANGE_GROUP'
+      'DATABASE_ROLE_MEMBER_CHANGE_GROUP'
+      'SCHEMA_OBJECT_CHANGE_GROUP'
+    ]
+  }
+}
+
+// Server-level audit records reach Log Analytics through a diagnostic setting on master.
+resource master 'Microsoft.Sql/servers/databases@2023-08-01-preview' existing = {
+  // checkov:skip=CKV_AZURE_23: not created here: the server's own master database, referenced only to attach the audit diagnostic setting; the server-level auditing above covers it
+  // checkov:skip=CKV_AZURE_25: not created here: the server's own master database; the server-level threat detection below covers it
+  parent: server
+  name: 'master'
+}
+
+resource auditDiagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = [
+  for setting in diagnosticSettings: {
+    name: setting.?name ?? 'diagnostics'
+    scope: master
+    properties: {
+      workspaceId: setting.workspaceResourceId
+      logs: [
+        {
+          category: 'SQLSecurityAuditEvents'
+          enabled: true
+        }
+      ]
+    }
+  }
+]
+
+// Microsoft Defender for SQL's threat detection for every database on the server, every alert
+// type, mailed to the alert address and the subscription's admins.
+resource threatDetection 'Microsoft.Sql/servers/securityAlertPolicies@2023-08-01-preview' = {
+  parent: server
+  name: 'Default'
+  properties: {
+    state: 'Enabled'
+    emailAccountAdmins: true
+    emailAddresses: [
+      alertEmail
+    ]
+  }
+}
+
 // Lets Azure services (the function app, the deployment script) reach the server; they still
-// need an Entra identity with a user in the database.
-resource azureServices 'Microsoft.Sql/servers/firewallRules@2023-08-01-preview' = {
+// need an Entra identity with a user in the database. Not with privateNetworking: no public access.
+resource azureServices 'Microsoft.Sql/servers/firewallRules@2023-08-01-preview' = if (!privateNetworking) {
   parent: server
   name: 'AllowAllWindowsAzureIps'
   properties: {
@@ -43,6 +117,11 @@ resource azureServices 'Microsoft.Sql/servers/firewallRules@2023-08-01-preview' 
 }
 
 resource database 'Microsoft.Sql/servers/databases@2023-08-01-preview' = {
+  // checkov:skip=CKV_AZURE_229: zone redundancy is for availability, not durability (backups are kept regardless); it costs extra on serverless General Purpose and is not offered in every region. During an outage Event Hubs keeps the windows for the retention period and the function retries its inserts
+  // checkov:skip=CKV_AZURE_26: alerts go to alertEmail through the server-level policy (threatDetection above), which covers every database; checkov looks only for an ARM-style policy nested in the database, which Bicep cannot express
+  // checkov:skip=CKV_AZURE_27: the subscription's admins are mailed through the server-level policy (threatDetection above, emailAccountAdmins: true), which covers every database; checkov looks only for an ARM-style policy nested in the database
+  // checkov:skip=CKV_AZURE_23: auditing is server-level (auditing above) and covers every database; a database-level policy with the same target would write every record twice
+  // checkov:skip=CKV_AZURE_25: threat detection is server-level (threatDetection above) and covers every database; a database-level policy would only repeat it
   parent: server
   name: databaseName
   location: location
@@ -76,6 +155,48 @@ resource diagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' 
   }
 ]
 
+// privateNetworking: the server's private endpoint, and the storage account the setup script
+// needs to run inside the network (scriptstorage.bicep).
+module sqlEndpoint 'privateendpoint.bicep' = if (privateNetworking) {
+  name: 'pe-${serverName}'
+  params: {
+    location: location
+    tags: tags
+    name: 'pe-${serverName}'
+    subnetId: privateEndpointSubnetId
+    targetId: server.id
+    groupId: 'sqlServer'
+    dnsZoneId: dnsZoneIds.?sql ?? ''
+  }
+}
+
+module scriptStorage 'scriptstorage.bicep' = if (privateNetworking) {
+  name: 'script-storage'
+  params: {
+    location: location
+    tags: tags
+    storageName: scriptStorageName
+    deployIdentityPrincipalId: deployIdentityPrincipalId
+    privateEndpointSubnetId: privateEndpointSubnetId
+    dnsZoneId: dnsZoneIds.?file ?? ''
+  }
+}
+
+// With privateNetworking the setup container runs in the deployment-script subnet, on the
+// storage account above, and reaches the server through its private endpoint.
+var scriptInNetwork = {
+  storageAccountSettings: {
+    storageAccountName: scriptStorageName
+  }
+  containerSettings: {
+    subnetIds: [
+      {
+        id: deploymentScriptSubnetId
+      }
+    ]
+  }
+}
+
 resource setup 'Microsoft.Resources/deploymentScripts@2023-08-01' = {
   name: 'sql-setup-${serverName}'
   location: location
@@ -90,8 +211,10 @@ resource setup 'Microsoft.Resources/deploymentScripts@2023-08-01' = {
   dependsOn: [
     database
     azureServices
+    sqlEndpoint
+    scriptStorage
   ]
-  properties: {
+  properties: union({
     azCliVersion: '2.67.0'
     retentionInterval: 'PT1H'
     timeout: 'PT30M'
@@ -136,7 +259,7 @@ resource setup 'Microsoft.Resources/deploymentScripts@2023-08-01' = {
       }
     ]
     scriptContent: loadTextContent('../scripts/sql-setup.sh')
-  }
+  }, privateNetworking ? scriptInNetwork : {})
 }
 
 output serverFqdn string = server.properties.fullyQualifiedDomainName

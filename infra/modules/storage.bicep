@@ -3,8 +3,15 @@
 // the blob, queue and table roles the host needs.
 param location string
 param tags object
+@minLength(3)
+@maxLength(24)
 param storageName string
 param functionPrincipalId string
+@description('Private endpoints for blob, queue and table, and no public network access.')
+param privateNetworking bool = false
+param privateEndpointSubnetId string = ''
+@description('Private DNS zone ids by sub-resource (network.bicep\'s dnsZoneIds).')
+param dnsZoneIds object = {}
 
 var deploymentContainer = 'app-package'
 var roles = {
@@ -14,6 +21,9 @@ var roles = {
 }
 
 resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {
+  // checkov:skip=CKV_AZURE_35: Deny when privateNetworking is true (blob, queue and table private endpoints below). Off by default, the Flex app has no VNet and reaches its host storage over the public endpoint; every request still needs an Entra token (allowSharedKeyAccess: false)
+  // checkov:skip=CKV_AZURE_206: LRS on purpose: the account holds only the Functions host's state (leases, Event Hubs checkpoints, keys) and the deployment package, which deploy.sh uploads again; the host never fails over to a secondary region, so GRS would double the cost for nothing it uses
+  // checkov:skip=CKV_AZURE_43: checkov cannot evaluate the storageName parameter; main.bicep builds it as take(toLower('st<namePrefix><uniqueString>'), 24): 3 to 24 lowercase letters and digits, as the parameter's @minLength and @maxLength also enforce
   name: storageName
   location: location
   tags: tags
@@ -26,6 +36,11 @@ resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {
     allowSharedKeyAccess: false
     minimumTlsVersion: 'TLS1_2'
     supportsHttpsTrafficOnly: true
+    publicNetworkAccess: privateNetworking ? 'Disabled' : 'Enabled'
+    networkAcls: {
+      bypass: 'AzureServices'
+      defaultAction: privateNetworking ? 'Deny' : 'Allow'
+    }
   }
 }
 
@@ -47,6 +62,22 @@ resource assignments 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
       roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', role.value)
       principalId: functionPrincipalId
       principalType: 'ServicePrincipal'
+    }
+  }
+]
+
+// The host reaches blob (leases, checkpoints, the package), queue and table by identity.
+module endpoints 'privateendpoint.bicep' = [
+  for service in ['blob', 'queue', 'table']: if (privateNetworking) {
+    name: 'pe-${storageName}-${service}'
+    params: {
+      location: location
+      tags: tags
+      name: 'pe-${storageName}-${service}'
+      subnetId: privateEndpointSubnetId
+      targetId: account.id
+      groupId: service
+      dnsZoneId: dnsZoneIds[?service] ?? ''
     }
   }
 ]

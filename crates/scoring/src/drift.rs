@@ -105,7 +105,8 @@ impl Bins {
 #[derive(Debug, Clone, Serialize)]
 pub struct FeatureDrift {
     pub feature: String,
-    pub psi: f64,
+    /// `None` before the first window: nothing compared with training is no figure at all.
+    pub psi: Option<f64>,
     pub status: DriftStatus,
 }
 
@@ -313,14 +314,13 @@ impl DriftMonitor {
         let collecting = windows < MIN_WINDOWS;
         let features: Vec<FeatureDrift> = (0..self.names.len())
             .map(|f| {
-                let psi = self.psi(f, windows);
+                let psi = (windows > 0).then(|| self.psi(f, windows));
                 FeatureDrift {
                     feature: self.names[f].clone(),
                     psi,
-                    status: if collecting {
-                        DriftStatus::Collecting
-                    } else {
-                        DriftStatus::of(psi)
+                    status: match psi {
+                        Some(psi) if !collecting => DriftStatus::of(psi),
+                        _ => DriftStatus::Collecting,
                     },
                 }
             })
@@ -415,10 +415,17 @@ mod tests {
         let report = m.report();
         assert_eq!(report.windows, 1000);
         assert_eq!(report.features[0].status, DriftStatus::Ok, "{report:?}");
-        assert!(report.features[0].psi < 0.05, "{report:?}");
-        assert!(report.features[1].psi >= DRIFT_PSI, "{report:?}");
+        assert!(report.features[0].psi.unwrap() < 0.05, "{report:?}");
+        assert!(report.features[1].psi.unwrap() >= DRIFT_PSI, "{report:?}");
         assert_eq!(report.status, DriftStatus::Drift);
         assert_eq!(report.from.as_deref(), Some("2026-01-01T00:00:00Z"));
+    }
+
+    #[test]
+    fn before_the_first_window_there_is_no_psi_to_report() {
+        let report = monitor(2).report();
+        assert_eq!(report.windows, 0);
+        assert!(report.features.iter().all(|f| f.psi.is_none()), "{report:?}");
     }
 
     #[test]

@@ -73,8 +73,12 @@ impl InService {
     /// Per-feature PSI once windows have been seen (the drift gauges).
     pub fn psi(&self) -> Vec<(String, f64)> {
         self.drift()
-            .filter(|r| r.windows > 0)
-            .map(|r| r.features.into_iter().map(|f| (f.feature, f.psi)).collect())
+            .map(|r| {
+                r.features
+                    .into_iter()
+                    .filter_map(|f| Some((f.feature, f.psi?)))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 }

@@ -28,7 +28,8 @@ impl ApiError {
         ApiError {
             status,
             message: message.into(),
-            field,
+            // No field rather than an empty name (a window at the top of the body, an empty key).
+            field: field.filter(|f| !f.is_empty()),
         }
     }
 }

@@ -69,11 +69,74 @@ fn invalid(problem: impl Into<String>) -> SqlSettingsError {
     }
 }
 
+/// The keywords this parser reads.
+const KNOWN: [&str; 17] = [
+    "server",
+    "datasource",
+    "address",
+    "addr",
+    "networkaddress",
+    "database",
+    "initialcatalog",
+    "authentication",
+    "userid",
+    "uid",
+    "user",
+    "password",
+    "pwd",
+    "encrypt",
+    "trustservercertificate",
+    "connecttimeout",
+    "connectiontimeout",
+];
+/// Read too (`Command Timeout`), or accepted and ignored.
+const ALSO_KNOWN: [&str; 3] = ["commandtimeout", "applicationname", "persistsecurityinfo"];
+
+/// ADO.NET keywords this parser does not support but names when it refuses them.
+const ADO_NET_KEYWORDS: [&str; 14] = [
+    "pooling",
+    "maxpoolsize",
+    "minpoolsize",
+    "multipleactiveresultsets",
+    "multisubnetfailover",
+    "applicationintent",
+    "packetsize",
+    "connectretrycount",
+    "connectretryinterval",
+    "workstationid",
+    "integratedsecurity",
+    "trustedconnection",
+    "failoverpartner",
+    "hostnameincertificate",
+];
+
+/// A keyword as an error shows it: named when it is one ADO.NET knows, else only described.
+/// Other text may be the tail of an unquoted password holding `;` and `=`.
+fn keyword(key: &str) -> String {
+    if KNOWN.contains(&key) || ALSO_KNOWN.contains(&key) || ADO_NET_KEYWORDS.contains(&key) {
+        format!("`{key}`")
+    } else {
+        format!("a keyword of {} characters (not shown: it may be part of a password)", key.chars().count())
+    }
+}
+
+/// A value that is not a secret (a port, a flag, a timeout), as an error shows it: bounded.
+fn shown(value: &str) -> String {
+    const MAX: usize = 40;
+    let cut: String = value.chars().take(MAX).collect();
+    if cut.len() < value.len() {
+        format!("{cut:?}...")
+    } else {
+        format!("{cut:?}")
+    }
+}
+
 /// `key=value;...` with ADO.NET quoting (`"..."`, `'...'`, `{...}`, doubled quotes inside);
 /// keys are case-insensitive and spaces in them are ignored (`User ID` = `userid`).
 fn parse_pairs(text: &str) -> Result<BTreeMap<String, String>, SqlSettingsError> {
     let mut pairs = BTreeMap::new();
     let mut chars = text.chars().peekable();
+    let total = text.chars().count();
     loop {
         let mut key = String::new();
         while let Some(&c) = chars.peek() {
@@ -86,7 +149,11 @@ fn parse_pairs(text: &str) -> Result<BTreeMap<String, String>, SqlSettingsError>
                     key.clear();
                     continue;
                 }
-                return Err(invalid(format!("`{}` has no value", key.trim())));
+                // Never shown: a part without `=` is often the rest of a password with a `;`.
+                let at = total - chars.clone().count() - key.chars().count() - 1;
+                return Err(invalid(format!(
+                    "the part at character {at} has no `=` (a value holding `;` must be quoted: \"...\" or '...')"
+                )));
             }
             key.push(c);
         }
@@ -124,7 +191,8 @@ fn parse_pairs(text: &str) -> Result<BTreeMap<String, String>, SqlSettingsError>
                 }
                 if !closed {
                     return Err(invalid(format!(
-                        "the value of `{key}` has no closing {close}"
+                        "the value of {} has no closing {close}",
+                        keyword(&key)
                     )));
                 }
                 for c in chars.by_ref() {
@@ -133,7 +201,8 @@ fn parse_pairs(text: &str) -> Result<BTreeMap<String, String>, SqlSettingsError>
                     }
                     if !c.is_whitespace() {
                         return Err(invalid(format!(
-                            "unexpected text after the quoted value of `{key}`"
+                            "unexpected text after the quoted value of {}",
+                            keyword(&key)
                         )));
                     }
                 }
@@ -149,7 +218,7 @@ fn parse_pairs(text: &str) -> Result<BTreeMap<String, String>, SqlSettingsError>
             }
         }
         if pairs.insert(key.clone(), value).is_some() {
-            return Err(invalid(format!("`{key}` is given twice")));
+            return Err(invalid(format!("{} is given twice", keyword(&key))));
         }
     }
 }
@@ -171,8 +240,9 @@ fn boolean(
             "true" | "yes" => Ok(Some(true)),
             "false" | "no" => Ok(Some(false)),
             other => Err(invalid(format!(
-                "`{}` must be true or false, got {other:?}",
-                keys[0]
+                "`{}` must be true or false, got {}",
+                keys[0],
+                shown(other)
             ))),
         },
     }
@@ -188,8 +258,9 @@ fn seconds(
         Some(v) => match v.parse::<u64>() {
             Ok(n) if n > 0 => Ok(Duration::from_secs(n)),
             _ => Err(invalid(format!(
-                "`{}` must be a positive number of seconds, got {v:?}",
-                keys[0]
+                "`{}` must be a positive number of seconds, got {}",
+                keys[0],
+                shown(v)
             ))),
         },
     }
@@ -263,31 +334,11 @@ impl SqlSettings {
 
     pub fn from_connection_string(text: &str) -> Result<Self, SqlSettingsError> {
         let pairs = parse_pairs(text)?;
-        const KNOWN: [&str; 17] = [
-            "server",
-            "datasource",
-            "address",
-            "addr",
-            "networkaddress",
-            "database",
-            "initialcatalog",
-            "authentication",
-            "userid",
-            "uid",
-            "user",
-            "password",
-            "pwd",
-            "encrypt",
-            "trustservercertificate",
-            "connecttimeout",
-            "connectiontimeout",
-        ];
-        const ALSO_KNOWN: [&str; 3] = ["commandtimeout", "applicationname", "persistsecurityinfo"];
         if let Some(unknown) = pairs
             .keys()
             .find(|k| !KNOWN.contains(&k.as_str()) && !ALSO_KNOWN.contains(&k.as_str()))
         {
-            return Err(invalid(format!("unsupported keyword `{unknown}`")));
+            return Err(invalid(format!("unsupported keyword {}", keyword(unknown))));
         }
         let server = first(
             &pairs,
@@ -305,7 +356,7 @@ impl SqlSettings {
                 host.trim().to_string(),
                 port.trim()
                     .parse::<u16>()
-                    .map_err(|_| invalid(format!("`Server` port {port:?} is not a port number")))?,
+                    .map_err(|_| invalid(format!("`Server` port {} is not a port number", shown(port))))?,
             ),
             None => (server.to_string(), 1433),
         };
@@ -348,7 +399,8 @@ impl SqlSettings {
             }
             Some(other) => {
                 return Err(invalid(format!(
-                    "`Authentication={other}` is not supported (Active Directory Managed Identity, Active Directory Default, Active Directory Az Cli, Sql Password)"
+                    "`Authentication` {} is not supported (Active Directory Managed Identity, Active Directory Default, Active Directory Az Cli, Sql Password)",
+                    shown(other)
                 )))
             }
         };
@@ -357,7 +409,8 @@ impl SqlSettings {
             None | Some("true" | "yes" | "mandatory") => {}
             Some(other) => {
                 return Err(invalid(format!(
-                    "`Encrypt={other}`: TLS is required (leave `Encrypt` out, or set it to true)"
+                    "`Encrypt` {}: TLS is required (leave `Encrypt` out, or set it to true)",
+                    shown(other)
                 )))
             }
         }
@@ -430,6 +483,22 @@ mod tests {
             !format!("{s:?}").contains("p;a}ss"),
             "password redacted in Debug"
         );
+    }
+
+    #[test]
+    fn an_unquoted_password_with_a_semicolon_never_shows_in_the_error() {
+        // Found by the `connection_string` fuzz target: errors echoed the text after a `;`.
+        for text in [
+            "Server=localhost;Database=db;User Id=sa;Password=hunter;2secret",
+            "Server=localhost;Database=db;User Id=sa;Password=hunter;2secret=x",
+            "Server=localhost;Database=db;User Id=sa;Password=hunter;2se cret=x",
+            "Server=localhost;Database=db;User Id=sa;Password=hunter;sEcret=x",
+        ] {
+            let message = parse(text).expect_err(text).to_string();
+            assert!(!message.to_lowercase().contains("ecret"), "{message}");
+        }
+        let long = format!("Server=localhost,{};Database=db", "9".repeat(5000));
+        assert!(parse(&long).expect_err("port").to_string().len() < 200);
     }
 
     #[test]

@@ -348,8 +348,9 @@ async fn metrics_are_prometheus_text() {
     assert!(response.headers()["content-type"]
         .to_str()
         .unwrap()
-        .starts_with("text/plain"));
+        .starts_with("application/openmetrics-text; version=1.0.0"));
     let text = response.text().await.unwrap();
+    assert!(text.ends_with("# EOF\n"), "OpenMetrics, as the content type says");
     assert!(
         text.contains(&format!(
             "sensor_anomaly_windows_scored_total {}",

@@ -112,7 +112,7 @@ async fn compute(state: &AppState) -> Result<Value, ApiError> {
             "channels": model.info.channels,
         },
         "drift": state.model.drift().map(|d| json!({"status": d.status, "windows": d.windows, "hours": d.hours,
-            "worst": d.features.iter().max_by(|a, b| a.psi.total_cmp(&b.psi)).map(|f| json!({"feature": f.feature, "psi": f.psi}))})),
+            "worst": d.features.iter().filter_map(|f| Some((&f.feature, f.psi?))).max_by(|a, b| a.1.total_cmp(&b.1)).map(|(feature, psi)| json!({"feature": feature, "psi": psi}))})),
         "counters": {
             "windows_scored": metrics.total(&WINDOWS_SCORED),
             "refused": metrics.total(&REFUSED),

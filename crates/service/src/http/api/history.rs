@@ -27,9 +27,10 @@ pub async fn history(
     let bad = |field: &str, message: String| {
         ApiError::new(StatusCode::BAD_REQUEST, message, Some(field.to_string()))
     };
+    // `code` is the function key, which the host checks and forwards with the query string.
     if let Some(unknown) = params
         .keys()
-        .find(|k| !["device", "since", "limit"].contains(&k.as_str()))
+        .find(|k| !["device", "since", "limit", "code"].contains(&k.as_str()))
     {
         return Err(bad(
             unknown,

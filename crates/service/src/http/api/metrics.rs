@@ -1,4 +1,4 @@
-//! `GET /api/metrics`: Prometheus text.
+//! `GET /api/metrics`: OpenMetrics text, for Prometheus.
 
 use axum::extract::State;
 use axum::http::header;
@@ -10,7 +10,9 @@ pub async fn metrics(State(state): AppStateRef) -> Response {
     (
         [(
             header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
+            // What prometheus-client writes: OpenMetrics text (`# EOF`, `# UNIT`), which
+            // Prometheus parses as such only when told.
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
         state.metrics.render(),
     )

@@ -32,11 +32,26 @@ pub async fn reload(
     let is_binary = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/octet-stream"));
+        // Media types are case-insensitive.
+        .is_some_and(|v| v.to_ascii_lowercase().starts_with("application/octet-stream"));
     let path = if is_binary || bytes.is_empty() {
         None
     } else {
-        let request: ReloadRequest = serde_json::from_slice(&bytes).map_err(|e| {
+        let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("invalid JSON body: {e}"),
+                None,
+            )
+        })?;
+        if !value.is_object() {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "the body must be {\"path\": \"<file in ANOMALY_MODELS_DIR>\"}",
+                None,
+            ));
+        }
+        let request: ReloadRequest = serde_json::from_value(value).map_err(|e| {
             ApiError::new(
                 StatusCode::BAD_REQUEST,
                 format!("invalid JSON body: {e}"),
@@ -56,6 +71,7 @@ pub async fn reload(
                 })?,
         )
     };
+    let named = path.is_some();
     let default_path = state.settings.model_path.clone();
     let models_dir = state.settings.models_dir.clone();
     let loaded = tokio::task::spawn_blocking(move || -> Result<Model, ReloadFailure> {
@@ -97,7 +113,7 @@ pub async fn reload(
             Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 format!("model not reloaded, still serving {serving}: {e}"),
-                Some("path".into()),
+                named.then(|| "path".into()),
             ))
         }
     }
