@@ -179,7 +179,8 @@ fi
 #   Features far from the training range (which the schema allows: any finite 32-bit float)
 #   overflow the model, and the window is refused with 422 by design (dead letter
 #   `non_finite_score` on the ingestion path). 422 counts as accepting a valid window there only
-#   with that error: `non_finite_is_the_only_refusal` below fails any other 422.
+#   with that kind (`"kind": "non_finite_score"`): `non_finite_is_the_only_refusal` below fails any
+#   other 422.
 # And two more checks: every alert and dead letter in a ScoreWindows response follows its JSON
 # Schema (schemas/), and every operation answered 2xx at least once in the run.
 # (Schemathesis keeps its crash files for `st replay` under $report_dir/cache.)
@@ -200,7 +201,7 @@ import schemathesis
 from schemathesis.specs.openapi.checks import is_unexpected_http_status_case
 
 SCORING = {"POST /api/score", "POST /api/score/batch"}
-NON_FINITE = "score is not finite"
+NON_FINITE = "non_finite_score"
 SCHEMAS = os.environ["CONTRACT_SCHEMAS_DIR"]
 MESSAGES = {
     "alerts": jsonschema_rs.validator_for(json.load(open(f"{SCHEMAS}/alert.v1.schema.json"))),
@@ -230,12 +231,10 @@ def non_finite_is_the_only_refusal(ctx, response, case):
         return None
     if not case.meta.generation.mode.is_positive or response.status_code != 422:
         return None
-    try:
-        error = response.json().get("error", "")
-    except ValueError:
-        error = response.text
-    if NON_FINITE not in error:
-        raise AssertionError(f"Schema-valid window refused with 422: {error}")
+    body = response.json()
+    if body.get("kind") != NON_FINITE:
+        error = body.get("error")
+        raise AssertionError(f"Schema-valid window refused with 422 ({body.get('kind')}): {error}")
     return None
 
 

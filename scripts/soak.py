@@ -241,7 +241,7 @@ def reload(port):
     return response.status, body
 
 
-def plot(samples, path, bound_start):
+def plot(samples, path, bound_start, reload_at=None):
     """RSS (MiB) against minutes, as a plain SVG: no plotting library needed."""
     w, h, pad = 640, 320, 50
     xs = [s["elapsed_s"] / 60 for s in samples]
@@ -258,12 +258,16 @@ def plot(samples, path, bound_start):
     xticks = "".join(
         f'<text x="{px(v):.1f}" y="{h - pad + 16}" text-anchor="middle" font-size="11">{v:.0f}</text>'
         for v in [xmax * i / 5 for i in range(6)])
+    reload_mark = "" if reload_at is None else (
+        f'<line x1="{px(reload_at / 60):.1f}" x2="{px(reload_at / 60):.1f}" y1="{pad}" y2="{h - pad}" stroke="#c66" stroke-dasharray="2"/>'
+        f'<text x="{px(reload_at / 60) + 4:.1f}" y="{pad + 26}" font-size="11" fill="#c66">/api/reload</text>')
     svg = f"""<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif">
 <rect width="{w}" height="{h}" fill="white"/>
 <text x="{w / 2}" y="20" text-anchor="middle" font-size="14">Handler RSS under soak (scripts/soak.py)</text>
 {ticks}{xticks}
 <line x1="{px(bound_start / 60):.1f}" x2="{px(bound_start / 60):.1f}" y1="{pad}" y2="{h - pad}" stroke="#999" stroke-dasharray="4"/>
 <text x="{px(bound_start / 60) + 4:.1f}" y="{pad + 12}" font-size="11" fill="#666">end of warm-up</text>
+{reload_mark}
 <polyline fill="none" stroke="#1f77b4" stroke-width="2" points="{points}"/>
 <text x="{w / 2}" y="{h - 10}" text-anchor="middle" font-size="12">minutes</text>
 <text x="14" y="{h / 2}" font-size="12" transform="rotate(-90 14 {h / 2})" text-anchor="middle">RSS (MiB)</text>
@@ -359,7 +363,7 @@ def main(argv=None) -> int:
         report.write(json.dumps({"summary": summary}) + "\n")
         print(json.dumps(summary, indent=2))
         if a.plot:
-            plot(samples, a.plot, a.duration * a.warmup)
+            plot(samples, a.plot, a.duration * a.warmup, a.duration / 2)
     finally:
         stop.set()
         report.close()

@@ -13,3 +13,9 @@ pub struct Lineage {
     /// Canonical RFC 3339 UTC.
     pub enqueued_time: Option<String>,
 }
+
+/// The longest lineage text kept (partition id, offset, enqueued time). Event Hubs writes short
+/// ones (partition ids of a few characters, offsets that are numbers); a longer text is not one
+/// of them and is dropped at the door, so one event's metadata cannot be copied into every
+/// alert and dead letter of its windows.
+pub const MAX_LINEAGE_TEXT: usize = 64;

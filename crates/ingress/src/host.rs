@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use domain::time as timefmt;
+use domain::lineage::MAX_LINEAGE_TEXT;
 use domain::Lineage;
 
 /// Output binding names of `ScoreWindows` in its `function.json`.
@@ -74,12 +75,14 @@ fn meta<'a>(metadata: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
     })
 }
 
+/// A lineage text, when it is one Event Hubs could have written ([`MAX_LINEAGE_TEXT`]).
 fn as_text(value: &Value) -> Option<String> {
-    match value {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
+    let text = match value {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        _ => return None,
+    };
+    (text.len() <= MAX_LINEAGE_TEXT).then_some(text)
 }
 
 fn as_i64(value: &Value) -> Option<i64> {
@@ -92,7 +95,7 @@ fn as_i64(value: &Value) -> Option<i64> {
 
 fn as_time(value: &Value) -> Option<String> {
     match value {
-        Value::String(s) => Some(timefmt::canonical(s).unwrap_or_else(|| s.clone())),
+        Value::String(s) => timefmt::canonical(s).or_else(|| as_text(value)),
         _ => None,
     }
 }
@@ -429,6 +432,23 @@ pub fn response(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_coordinate_longer_than_event_hubs_writes_is_dropped_not_copied_into_every_output() {
+        // Found by the `invocation` fuzz target: a 20 KB OffsetString rode along in every alert.
+        let long = "x".repeat(MAX_LINEAGE_TEXT + 1);
+        let metadata: Map<String, Value> = serde_json::from_value(json!({
+            "PartitionContext": {"PartitionId": long},
+            "OffsetString": long, "SequenceNumber": 7, "EnqueuedTimeUtc": long
+        }))
+        .unwrap();
+        let lineage = one_lineage(&metadata);
+        assert_eq!((lineage.partition_id, lineage.offset, lineage.enqueued_time), (None, None, None));
+        assert_eq!(lineage.sequence_number, Some(7));
+        let short: Map<String, Value> =
+            serde_json::from_value(json!({"OffsetString": "x".repeat(MAX_LINEAGE_TEXT)})).unwrap();
+        assert_eq!(one_lineage(&short).offset.map(|o| o.len()), Some(MAX_LINEAGE_TEXT));
+    }
 
     #[test]
     fn unwrap_peels_encoded_layers_but_keeps_plain_text() {

@@ -69,6 +69,12 @@ async fn windows(base: &str, n: usize, every: usize) -> Vec<String> {
         .collect()
 }
 
+/// POSTs `body` and reads the JSON answer.
+async fn post_json(url: &str, body: &Value) -> Value {
+    let response = reqwest::Client::new().post(url).json(body).send().await.unwrap();
+    response.json().await.unwrap()
+}
+
 fn stored_rows(db: &Path) -> i64 {
     rusqlite::Connection::open(db)
         .unwrap()
@@ -83,15 +89,11 @@ async fn it_listens_where_the_host_says_and_scores() {
     let base = format!("http://127.0.0.1:{port}");
     assert_eq!(reqwest::get(format!("{base}/")).await.unwrap().status(), 200);
     let bodies = windows(&base, 4, 2).await;
-    let reply: Value = reqwest::Client::new()
-        .post(format!("{base}/ScoreWindows"))
-        .json(&invocation(encoded(json!(bodies)), many_metadata(4, 1)))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let reply = post_json(
+        &format!("{base}/ScoreWindows"),
+        &invocation(encoded(json!(bodies)), many_metadata(4, 1)),
+    )
+    .await;
     assert_eq!(reply["Outputs"]["alerts"].as_array().unwrap().len(), 2, "{reply}");
 }
 
@@ -169,15 +171,7 @@ async fn expected_anomalies(base: &str, batches: &[Value]) -> Vec<(String, Strin
         .collect();
     let mut expected: Vec<(String, String)> = Vec::new();
     for chunk in windows.chunks(500) {
-        let scored: Value = reqwest::Client::new()
-            .post(format!("{base}/api/score/batch"))
-            .json(&json!({"windows": chunk}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let scored = post_json(&format!("{base}/api/score/batch"), &json!({"windows": chunk})).await;
         expected.extend(
             scored["results"]
                 .as_array()

@@ -9,6 +9,7 @@ use axum::Json;
 use serde_json::json;
 
 use crate::telemetry::events::Outcome;
+use domain::{RecordError, RejectionKind};
 use pipeline::PipelineError;
 
 /// A JSON error naming the offending field where there is one.
@@ -17,6 +18,8 @@ pub struct ApiError {
     status: StatusCode,
     message: String,
     field: Option<String>,
+    /// For a refused window, why, in the dead-letter kinds' closed set: what a client branches on.
+    kind: Option<RejectionKind>,
 }
 
 impl ApiError {
@@ -30,6 +33,15 @@ impl ApiError {
             message: message.into(),
             // No field rather than an empty name (a window at the top of the body, an empty key).
             field: field.filter(|f| !f.is_empty()),
+            kind: None,
+        }
+    }
+
+    /// A window refused (422) as the ingestion path would dead-letter it: kind, reason, field.
+    pub fn refused(error: &RecordError, field: Option<String>) -> Self {
+        ApiError {
+            kind: Some(error.kind()),
+            ..ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, error.to_string(), field)
         }
     }
 }
@@ -38,7 +50,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (
             self.status,
-            Json(json!({"error": self.message, "field": self.field})),
+            Json(json!({"error": self.message, "field": self.field, "kind": self.kind})),
         )
             .into_response()
     }

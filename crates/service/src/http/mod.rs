@@ -235,5 +235,15 @@ mod tests {
             assert!(!responses.contains_key("default"), "{method} {path}: a catch-all response");
             assert!(responses.keys().any(|s| s.starts_with('2')), "{method} {path}: no success");
         }
+        // An error's `kind` is the dead-letter kinds' closed set.
+        let kinds: Vec<&str> = doc["components"]["schemas"]["Error"]["properties"]["kind"]["oneOf"][1]
+            ["enum"]
+            .as_array()
+            .expect("the kinds")
+            .iter()
+            .map(|k| k.as_str().expect("a name"))
+            .collect();
+        let all: Vec<&str> = domain::RejectionKind::ALL.iter().map(|k| k.as_str()).collect();
+        assert_eq!(kinds, all);
     }
 }

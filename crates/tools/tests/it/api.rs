@@ -116,17 +116,20 @@ async fn invalid_score_requests_name_the_field() {
         let response = app.post_json("/api/score", &Value::Object(changed)).await;
         let status = response.status().as_u16();
         let body: Value = response.json().await.unwrap();
-        (status, body["field"].clone())
+        (status, body["field"].clone(), body["kind"].clone())
     };
-    let (status, field) = refused("vibration_max", None).await;
-    assert_eq!((status, field), (422, json!("vibration_max")));
-    let (_, field) = refused("sound_mean", Some(json!("loud"))).await;
-    assert_eq!(field, "sound_mean");
-    let (_, field) = refused("window_end", Some(json!("last tuesday"))).await;
-    assert_eq!(field, "window_end");
+    // Each with the kind a dead letter of it would have, for clients to branch on.
+    let (status, field, kind) = refused("vibration_max", None).await;
+    assert_eq!((status, field, kind), (422, json!("vibration_max"), json!("missing_feature")));
+    let (_, field, kind) = refused("sound_mean", Some(json!("loud"))).await;
+    assert_eq!((field, kind), (json!("sound_mean"), json!("invalid_feature")));
+    let (_, field, kind) = refused("window_end", Some(json!("last tuesday"))).await;
+    assert_eq!((field, kind), (json!("window_end"), json!("invalid_field")));
 
     let response = app.post_json("/api/score", &json!([1, 2])).await;
     assert_eq!(response.status().as_u16(), 422);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!((&body["field"], &body["kind"]), (&Value::Null, &Value::Null), "{body}");
 
     let huge = vec![b' '; 2 << 20];
     let response = app.post_raw("/api/score", "application/json", huge).await;

@@ -26,7 +26,7 @@ fn window_record(value: &Value, model: &Model, path: &str) -> Result<WindowRecor
     })?;
     events::extract(map, &model.info.feature_names).map_err(|e| {
         let field = e.field().map(|f| format!("{path}{f}"));
-        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string(), field)
+        ApiError::refused(&e, field)
     })
 }
 
@@ -73,7 +73,7 @@ async fn score_one_inner(
         .map_err(model_failure)?;
     if let Some(s) = scored.first() {
         s.check_finite()
-            .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string(), None))?;
+            .map_err(|e| ApiError::refused(&e, None))?;
     }
     state.emit(WindowsScored { windows: 1 });
     Ok(Json(scored.pop()).into_response())
@@ -130,13 +130,8 @@ async fn score_batch_inner(
         .collect::<Result<Vec<_>, _>>()?;
     let scored = model.score(&records).map_err(model_failure)?;
     for (i, s) in scored.iter().enumerate() {
-        s.check_finite().map_err(|e| {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                e.to_string(),
-                Some(format!("windows[{i}]")),
-            )
-        })?;
+        s.check_finite()
+            .map_err(|e| ApiError::refused(&e, Some(format!("windows[{i}]"))))?;
     }
     state.emit(WindowsScored {
         windows: scored.len(),
