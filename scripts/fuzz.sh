@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Fuzz every target (or the ones named) with cargo-fuzz / libFuzzer, then minimize each corpus
-# into fuzz/corpus/<target>/, which is committed and replayed by `cargo test`
+# Fuzz every target (or the ones named) with cargo-fuzz / libFuzzer, then minimize each corpus.
+# The whole minimized corpus stays in fuzz/target/corpus/<target>/ (not committed; the next run
+# starts from it); its smallest inputs, up to FUZZ_COMMIT_BYTES (default 1 MiB) a target, go to
+# fuzz/corpus/<target>/, which is committed and replayed by `cargo test`
 # (crates/fuzz-checks/tests/corpus.rs). An input that fails a check goes into
 # fuzz/regressions/<target>/ once fixed: minimizing never drops those.
 #
@@ -19,6 +21,7 @@ cd "$(dirname "$0")/.."
 runs="${FUZZ_RUNS:-10000000}"
 seconds="${FUZZ_SECONDS:-0}"
 sanitizer="${FUZZ_SANITIZER:-none}"
+budget="${FUZZ_COMMIT_BYTES:-1048576}"
 all=(event_body invocation timestamp connection_string windowing window_record)
 targets=("$@")
 [ ${#targets[@]} -eq 0 ] && targets=("${all[@]}")
@@ -36,10 +39,11 @@ limit=(-runs="$runs")
 summary=()
 for target in "${targets[@]}"; do
     corpus="fuzz/corpus/$target"
+    full="fuzz/target/corpus/$target"
     work="fuzz/target/work/$target"
-    rm -rf "$work" && mkdir -p "$work" "$corpus" "fuzz/artifacts/$target"
+    rm -rf "$work" && mkdir -p "$work" "$corpus" "$full" "fuzz/artifacts/$target"
     target/release/fuzz-seeds "$target" "$work"
-    cp -n "$corpus"/* "$work"/ 2>/dev/null || true
+    cp -n "$corpus"/* "$full"/* "$work"/ 2>/dev/null || true
     log="fuzz/target/$target.log"
     echo "== $target: ${limit[*]}"
     started=$(date +%s)
@@ -53,12 +57,19 @@ for target in "${targets[@]}"; do
     elapsed=$(( $(date +%s) - started ))
     execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)
     # Keep the inputs that add coverage: the committed corpus stays small.
-    rm -rf "$corpus.min" && mkdir -p "$corpus.min"
     cargo +nightly fuzz cmin -s "$sanitizer" "$target" "$work" -- -max_len=65536 >/dev/null 2>&1 || true
-    rm -rf "$corpus" && mv "$work" "$corpus" && rm -rf "$corpus.min"
-    rm -f "$corpus"/seed-*
-    kept=$(ls "$corpus" | wc -l)
-    line="$target: $execs executions in ${elapsed}s ($(( execs / (elapsed > 0 ? elapsed : 1) ))/s), corpus $kept inputs"
+    rm -f "$work"/seed-*
+    rm -rf "$full" && mv "$work" "$full"
+    # The committed part: the smallest inputs, within the budget.
+    rm -rf "$corpus" && mkdir -p "$corpus"
+    total=0
+    while read -r size file; do
+        [ $((total + size)) -gt "$budget" ] && break
+        cp "$full/$file" "$corpus/" && total=$((total + size))
+    done < <(cd "$full" && find . -maxdepth 1 -type f -printf '%s %f\n' | sort -n)
+    kept=$(ls "$full" | wc -l)
+    committed=$(ls "$corpus" | wc -l)
+    line="$target: $execs executions in ${elapsed}s ($(( execs / (elapsed > 0 ? elapsed : 1) ))/s), corpus $kept inputs ($committed committed)"
     echo "$line"
     echo "$(date -u +%FT%TZ) $line" >> fuzz/target/runs.log
     summary+=("$line")

@@ -155,6 +155,22 @@ struct WindowAcc {
 /// Fraction of a window's samples that must be faulty for the window to be labelled anomalous.
 pub const LABEL_MIN_FAULTY_FRACTION: f64 = 0.5;
 
+/// The device id as the handler reads it (trimmed), or why the handler would refuse every
+/// window of it: windowing writes only windows the handler can score.
+fn device_id(text: &str) -> Result<&str, String> {
+    let device = text.trim();
+    if device.is_empty() {
+        return Err("device_id is empty".into());
+    }
+    if !domain::name_fits(device) {
+        return Err(format!(
+            "device_id is longer than {} UTF-16 code units (what the handler and every store accept)",
+            domain::MAX_NAME_UNITS
+        ));
+    }
+    Ok(device)
+}
+
 /// Accumulates samples into windows per device.
 pub struct Windower {
     spec: WindowSpec,
@@ -247,14 +263,15 @@ impl Windower {
 
     /// Adds one sample (`line`: where it came from, for reports; 0 if not from a file).
     pub fn push(&mut self, sample: &Sample, line: usize) -> Result<(), String> {
+        let device = device_id(&sample.device_id)?;
         let t = timefmt::parse(&sample.timestamp)
             .ok_or_else(|| format!("timestamp {:?} is not RFC 3339", sample.timestamp))?;
         let seconds = t.unix_timestamp() as f64 + f64::from(t.nanosecond()) / 1e9;
-        self.note_order(sample, seconds, line);
+        self.note_order(sample, device, seconds, line);
         for end in self.spec.window_ends(seconds) {
             let acc = self
                 .windows
-                .entry((end, sample.device_id.clone()))
+                .entry((end, device.to_string()))
                 .or_default();
             acc.count += 1;
             if acc.channels.is_empty() {
@@ -279,11 +296,11 @@ impl Windower {
         Ok(())
     }
 
-    fn note_order(&mut self, sample: &Sample, seconds: f64, line: usize) {
-        let previous = match self.latest.get_mut(&sample.device_id) {
+    fn note_order(&mut self, sample: &Sample, device: &str, seconds: f64, line: usize) {
+        let previous = match self.latest.get_mut(device) {
             None => {
                 self.latest.insert(
-                    sample.device_id.clone(),
+                    device.to_string(),
                     (seconds, sample.timestamp.clone()),
                 );
                 return;
@@ -297,7 +314,7 @@ impl Windower {
         };
         let example = || OrderExample {
             line,
-            device: sample.device_id.clone(),
+            device: device.to_string(),
             timestamp: sample.timestamp.clone(),
             previous: previous.1.clone(),
         };
@@ -948,5 +965,23 @@ mod tests {
         assert_eq!(out[0]["label"], 1);
         assert_eq!(out[0]["fault_kind"], "spike");
         assert_eq!(out[0]["fault_channel"], "temperature");
+    }
+
+    #[test]
+    fn device_ids_are_read_as_the_handler_reads_them() {
+        // Found by the `windowing` fuzz target: a 135-character id made windows the handler
+        // refuses. Ids are trimmed as the handler trims them; an empty or too long one is refused.
+        let spec = WindowSpec::tumbling(60).unwrap();
+        let mut w = Windower::new(spec);
+        w.push(&sample("  pump-1 ", "2026-01-01T00:00:10Z", 1.0), 1).unwrap();
+        w.push(&sample("pump-1", "2026-01-01T00:00:20Z", 2.0), 2).unwrap();
+        let out = w.finish(false);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(out[0]["device_id"], "pump-1");
+        assert_eq!(out[0]["sample_count"], 2);
+        let mut w = Windower::new(spec);
+        let long = "p".repeat(domain::MAX_NAME_UNITS + 1);
+        assert!(w.push(&sample(&long, "2026-01-01T00:00:10Z", 1.0), 1).unwrap_err().contains("longer than 128"));
+        assert_eq!(w.push(&sample(" ", "2026-01-01T00:00:10Z", 1.0), 1).unwrap_err(), "device_id is empty");
     }
 }
