@@ -544,6 +544,9 @@ pub enum TailFrom {
     Earliest,
 }
 
+/// How long a tail waits for its receivers to close once it has read what it was asked for.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Stops the tail after `count` events or `idle` without one (whichever first), or never.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TailLimits {
@@ -632,10 +635,17 @@ pub async fn tail(
         });
     }
     drop(merged);
-    for (_, receiver) in receivers {
-        let _ = receiver.close().await;
+    // Closing is a courtesy to the service once the events are read: bounded, so a detach that
+    // is never answered (seen against a loaded peer) cannot hang a `--count` run for ever.
+    let close = async {
+        for (_, receiver) in receivers {
+            let _ = receiver.close().await;
+        }
+        let _ = consumer.close().await;
+    };
+    if tokio::time::timeout(CLOSE_TIMEOUT, close).await.is_err() {
+        tracing::debug!(hub, "closing the receivers took over {CLOSE_TIMEOUT:?}; left to the connection's drop");
     }
-    let _ = consumer.close().await;
     Ok(read)
 }
 
