@@ -17,6 +17,28 @@ pub fn name_fits(name: &str) -> bool {
     name.len() <= MAX_NAME_UNITS || name_units(name) <= MAX_NAME_UNITS
 }
 
+/// Why a text cannot be a device id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum DeviceIdError {
+    #[error("is empty")]
+    Empty,
+    #[error("is longer than {MAX_NAME_UNITS} UTF-16 code units")]
+    TooLong,
+}
+
+/// A device id as every reader takes it (the handler's decoder, the CLI's windowing): trimmed,
+/// not empty, and fitting the key columns.
+pub fn device_id(text: &str) -> Result<&str, DeviceIdError> {
+    let id = text.trim();
+    if id.is_empty() {
+        Err(DeviceIdError::Empty)
+    } else if !name_fits(id) {
+        Err(DeviceIdError::TooLong)
+    } else {
+        Ok(id)
+    }
+}
+
 /// One window, as Stream Analytics emits it, reduced to what the model reads.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WindowRecord {

@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 
 use domain::rejection::MAX_ENCODING_DEPTH;
 use domain::time as timefmt;
-use domain::{name_fits, RecordError, WindowRecord, MAX_NAME_UNITS};
+use domain::{DeviceIdError, RecordError, WindowRecord};
 
 /// Splits one event body into its JSON objects. Each item is a record object, or the reason a
 /// part of the body could not be read; good parts survive bad neighbours.
@@ -150,23 +150,28 @@ pub fn extract(
     map: &Map<String, Value>,
     feature_names: &[String],
 ) -> Result<WindowRecord, RecordError> {
-    let device_id = match find(map, &DEVICE_FIELDS) {
-        None => return Err(RecordError::MissingField("device_id".into())),
-        Some(Value::String(s)) if !s.trim().is_empty() => s.trim().to_string(),
-        Some(Value::Number(n)) => n.to_string(),
-        Some(other) => {
-            return Err(RecordError::InvalidField {
-                field: "device_id".into(),
-                problem: format!("must be a non-empty string, got {other}"),
-            })
-        }
+    let value = find(map, &DEVICE_FIELDS)
+        .ok_or_else(|| RecordError::MissingField("device_id".into()))?;
+    let invalid = |problem: String| RecordError::InvalidField {
+        field: "device_id".into(),
+        problem,
     };
-    if !name_fits(&device_id) {
-        return Err(RecordError::InvalidField {
-            field: "device_id".into(),
-            problem: format!("is longer than {MAX_NAME_UNITS} UTF-16 code units"),
-        });
-    }
+    let number;
+    let text = match value {
+        Value::String(s) => s.as_str(),
+        Value::Number(n) => {
+            number = n.to_string();
+            number.as_str()
+        }
+        _ => "",
+    };
+    let device_id = match domain::device_id(text) {
+        Ok(id) => id.to_string(),
+        Err(DeviceIdError::Empty) => {
+            return Err(invalid(format!("must be a non-empty string, got {value}")))
+        }
+        Err(e @ DeviceIdError::TooLong) => return Err(invalid(e.to_string())),
+    };
     let (window_end, window_end_ms) = match find(map, &WINDOW_END_FIELDS) {
         None => return Err(RecordError::MissingField("window_end".into())),
         Some(Value::String(s)) => {
@@ -224,6 +229,7 @@ fn feature_value(map: &Map<String, Value>, name: &str) -> Result<f32, RecordErro
 #[cfg(test)]
 mod tests {
     use super::*;
+    use domain::MAX_NAME_UNITS;
     use serde_json::json;
 
     fn names() -> Vec<String> {

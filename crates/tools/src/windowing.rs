@@ -155,22 +155,6 @@ struct WindowAcc {
 /// Fraction of a window's samples that must be faulty for the window to be labelled anomalous.
 pub const LABEL_MIN_FAULTY_FRACTION: f64 = 0.5;
 
-/// The device id as the handler reads it (trimmed), or why the handler would refuse every
-/// window of it: windowing writes only windows the handler can score.
-fn device_id(text: &str) -> Result<&str, String> {
-    let device = text.trim();
-    if device.is_empty() {
-        return Err("device_id is empty".into());
-    }
-    if !domain::name_fits(device) {
-        return Err(format!(
-            "device_id is longer than {} UTF-16 code units (what the handler and every store accept)",
-            domain::MAX_NAME_UNITS
-        ));
-    }
-    Ok(device)
-}
-
 /// Accumulates samples into windows per device.
 pub struct Windower {
     spec: WindowSpec,
@@ -263,7 +247,9 @@ impl Windower {
 
     /// Adds one sample (`line`: where it came from, for reports; 0 if not from a file).
     pub fn push(&mut self, sample: &Sample, line: usize) -> Result<(), String> {
-        let device = device_id(&sample.device_id)?;
+        // The id as the handler reads it: windowing writes only windows the handler can score.
+        let device =
+            domain::device_id(&sample.device_id).map_err(|e| format!("device_id {e}"))?;
         let t = timefmt::parse(&sample.timestamp)
             .ok_or_else(|| format!("timestamp {:?} is not RFC 3339", sample.timestamp))?;
         let seconds = t.unix_timestamp() as f64 + f64::from(t.nanosecond()) / 1e9;
