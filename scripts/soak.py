@@ -42,6 +42,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "training"))
 from sensor_anomaly_training.binary import start_handler  # noqa: E402
+from sensor_anomaly_training.host import invocation  # noqa: E402
 
 
 # Open connections and the SQLite journal come and go between samples.
@@ -125,34 +126,12 @@ class Traffic:
                 bodies.append("\n".join(lines))
             first = self.sequence
             self.sequence += len(bodies)
-            body = invocation(bodies, first).encode()
+            body = invocation(bodies, first, namespace="soak.servicebus.windows.net").encode()
             key = first
             self.recent.append((key, body, malformed))
             if len(self.recent) > 200:
                 self.recent.pop(0)
             return key, body, malformed, False
-
-
-def invocation(bodies: list, first_sequence: int) -> str:
-    n = len(bodies)
-    seq = list(range(first_sequence, first_sequence + n))
-    enc = lambda v: json.dumps(v, separators=(",", ":"))  # noqa: E731
-    now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")
-    return enc({
-        "Data": {"events": enc(bodies)},
-        "Metadata": {
-            "PartitionContext": {"FullyQualifiedNamespace": "soak.servicebus.windows.net",
-                                 "EventHubName": "windows", "ConsumerGroup": "$Default",
-                                 "PartitionId": "0"},
-            "SequenceNumberArray": enc(seq),
-            "OffsetArray": enc([str(s * 512) for s in seq]),
-            "EnqueuedTimeUtcArray": enc([now] * n),
-            "sys": {"MethodName": "ScoreWindows", "UtcNow": now,
-                    "RandGuid": "00000000-0000-0000-0000-000000000000"},
-            "RetryContext": {"RetryCount": 0, "MaxRetryCount": -1, "Exception": None,
-                             "Instance": None, "State": {}},
-        },
-    })
 
 
 class Results:

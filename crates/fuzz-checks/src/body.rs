@@ -7,7 +7,8 @@ use serde_json::{Map, Value};
 
 use domain::time as timefmt;
 use domain::{name_fits, Lineage, WindowRecord, MAX_EXCERPT_BYTES, MAX_NAME_UNITS};
-use ingress::events::decode_event_items;
+use ingress::events::{decode_event_items, extract};
+use ingress::plain::{plain_records, FeatureIndex};
 use ingress::host::TriggerEvent;
 use pipeline::{decode_events, DecodePolicy, Decoded, MAX_DEAD_LETTERS_PER_EVENT};
 
@@ -34,6 +35,7 @@ fn event(body: Value, sequence: i64) -> TriggerEvent {
 /// JSON value itself when they are JSON, and base64 (`dataType: binary`).
 pub fn check_event_body(data: &[u8]) {
     let text = String::from_utf8_lossy(data).into_owned();
+    check_plain_agrees(&text);
     let mut events = vec![
         event(Value::String(text), 0),
         event(
@@ -46,6 +48,23 @@ pub fn check_event_body(data: &[u8]) {
     }
     let decoded = decode_events(&events, feature_names(), DecodePolicy::at(NOW_MS, 600));
     check_decoded(&events, &decoded, DecodePolicy::at(NOW_MS, 600));
+}
+
+/// The plain path (no `Value` tree) answers only for bodies whose every part is a window, and
+/// then exactly what the general path answers.
+fn check_plain_agrees(text: &str) {
+    let names = feature_names();
+    let Some(plain) = plain_records(text, &FeatureIndex::new(names)) else {
+        return;
+    };
+    let general: Vec<WindowRecord> = decode_event_items(&Value::String(text.to_string()))
+        .into_iter()
+        .map(|item| {
+            let map = item.record.expect("the plain path took a body with a refused part");
+            extract(&map, names).expect("the plain path took a record the general path refuses")
+        })
+        .collect();
+    assert_eq!(plain, general, "the plain path read the body differently");
 }
 
 /// What holds for any decode, whatever the events were.

@@ -137,8 +137,8 @@ fn preview(text: &str) -> String {
 
 /// Field names accepted for the device and the window end (Stream Analytics keeps the alias
 /// case of the query; camelCase variants come from hand-written producers).
-const DEVICE_FIELDS: [&str; 3] = ["device_id", "deviceId", "DeviceId"];
-const WINDOW_END_FIELDS: [&str; 3] = ["window_end", "windowEnd", "WindowEnd"];
+pub(crate) const DEVICE_FIELDS: [&str; 3] = ["device_id", "deviceId", "DeviceId"];
+pub(crate) const WINDOW_END_FIELDS: [&str; 3] = ["window_end", "windowEnd", "WindowEnd"];
 
 fn find<'a>(map: &'a Map<String, Value>, names: &[&str]) -> Option<&'a Value> {
     names.iter().find_map(|n| map.get(*n))

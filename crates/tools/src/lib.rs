@@ -6,6 +6,7 @@
 pub mod demo;
 pub mod evaluation;
 pub mod eventhubs;
+pub mod model_bench;
 pub mod replay;
 pub mod schema;
 pub mod score_file;

@@ -130,6 +130,21 @@ pub(crate) enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Time ONNX Runtime alone on window records (JSON lines): the ceiling of the handler's
+    /// throughput (`scripts/bench.py`). Prints JSON.
+    BenchModel {
+        #[arg(long, default_value = "models/default.onnx")]
+        model: PathBuf,
+        /// Window records, JSON lines (as `window` writes them).
+        #[arg(long)]
+        windows: PathBuf,
+        /// Rows per ONNX Runtime run; repeat for several (default: 100 and 10000).
+        #[arg(long = "batch", default_values_t = [100usize, 10_000])]
+        batches: Vec<usize>,
+        /// Seconds spent on each batch size and kind.
+        #[arg(long, default_value_t = 2.0)]
+        seconds: f64,
+    },
     /// Azure SQL schema (settings from the environment, as for `serve`).
     Db {
         #[command(subcommand)]

@@ -86,3 +86,38 @@ pub(crate) fn score(model: PathBuf, input: PathBuf, out: Option<PathBuf>) -> Res
     );
     Ok(())
 }
+
+pub(crate) fn bench_model(
+    model: PathBuf,
+    windows: PathBuf,
+    batches: Vec<usize>,
+    seconds: f64,
+) -> Result<()> {
+    if !(seconds.is_finite() && seconds > 0.0) {
+        anyhow::bail!("--seconds must be a positive number");
+    }
+    let model = Model::load_file(&model)?;
+    let reader = BufReader::new(
+        File::open(&windows).with_context(|| format!("cannot read {}", windows.display()))?,
+    );
+    let mut records = Vec::new();
+    for (i, line) in reader.lines().enumerate() {
+        let line = line.with_context(|| format!("cannot read {}", windows.display()))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let value: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&line)
+            .with_context(|| format!("{} line {}: not a JSON object", windows.display(), i + 1))?;
+        let record = ingress::events::extract(&value, &model.info.feature_names)
+            .with_context(|| format!("{} line {}", windows.display(), i + 1))?;
+        records.push(record);
+    }
+    let report = sensor_anomaly::model_bench::bench(
+        &model,
+        &records,
+        &batches,
+        std::time::Duration::from_secs_f64(seconds),
+    )?;
+    println!("{}", serde_json::to_string(&report)?);
+    Ok(())
+}

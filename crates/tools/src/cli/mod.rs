@@ -77,6 +77,12 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
             csv,
         } => files::window(input, out, size_secs, hop_secs, channels, csv),
         Command::Score { model, input, out } => files::score(model, input, out),
+        Command::BenchModel {
+            model,
+            windows,
+            batches,
+            seconds,
+        } => files::bench_model(model, windows, batches, seconds),
         Command::Db {
             command: DbCommand::Migrate,
         } => ops::db_migrate(),

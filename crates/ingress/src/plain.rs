@@ -1,0 +1,326 @@
+//! The plain case of an event body, decoded straight into window records.
+//!
+//! Almost every body is Stream Analytics output with nothing wrong in it: one JSON object, or
+//! objects one per line, or an array of objects, each with a device, a window end and every
+//! feature as a number. [`plain_records`] reads exactly that shape with a streaming parser that
+//! writes each feature into its slot and skips every other field, so no `Value` tree, map or key
+//! string is built. Anything else (a base64 body, a nested encoding, a field of the wrong type, a
+//! missing feature, a bad device id or timestamp, broken JSON) gives `None`, and the caller takes
+//! the general path ([`crate::events::decode_event_items`] and [`crate::events::extract`]), which
+//! owns every refusal and its message. The plain path therefore never refuses anything itself:
+//! when it answers, it answers exactly what the general path would (a property the fuzz target
+//! `event_body` and the tests below check).
+
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+use domain::time as timefmt;
+use domain::WindowRecord;
+
+use crate::events::{DEVICE_FIELDS, WINDOW_END_FIELDS};
+
+/// The model's feature names, looked up by field name while a record is read.
+#[derive(Debug, Clone)]
+pub struct FeatureIndex<'a> {
+    /// (name, position in the model's order), sorted by name.
+    sorted: Vec<(&'a str, usize)>,
+    len: usize,
+    /// A feature named like the device or window-end field: such a model takes the general path.
+    usable: bool,
+}
+
+impl<'a> FeatureIndex<'a> {
+    pub fn new(feature_names: &'a [String]) -> Self {
+        let mut sorted: Vec<(&str, usize)> = feature_names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.as_str(), i))
+            .collect();
+        sorted.sort_unstable();
+        let distinct = sorted.windows(2).all(|w| w[0].0 != w[1].0);
+        let reserved = sorted
+            .iter()
+            .any(|(n, _)| DEVICE_FIELDS.contains(n) || WINDOW_END_FIELDS.contains(n));
+        FeatureIndex {
+            sorted,
+            len: feature_names.len(),
+            usable: distinct && !reserved,
+        }
+    }
+
+    fn position(&self, name: &str) -> Option<usize> {
+        self.sorted
+            .binary_search_by(|(n, _)| (*n).cmp(name))
+            .ok()
+            .map(|at| self.sorted[at].1)
+    }
+}
+
+/// The records of a body in the plain shape, in order; `None` when the body is anything else.
+pub fn plain_records(text: &str, index: &FeatureIndex<'_>) -> Option<Vec<WindowRecord>> {
+    if !index.usable {
+        return None;
+    }
+    // The same outer trim as the general path.
+    let trimmed = text.trim_matches(|c: char| c.is_whitespace() || c == '\u{feff}');
+    let mut out = Vec::new();
+    match trimmed.as_bytes().first()? {
+        b'{' => {
+            // One object, or objects one per line (LineSeparated). A line that is not one whole
+            // object (a pretty-printed record, say) sends the body to the general path, which
+            // reads any layout.
+            for line in trimmed.split('\n') {
+                let line = line.trim_matches(is_json_space);
+                if !line.is_empty() {
+                    out.push(one(line, index)?);
+                }
+            }
+        }
+        b'[' => {
+            let mut parser = serde_json::Deserializer::from_str(trimmed);
+            let records = parser.deserialize_seq(ArraySeed { index }).ok()?;
+            parser.end().ok()?;
+            out = records;
+        }
+        _ => return None,
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+fn is_json_space(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\r' | '\n')
+}
+
+fn one(text: &str, index: &FeatureIndex<'_>) -> Option<WindowRecord> {
+    let mut parser = serde_json::Deserializer::from_str(text);
+    let record = RecordSeed { index }.deserialize(&mut parser).ok()?;
+    parser.end().ok()?;
+    Some(record)
+}
+
+/// Reading stops at the first thing the plain path does not take; the message is never shown.
+fn not_plain<E: de::Error>() -> E {
+    E::custom("not the plain shape")
+}
+
+struct ArraySeed<'i, 'a> {
+    index: &'i FeatureIndex<'a>,
+}
+
+impl<'de> Visitor<'de> for ArraySeed<'_, '_> {
+    type Value = Vec<WindowRecord>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an array of window records")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        while let Some(record) = seq.next_element_seed(RecordSeed { index: self.index })? {
+            out.push(record);
+        }
+        Ok(out)
+    }
+}
+
+#[derive(Clone, Copy)]
+struct RecordSeed<'i, 'a> {
+    index: &'i FeatureIndex<'a>,
+}
+
+impl<'de> DeserializeSeed<'de> for RecordSeed<'_, '_> {
+    type Value = WindowRecord;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<WindowRecord, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for RecordSeed<'_, '_> {
+    type Value = WindowRecord;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a window record")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<WindowRecord, A::Error> {
+        // One slot per accepted spelling: a repeated key keeps its last value, as a JSON map
+        // does, and the first spelling present wins, as the general path's lookup does.
+        let mut device: [Option<Text<'de>>; 3] = [None, None, None];
+        let mut window_end: [Option<Text<'de>>; 3] = [None, None, None];
+        let mut features = vec![f64::NAN; self.index.len];
+        let mut seen = vec![false; self.index.len];
+        while let Some(key) = map.next_key::<Text<'de>>()? {
+            let key = key.as_str();
+            if let Some(at) = self.index.position(key) {
+                // Numbers only: anything else is the general path's to refuse.
+                features[at] = map.next_value::<Number>()?.0;
+                seen[at] = true;
+            } else if let Some(at) = DEVICE_FIELDS.iter().position(|n| *n == key) {
+                device[at] = Some(map.next_value::<Text<'de>>()?);
+            } else if let Some(at) = WINDOW_END_FIELDS.iter().position(|n| *n == key) {
+                window_end[at] = Some(map.next_value::<Text<'de>>()?);
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        let device = device.iter().flatten().next().ok_or_else(not_plain)?;
+        let device_id = domain::device_id(device.as_str()).map_err(|_| not_plain())?;
+        let end = window_end.iter().flatten().next().ok_or_else(not_plain)?;
+        let (window_end, window_end_ms) =
+            timefmt::canonical_with_ms(end.as_str()).ok_or_else(not_plain)?;
+        if !seen.iter().all(|s| *s) {
+            return Err(not_plain());
+        }
+        let mut narrowed = Vec::with_capacity(features.len());
+        for value in features {
+            let v = value as f32;
+            if !(value.is_finite() && v.is_finite()) {
+                return Err(not_plain());
+            }
+            narrowed.push(v);
+        }
+        Ok(WindowRecord {
+            device_id: device_id.to_string(),
+            window_end,
+            window_end_ms,
+            features: narrowed,
+        })
+    }
+}
+
+/// A JSON string, borrowed from the body when it holds no escape.
+enum Text<'de> {
+    Borrowed(&'de str),
+    Owned(String),
+}
+
+impl Text<'_> {
+    fn as_str(&self) -> &str {
+        match self {
+            Text::Borrowed(s) => s,
+            Text::Owned(s) => s,
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Text<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Text<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Text<'de>, E> {
+                Ok(Text::Borrowed(v))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Text<'de>, E> {
+                Ok(Text::Owned(v.to_string()))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Text<'de>, E> {
+                Ok(Text::Owned(v))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// A JSON number as `f64`, the conversion `serde_json::Number::as_f64` makes.
+struct Number(f64);
+
+impl<'de> serde::Deserialize<'de> for Number {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Number;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a number")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Number, E> {
+                Ok(Number(v as f64))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Number, E> {
+                Ok(Number(v as f64))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Number, E> {
+                Ok(Number(v))
+            }
+        }
+        d.deserialize_f64(V)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{json, Value};
+
+    use super::*;
+    use crate::events::{decode_event_items, extract};
+
+    fn names() -> Vec<String> {
+        vec!["a_mean".into(), "a_std".into()]
+    }
+
+    /// What the general path makes of a body when every part of it is a window.
+    fn general(body: &str, names: &[String]) -> Option<Vec<WindowRecord>> {
+        decode_event_items(&Value::String(body.to_string()))
+            .into_iter()
+            .map(|item| extract(&item.record.ok()?, names).ok())
+            .collect()
+    }
+
+    #[test]
+    fn every_plain_layout_reads_as_the_general_path_does() {
+        let a = json!({"device_id": "d1", "window_end": "2026-01-01T00:01:00.0000000Z", "a_mean": 1.5, "a_std": 2, "x": {"nested": [1, "two"]}});
+        let b = json!({"deviceId": " d2 ", "WindowEnd": "2026-01-01T00:02:00+01:00", "a_std": -0.25, "a_mean": 1e-3});
+        let escaped = r#"{"device\u005fid":"d\"3","window_end":"2026-01-01T00:03:00Z","a_mean":3,"a_std":4}"#;
+        let bodies = [
+            a.to_string(),
+            format!("{a}\n{b}\r\n\n{escaped}\n"),
+            format!("\u{feff} [{a}, {b}, {escaped}] "),
+            format!("{a}"),
+            // Duplicate keys: the last value counts; the first spelling present names the device.
+            r#"{"device_id":"d1","DeviceId":"other","a_mean":1,"a_mean":2,"a_std":3,"window_end":"2026-01-01T00:01:00Z"}"#.into(),
+        ];
+        for body in bodies {
+            let plain = plain_records(&body, &FeatureIndex::new(&names()));
+            assert!(plain.is_some(), "{body}");
+            assert_eq!(plain, general(&body, &names()), "{body}");
+        }
+    }
+
+    #[test]
+    fn anything_else_goes_to_the_general_path() {
+        let names = names();
+        let index = FeatureIndex::new(&names);
+        for body in [
+            "",
+            "[]",
+            "{}",
+            "not json",
+            r#"{"device_id":"d1","window_end":"2026-01-01T00:01:00Z","a_mean":1}"#,
+            r#"{"device_id":"d1","window_end":"2026-01-01T00:01:00Z","a_mean":1,"a_std":"2"}"#,
+            r#"{"device_id":"d1","window_end":"2026-01-01T00:01:00Z","a_mean":1,"a_std":null}"#,
+            r#"{"device_id":"d1","window_end":"2026-01-01T00:01:00Z","a_mean":1,"a_std":1e300}"#,
+            r#"{"device_id":7,"window_end":"2026-01-01T00:01:00Z","a_mean":1,"a_std":2}"#,
+            r#"{"device_id":" ","window_end":"2026-01-01T00:01:00Z","a_mean":1,"a_std":2}"#,
+            r#"{"device_id":"d","window_end":"soon","a_mean":1,"a_std":2}"#,
+            // A pretty-printed record, and a broken second line.
+            "{\"device_id\":\"d1\",\n\"window_end\":\"2026-01-01T00:01:00Z\",\"a_mean\":1,\"a_std\":2}",
+            "{\"device_id\":\"d1\",\"window_end\":\"2026-01-01T00:01:00Z\",\"a_mean\":1,\"a_std\":2}\n{oops",
+            "[{\"device_id\":\"d1\",\"window_end\":\"2026-01-01T00:01:00Z\",\"a_mean\":1,\"a_std\":2}, 3]",
+            "\"{\\\"device_id\\\":\\\"d1\\\"}\"",
+            "eyJkZXZpY2VfaWQiOiJkMSJ9",
+        ] {
+            assert_eq!(plain_records(body, &index), None, "{body}");
+        }
+        // A feature named like a key field: that model always takes the general path.
+        let odd = vec!["device_id".to_string()];
+        assert_eq!(
+            plain_records(r#"{"device_id":1,"window_end":"2026-01-01T00:01:00Z"}"#, &FeatureIndex::new(&odd)),
+            None
+        );
+    }
+}
