@@ -17,7 +17,7 @@ pub mod wire;
 pub use anomaly::AnomalyRow;
 pub use lineage::Lineage;
 pub use rejection::{RecordError, RejectionKind};
-pub use scored::{ScoredPoint, ScoredWindow, Severity};
+pub use scored::{ChannelValues, ScoredPoint, ScoredWindow, Severity};
 pub use secret::Secret;
 pub use window::{device_id, name_fits, name_units, DeviceIdError, WindowRecord, MAX_NAME_UNITS};
 pub use wire::{Alert, DeadLetter, Excerpt, ALERT_SCHEMA_VERSION, DEAD_LETTER_SCHEMA_VERSION, MAX_ALERT_CHANNELS, MAX_EXCERPT_BYTES, MAX_MESSAGE_BYTES};

@@ -1,8 +1,10 @@
 //! A scored window: the model's verdict and its explanation.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Serialize, Serializer};
 
 use super::rejection::RecordError;
 
@@ -104,6 +106,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn channel_values_serialize_as_the_sorted_map_they_stand_for() {
+        let names: Arc<[String]> = vec!["vibration".to_string(), "humidity".into(), "sound".into()].into();
+        let values = ChannelValues::new(names, vec![2.5, 0.25, 1.0]);
+        let map = values.to_map();
+        assert_eq!(serde_json::to_string(&values).unwrap(), serde_json::to_string(&map).unwrap());
+        assert_eq!(values.iter().next(), Some(("vibration", 2.5)));
+        let short = ChannelValues::new(vec!["a".to_string(), "b".into()].into(), vec![1.0]);
+        assert_eq!(short.to_map(), BTreeMap::from([("a".to_string(), 1.0)]));
+    }
+
+    #[test]
     fn severity_bands() {
         assert_eq!(Severity::from_ratio(0.99), Severity::Normal);
         assert_eq!(Severity::from_ratio(1.0), Severity::Low);
@@ -125,5 +138,51 @@ pub struct ScoredPoint {
     pub window_end_ms: i64,
     pub score: f64,
     pub severity: Severity,
-    pub contributions: BTreeMap<String, f64>,
+    pub contributions: ChannelValues,
+}
+
+/// A value per channel in the model's channel order, the names shared by every window the model
+/// scores: one allocation per window where a map of owned names took one per channel. It
+/// serializes as the map it stands for, names in sorted order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChannelValues {
+    names: Arc<[String]>,
+    values: Box<[f64]>,
+}
+
+impl ChannelValues {
+    /// `values[i]` belongs to `names[i]`; extra values or names are dropped.
+    pub fn new(names: Arc<[String]>, values: impl Into<Box<[f64]>>) -> Self {
+        let mut values = values.into().into_vec();
+        values.truncate(names.len());
+        let names = if names.len() > values.len() {
+            names[..values.len()].into()
+        } else {
+            names
+        };
+        ChannelValues {
+            names,
+            values: values.into_boxed_slice(),
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, f64)> {
+        self.names.iter().map(String::as_str).zip(self.values.iter().copied())
+    }
+
+    pub fn to_map(&self) -> BTreeMap<String, f64> {
+        self.iter().map(|(k, v)| (k.to_string(), v)).collect()
+    }
+}
+
+impl Serialize for ChannelValues {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut order: Vec<usize> = (0..self.values.len()).collect();
+        order.sort_by(|&a, &b| self.names[a].cmp(&self.names[b]));
+        let mut map = serializer.serialize_map(Some(order.len()))?;
+        for i in order {
+            map.serialize_entry(&self.names[i], &self.values[i])?;
+        }
+        map.end()
+    }
 }

@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use domain::time as timefmt;
 use domain::{name_fits, Lineage, WindowRecord, MAX_EXCERPT_BYTES, MAX_NAME_UNITS};
 use ingress::events::{decode_event_items, extract};
-use ingress::plain::{plain_records, FeatureIndex};
+use ingress::plain::PlainReader;
 use ingress::host::TriggerEvent;
 use pipeline::{decode_events, DecodePolicy, Decoded, MAX_DEAD_LETTERS_PER_EVENT};
 
@@ -54,7 +54,7 @@ pub fn check_event_body(data: &[u8]) {
 /// then exactly what the general path answers.
 fn check_plain_agrees(text: &str) {
     let names = feature_names();
-    let Some(plain) = plain_records(text, &FeatureIndex::new(names)) else {
+    let Some(plain) = PlainReader::new(names).records(text) else {
         return;
     };
     let general: Vec<WindowRecord> = decode_event_items(&Value::String(text.to_string()))

@@ -2,7 +2,7 @@
 //!
 //! Almost every body is Stream Analytics output with nothing wrong in it: one JSON object, or
 //! objects one per line, or an array of objects, each with a device, a window end and every
-//! feature as a number. [`plain_records`] reads exactly that shape with a streaming parser that
+//! feature as a number. [`PlainReader::records`] reads exactly that shape with a streaming parser that
 //! writes each feature into its slot and skips every other field, so no `Value` tree, map or key
 //! string is built. Anything else (a base64 body, a nested encoding, a field of the wrong type, a
 //! missing feature, a bad device id or timestamp, broken JSON) gives `None`, and the caller takes
@@ -20,17 +20,33 @@ use domain::WindowRecord;
 
 use crate::events::{DEVICE_FIELDS, WINDOW_END_FIELDS};
 
-/// The model's feature names, looked up by field name while a record is read.
-#[derive(Debug, Clone)]
-pub struct FeatureIndex<'a> {
-    /// (name, position in the model's order), sorted by name.
-    sorted: Vec<(&'a str, usize)>,
-    len: usize,
-    /// A feature named like the device or window-end field: such a model takes the general path.
-    usable: bool,
+/// What a field of a record is to the plain path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Field {
+    /// The model's feature at this position.
+    Feature(usize),
+    /// One of [`DEVICE_FIELDS`], by position (the first present wins).
+    Device(usize),
+    /// One of [`WINDOW_END_FIELDS`], by position.
+    WindowEnd(usize),
+    Other,
 }
 
-impl<'a> FeatureIndex<'a> {
+/// Reads plain bodies against one model's feature names. It learns the field order of the
+/// records it reads: a producer writes every record's fields in the same order, so a field's
+/// name is usually checked with one comparison instead of a search.
+#[derive(Debug, Clone)]
+pub struct PlainReader<'a> {
+    /// (name, position in the model's order), sorted by name.
+    sorted: Vec<(&'a str, usize)>,
+    features: usize,
+    /// A feature named like the device or window-end field: such a model takes the general path.
+    usable: bool,
+    /// The fields of the last record read, in its order.
+    order: Vec<(Box<str>, Field)>,
+}
+
+impl<'a> PlainReader<'a> {
     pub fn new(feature_names: &'a [String]) -> Self {
         let mut sorted: Vec<(&str, usize)> = feature_names
             .iter()
@@ -42,61 +58,85 @@ impl<'a> FeatureIndex<'a> {
         let reserved = sorted
             .iter()
             .any(|(n, _)| DEVICE_FIELDS.contains(n) || WINDOW_END_FIELDS.contains(n));
-        FeatureIndex {
+        PlainReader {
             sorted,
-            len: feature_names.len(),
+            features: feature_names.len(),
             usable: distinct && !reserved,
+            order: Vec::new(),
         }
     }
 
-    fn position(&self, name: &str) -> Option<usize> {
-        self.sorted
-            .binary_search_by(|(n, _)| (*n).cmp(name))
-            .ok()
-            .map(|at| self.sorted[at].1)
-    }
-}
-
-/// The records of a body in the plain shape, in order; `None` when the body is anything else.
-pub fn plain_records(text: &str, index: &FeatureIndex<'_>) -> Option<Vec<WindowRecord>> {
-    if !index.usable {
-        return None;
-    }
-    // The same outer trim as the general path.
-    let trimmed = text.trim_matches(|c: char| c.is_whitespace() || c == '\u{feff}');
-    let mut out = Vec::new();
-    match trimmed.as_bytes().first()? {
-        b'{' => {
-            // One object, or objects one per line (LineSeparated). A line that is not one whole
-            // object (a pretty-printed record, say) sends the body to the general path, which
-            // reads any layout.
-            for line in trimmed.split('\n') {
-                let line = line.trim_matches(is_json_space);
-                if !line.is_empty() {
-                    out.push(one(line, index)?);
+    /// The records of a body in the plain shape, in order; `None` when the body is anything
+    /// else.
+    pub fn records(&mut self, text: &str) -> Option<Vec<WindowRecord>> {
+        if !self.usable {
+            return None;
+        }
+        // The same outer trim as the general path.
+        let trimmed = text.trim_matches(|c: char| c.is_whitespace() || c == '\u{feff}');
+        let mut out = Vec::new();
+        match trimmed.as_bytes().first()? {
+            b'{' => {
+                // One object, or objects one per line (LineSeparated). A line that is not one
+                // whole object (a pretty-printed record, say) sends the body to the general path,
+                // which reads any layout.
+                for line in trimmed.split('\n') {
+                    let line = line.trim_matches(is_json_space);
+                    if !line.is_empty() {
+                        out.push(self.one(line)?);
+                    }
                 }
             }
+            b'[' => {
+                let mut parser = serde_json::Deserializer::from_str(trimmed);
+                out = parser.deserialize_seq(ArraySeed { reader: self }).ok()?;
+                parser.end().ok()?;
+            }
+            _ => return None,
         }
-        b'[' => {
-            let mut parser = serde_json::Deserializer::from_str(trimmed);
-            let records = parser.deserialize_seq(ArraySeed { index }).ok()?;
-            parser.end().ok()?;
-            out = records;
-        }
-        _ => return None,
+        (!out.is_empty()).then_some(out)
     }
-    (!out.is_empty()).then_some(out)
+
+    fn one(&mut self, text: &str) -> Option<WindowRecord> {
+        let mut parser = serde_json::Deserializer::from_str(text);
+        let record = RecordSeed { reader: self }.deserialize(&mut parser).ok()?;
+        parser.end().ok()?;
+        Some(record)
+    }
+
+    /// What the `k`-th field of a record, named `key`, is.
+    fn field(&mut self, k: usize, key: &str) -> Field {
+        if let Some((name, field)) = self.order.get(k) {
+            if **name == *key {
+                return *field;
+            }
+        }
+        let field = self.look_up(key);
+        let learned = (key.into(), field);
+        match k.cmp(&self.order.len()) {
+            std::cmp::Ordering::Less => self.order[k] = learned,
+            std::cmp::Ordering::Equal => self.order.push(learned),
+            // A record longer than any seen, read past a mismatch: not worth learning.
+            std::cmp::Ordering::Greater => {}
+        }
+        field
+    }
+
+    fn look_up(&self, key: &str) -> Field {
+        if let Ok(at) = self.sorted.binary_search_by(|(n, _)| (*n).cmp(key)) {
+            Field::Feature(self.sorted[at].1)
+        } else if let Some(at) = DEVICE_FIELDS.iter().position(|n| *n == key) {
+            Field::Device(at)
+        } else if let Some(at) = WINDOW_END_FIELDS.iter().position(|n| *n == key) {
+            Field::WindowEnd(at)
+        } else {
+            Field::Other
+        }
+    }
 }
 
 fn is_json_space(c: char) -> bool {
     matches!(c, ' ' | '\t' | '\r' | '\n')
-}
-
-fn one(text: &str, index: &FeatureIndex<'_>) -> Option<WindowRecord> {
-    let mut parser = serde_json::Deserializer::from_str(text);
-    let record = RecordSeed { index }.deserialize(&mut parser).ok()?;
-    parser.end().ok()?;
-    Some(record)
 }
 
 /// Reading stops at the first thing the plain path does not take; the message is never shown.
@@ -104,8 +144,8 @@ fn not_plain<E: de::Error>() -> E {
     E::custom("not the plain shape")
 }
 
-struct ArraySeed<'i, 'a> {
-    index: &'i FeatureIndex<'a>,
+struct ArraySeed<'r, 'a> {
+    reader: &'r mut PlainReader<'a>,
 }
 
 impl<'de> Visitor<'de> for ArraySeed<'_, '_> {
@@ -117,16 +157,17 @@ impl<'de> Visitor<'de> for ArraySeed<'_, '_> {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0));
-        while let Some(record) = seq.next_element_seed(RecordSeed { index: self.index })? {
+        while let Some(record) = seq.next_element_seed(RecordSeed {
+            reader: &mut *self.reader,
+        })? {
             out.push(record);
         }
         Ok(out)
     }
 }
 
-#[derive(Clone, Copy)]
-struct RecordSeed<'i, 'a> {
-    index: &'i FeatureIndex<'a>,
+struct RecordSeed<'r, 'a> {
+    reader: &'r mut PlainReader<'a>,
 }
 
 impl<'de> DeserializeSeed<'de> for RecordSeed<'_, '_> {
@@ -149,21 +190,24 @@ impl<'de> Visitor<'de> for RecordSeed<'_, '_> {
         // does, and the first spelling present wins, as the general path's lookup does.
         let mut device: [Option<Text<'de>>; 3] = [None, None, None];
         let mut window_end: [Option<Text<'de>>; 3] = [None, None, None];
-        let mut features = vec![f64::NAN; self.index.len];
-        let mut seen = vec![false; self.index.len];
+        let n = self.reader.features;
+        let mut features = vec![f64::NAN; n];
+        let mut seen = vec![false; n];
+        let mut k = 0;
         while let Some(key) = map.next_key::<Text<'de>>()? {
-            let key = key.as_str();
-            if let Some(at) = self.index.position(key) {
+            match self.reader.field(k, key.as_str()) {
                 // Numbers only: anything else is the general path's to refuse.
-                features[at] = map.next_value::<Number>()?.0;
-                seen[at] = true;
-            } else if let Some(at) = DEVICE_FIELDS.iter().position(|n| *n == key) {
-                device[at] = Some(map.next_value::<Text<'de>>()?);
-            } else if let Some(at) = WINDOW_END_FIELDS.iter().position(|n| *n == key) {
-                window_end[at] = Some(map.next_value::<Text<'de>>()?);
-            } else {
-                map.next_value::<IgnoredAny>()?;
+                Field::Feature(at) => {
+                    features[at] = map.next_value::<Number>()?.0;
+                    seen[at] = true;
+                }
+                Field::Device(at) => device[at] = Some(map.next_value::<Text<'de>>()?),
+                Field::WindowEnd(at) => window_end[at] = Some(map.next_value::<Text<'de>>()?),
+                Field::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                }
             }
+            k += 1;
         }
         let device = device.iter().flatten().next().ok_or_else(not_plain)?;
         let device_id = domain::device_id(device.as_str()).map_err(|_| not_plain())?;
@@ -284,17 +328,21 @@ mod tests {
             // Duplicate keys: the last value counts; the first spelling present names the device.
             r#"{"device_id":"d1","DeviceId":"other","a_mean":1,"a_mean":2,"a_std":3,"window_end":"2026-01-01T00:01:00Z"}"#.into(),
         ];
-        for body in bodies {
-            let plain = plain_records(&body, &FeatureIndex::new(&names()));
+        // One reader for every body: what it learns of one record's field order must not
+        // change how the next, in another order, is read.
+        let names = names();
+        let mut reader = PlainReader::new(&names);
+        for body in bodies.iter().chain(bodies.iter().rev()) {
+            let plain = reader.records(body);
             assert!(plain.is_some(), "{body}");
-            assert_eq!(plain, general(&body, &names()), "{body}");
+            assert_eq!(plain, general(body, &names), "{body}");
         }
     }
 
     #[test]
     fn anything_else_goes_to_the_general_path() {
         let names = names();
-        let index = FeatureIndex::new(&names);
+        let mut reader = PlainReader::new(&names);
         for body in [
             "",
             "[]",
@@ -314,12 +362,12 @@ mod tests {
             "\"{\\\"device_id\\\":\\\"d1\\\"}\"",
             "eyJkZXZpY2VfaWQiOiJkMSJ9",
         ] {
-            assert_eq!(plain_records(body, &index), None, "{body}");
+            assert_eq!(reader.records(body), None, "{body}");
         }
         // A feature named like a key field: that model always takes the general path.
         let odd = vec!["device_id".to_string()];
         assert_eq!(
-            plain_records(r#"{"device_id":1,"window_end":"2026-01-01T00:01:00Z"}"#, &FeatureIndex::new(&odd)),
+            PlainReader::new(&odd).records(r#"{"device_id":1,"window_end":"2026-01-01T00:01:00Z"}"#),
             None
         );
     }

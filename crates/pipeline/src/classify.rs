@@ -6,7 +6,10 @@ use std::collections::BTreeMap;
 use serde_json::{json, Map, Value};
 
 use super::decode::Decoded;
-use domain::{Alert, AnomalyRow, DeadLetter, Excerpt, RejectionKind, ScoredPoint, WindowRecord};
+use domain::{
+    Alert, AnomalyRow, DeadLetter, Excerpt, RecordError, RejectionKind, ScoredPoint, Severity,
+    WindowRecord,
+};
 use ingress::host::TriggerEvent;
 use scoring::{Model, ModelError};
 
@@ -34,15 +37,17 @@ pub(super) fn classify(
     events: &[TriggerEvent],
 ) -> Result<Classified, ModelError> {
     // Inline: one batched run is well under a millisecond, less than a hop to a blocking thread.
-    let scored = model.score(&decoded.records)?;
+    let verdicts = model.assess(&decoded.records)?;
     let mut out = Classified {
         dead_letters: decoded.rejected,
         refused_by_kind: decoded.refused_by_kind,
+        points: Vec::with_capacity(decoded.records.len()),
         ..Classified::default()
     };
-    for ((window, record), &event) in scored.iter().zip(&decoded.records).zip(&decoded.origin) {
+    for (i, (record, &event)) in decoded.records.iter().zip(&decoded.origin).enumerate() {
         let lineage = &events[event].lineage;
-        if let Err(error) = window.check_finite() {
+        if !verdicts.is_finite(i) {
+            let error = RecordError::NonFiniteScore;
             let mut body = feature_map(model, record);
             body.insert("device_id".into(), json!(record.device_id));
             body.insert("window_end".into(), json!(record.window_end));
@@ -53,19 +58,22 @@ pub(super) fn classify(
             continue;
         }
         out.windows_scored += 1;
+        let severity = verdicts.severity(i);
         out.points.push(ScoredPoint {
-            device_id: window.device_id.clone(),
-            window_end: window.window_end.clone(),
+            device_id: record.device_id.clone(),
+            window_end: record.window_end.clone(),
             window_end_ms: record.window_end_ms,
-            score: window.score,
-            severity: window.severity,
-            contributions: window.contributions.clone(),
+            score: verdicts.score(i),
+            severity,
+            contributions: verdicts.channel_values(i),
         });
-        if window.is_anomaly {
+        if severity != Severity::Normal {
+            // Only anomalies get the full explanation: it is what their row and alert carry.
+            let window = verdicts.explain(i, record);
             out.rows
-                .push(AnomalyRow::new(window, feature_map(model, record), lineage));
+                .push(AnomalyRow::new(&window, feature_map(model, record), lineage));
             out.row_events.push(event);
-            out.alerts.push(Alert::new(window, lineage));
+            out.alerts.push(Alert::new(&window, lineage));
         }
     }
     out.records = decoded.records;

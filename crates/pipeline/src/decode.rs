@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use domain::{DeadLetter, Excerpt, RecordError, RejectionKind, WindowRecord};
 use ingress::events;
-use ingress::plain::{self, FeatureIndex};
+use ingress::plain::PlainReader;
 use ingress::host::TriggerEvent;
 
 /// Refusals of one event published as their own dead letter; later ones are only counted.
@@ -112,12 +112,12 @@ pub fn decode_events(
     policy: DecodePolicy,
 ) -> Decoded {
     let mut decoded = Decoded::default();
-    let features = FeatureIndex::new(feature_names);
+    let mut plain = PlainReader::new(feature_names);
     for (index, event) in batch.iter().enumerate() {
         // The plain case without a `Value` tree; anything it does not take (and any window it
         // would have to refuse) goes the general way below.
         if let Value::String(text) = &event.body {
-            if let Some(records) = plain::plain_records(text, &features) {
+            if let Some(records) = plain.records(text) {
                 if records.iter().all(|r| r.window_end_ms <= policy.latest_window_end_ms) {
                     decoded.origin.extend(std::iter::repeat_n(index, records.len()));
                     decoded.records.extend(records);

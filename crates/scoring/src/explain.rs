@@ -5,18 +5,26 @@ use super::model::Model;
 use domain::{ScoredWindow, Severity, WindowRecord};
 
 impl Model {
+    /// `score / threshold`, the severity's measure.
+    pub(super) fn ratio(&self, score: f64) -> f64 {
+        if self.info.threshold > 0.0 {
+            score / self.info.threshold
+        } else {
+            f64::INFINITY
+        }
+    }
+
+    /// One window's full result from its row of the model's outputs and its per-channel sums
+    /// (`by_channel`, in `info.channels` order).
     pub(super) fn explain(
         &self,
         record: &WindowRecord,
         feature_contrib: &[f32],
         expected: Option<&[f32]>,
+        by_channel: &[f64],
         processing_time_us: f64,
     ) -> ScoredWindow {
         let info = &self.info;
-        let mut by_channel = vec![0f64; info.channels.len()];
-        for (i, &c) in feature_contrib.iter().enumerate() {
-            by_channel[self.channel_of_feature[i]] += f64::from(c);
-        }
         let score: f64 = by_channel.iter().sum();
         let top = by_channel
             .iter()
@@ -39,14 +47,10 @@ impl Model {
                 )
             })
             .unwrap_or_default();
-        let ratio = if info.threshold > 0.0 {
-            score / info.threshold
-        } else {
-            f64::INFINITY
-        };
+        let ratio = self.ratio(score);
         let severity = Severity::from_ratio(ratio);
         let share = if score > 0.0 {
-            by_channel[top] / score
+            by_channel.get(top).copied().unwrap_or(0.0) / score
         } else {
             0.0
         };
@@ -58,7 +62,7 @@ impl Model {
             threshold: info.threshold,
             is_anomaly: severity != Severity::Normal,
             severity,
-            contributions: info.channels.iter().cloned().zip(by_channel).collect(),
+            contributions: info.channels.iter().cloned().zip(by_channel.iter().copied()).collect(),
             top_channel,
             top_feature,
             top_feature_z: z,

@@ -13,5 +13,5 @@ pub mod model;
 pub mod runtime;
 pub mod serving;
 
-pub use model::{Model, ModelError, ModelInfo};
+pub use model::{Model, ModelError, ModelInfo, Verdicts};
 pub use serving::ServingModel;

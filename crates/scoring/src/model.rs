@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use ort::session::builder::GraphOptimizationLevel;
@@ -17,7 +17,7 @@ use ort::value::Tensor;
 use serde::Serialize;
 
 use super::runtime::{self, RuntimeError};
-use domain::{name_fits, ScoredWindow, WindowRecord, MAX_NAME_UNITS};
+use domain::{name_fits, ChannelValues, ScoredWindow, Severity, WindowRecord, MAX_NAME_UNITS};
 
 pub const INPUT_NAME: &str = "features";
 pub const OUTPUT_NAME: &str = "contributions";
@@ -77,6 +77,8 @@ pub struct ModelInfo {
 pub struct Model {
     pub info: ModelInfo,
     pub(super) channel_of_feature: Vec<usize>,
+    /// `info.channels`, shared by every window's per-channel values.
+    pub(super) channel_names: Arc<[String]>,
     has_expected: bool,
     sessions: Vec<Mutex<Session>>,
     next: AtomicUsize,
@@ -132,9 +134,11 @@ impl Model {
             .iter()
             .map(|c| info.channels.iter().position(|x| x == c).unwrap_or(0))
             .collect();
+        let channel_names = info.channels.clone().into();
         let model = Model {
             info,
             channel_of_feature,
+            channel_names,
             has_expected,
             sessions: sessions.into_iter().map(Mutex::new).collect(),
             next: AtomicUsize::new(0),
@@ -209,8 +213,20 @@ impl Model {
         Ok((contributions, expected))
     }
 
-    /// Scores a batch of validated windows.
+    /// Scores a batch of validated windows, each with its full explanation.
     pub fn score(&self, records: &[WindowRecord]) -> Result<Vec<ScoredWindow>, ModelError> {
+        let verdicts = self.assess(records)?;
+        Ok(records
+            .iter()
+            .enumerate()
+            .map(|(i, record)| verdicts.explain(i, record))
+            .collect())
+    }
+
+    /// One run for the batch and each window's score, severity and per-channel split; the
+    /// explanation (sentence, top feature) is built only for the windows asked for
+    /// ([`Verdicts::explain`]), which in the handler are the anomalies.
+    pub fn assess(&self, records: &[WindowRecord]) -> Result<Verdicts<'_>, ModelError> {
         let started = Instant::now();
         let f = self.feature_count();
         let mut rows = Vec::with_capacity(records.len() * f);
@@ -225,16 +241,83 @@ impl Model {
             rows.extend_from_slice(&r.features);
         }
         let (contributions, expected) = self.run(rows, records.len())?;
+        let c = self.channel_names.len();
+        let mut by_channel = vec![0f64; records.len() * c];
+        for (row, sums) in contributions.chunks_exact(f).zip(by_channel.chunks_exact_mut(c)) {
+            for (i, &value) in row.iter().enumerate() {
+                sums[self.channel_of_feature[i]] += f64::from(value);
+            }
+        }
         let per_window_us = started.elapsed().as_secs_f64() * 1e6 / records.len().max(1) as f64;
-        Ok(records
-            .iter()
-            .enumerate()
-            .map(|(i, record)| {
-                let row = i * f..(i + 1) * f;
-                let expected = expected.as_ref().map(|e| &e[row.clone()]);
-                self.explain(record, &contributions[row], expected, per_window_us)
-            })
-            .collect())
+        Ok(Verdicts {
+            model: self,
+            contributions,
+            expected,
+            by_channel,
+            per_window_us,
+        })
+    }
+}
+
+/// A batch's verdicts from one run: what every window needs (score, severity, score per
+/// channel) at once, the full explanation of a window on demand.
+pub struct Verdicts<'m> {
+    model: &'m Model,
+    /// `[n, F]`, the model's output.
+    contributions: Vec<f32>,
+    expected: Option<Vec<f32>>,
+    /// `[n, channels]`: the contributions summed per channel.
+    by_channel: Vec<f64>,
+    per_window_us: f64,
+}
+
+impl Verdicts<'_> {
+    pub fn len(&self) -> usize {
+        self.contributions.len() / self.model.feature_count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn channels(&self, i: usize) -> &[f64] {
+        let c = self.model.channel_names.len();
+        &self.by_channel[i * c..(i + 1) * c]
+    }
+
+    /// The window's score: its contributions summed, channel by channel.
+    pub fn score(&self, i: usize) -> f64 {
+        self.channels(i).iter().sum()
+    }
+
+    pub fn severity(&self, i: usize) -> Severity {
+        Severity::from_ratio(self.model.ratio(self.score(i)))
+    }
+
+    /// Whether the model could score the window: a non-finite score or channel value cannot be
+    /// stored or alerted on.
+    pub fn is_finite(&self, i: usize) -> bool {
+        let channels = self.channels(i);
+        channels.iter().sum::<f64>().is_finite() && channels.iter().all(|v| v.is_finite())
+    }
+
+    pub fn channel_values(&self, i: usize) -> ChannelValues {
+        ChannelValues::new(Arc::clone(&self.model.channel_names), self.channels(i))
+    }
+
+    /// The window's full result: score, severity, contributions, top channel and feature, and
+    /// the sentence. `record` is the window scored at position `i`.
+    pub fn explain(&self, i: usize, record: &WindowRecord) -> ScoredWindow {
+        let f = self.model.feature_count();
+        let row = i * f..(i + 1) * f;
+        let expected = self.expected.as_ref().map(|e| &e[row.clone()]);
+        self.model.explain(
+            record,
+            &self.contributions[row],
+            expected,
+            self.channels(i),
+            self.per_window_us,
+        )
     }
 }
 

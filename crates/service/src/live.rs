@@ -65,7 +65,6 @@ impl LiveView {
     pub fn record(&self, batch: impl IntoIterator<Item = ScoredPoint>) {
         let mut inner = self.lock();
         for point in batch {
-            let device_id = point.device_id.clone();
             inner.clock += 1;
             let clock = inner.clock;
             inner.newest_ms = Some(
@@ -73,7 +72,8 @@ impl LiveView {
                     .newest_ms
                     .map_or(point.window_end_ms, |n| n.max(point.window_end_ms)),
             );
-            if !inner.devices.contains_key(&device_id) && inner.devices.len() >= MAX_DEVICES {
+            let known = inner.devices.contains_key(&point.device_id);
+            if !known && inner.devices.len() >= MAX_DEVICES {
                 if let Some(oldest) = inner
                     .devices
                     .iter()
@@ -83,19 +83,22 @@ impl LiveView {
                     inner.devices.remove(&oldest);
                 }
             }
-            let device = inner.devices.entry(device_id).or_default();
+            if !known {
+                // The id is copied only for a device not seen yet.
+                inner.devices.insert(point.device_id.clone(), Device::default());
+            }
+            let Some(device) = inner.devices.get_mut(&point.device_id) else {
+                continue;
+            };
             device.touched = clock;
-            match device
+            // Points are kept in window order: a binary search finds the window or its place.
+            let at = device
                 .points
-                .iter()
-                .position(|p| p.window_end_ms == point.window_end_ms)
-            {
-                Some(at) => device.points[at] = point,
-                None => {
+                .partition_point(|p| p.window_end_ms < point.window_end_ms);
+            match device.points.get(at) {
+                Some(kept) if kept.window_end_ms == point.window_end_ms => device.points[at] = point,
+                _ => {
                     device.windows += 1;
-                    let at = device
-                        .points
-                        .partition_point(|p| p.window_end_ms < point.window_end_ms);
                     device.points.insert(at, point);
                     if device.points.len() > POINTS_PER_DEVICE {
                         device.points.pop_front();
@@ -153,7 +156,7 @@ mod tests {
             window_end_ms: minute * 60_000,
             score,
             severity: if score >= 1.0 { Severity::Low } else { Severity::Normal },
-            contributions: std::collections::BTreeMap::from([("a".to_string(), score)]),
+            contributions: domain::ChannelValues::new(vec!["a".to_string()].into(), vec![score]),
         }
     }
 

@@ -6,6 +6,10 @@ mod cli;
 
 use clap::Parser;
 
+/// The same allocator as `sensor-anomaly-handler` (`serve` and the demo run the handler here).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     cli::exit_code(cli::run(cli::Cli::parse()))
 }
