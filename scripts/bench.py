@@ -24,6 +24,7 @@ The ceiling is `sensor-anomaly bench-model` on the same windows and model: `Mode
 Prints a table and writes --report (JSON).
 """
 import argparse
+import base64
 import json
 import os
 import shutil
@@ -79,7 +80,9 @@ def args_parser():
     p.add_argument("--hours", type=float, default=24)
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--windows-per-invocation", type=int, default=100)
-    p.add_argument("--windows-per-event", type=int, default=4)
+    p.add_argument("--windows-per-event", type=int, default=1)
+    p.add_argument("--data-type", choices=("string", "binary"), default="string",
+                   help="the trigger's dataType: bodies as JSON text, or base64 (default string)")
     p.add_argument("--duration", type=int, default=10, help="seconds of load per measurement")
     p.add_argument("--warmup", type=int, default=3, help="seconds of load before measuring")
     p.add_argument("--rounds", type=int, default=3)
@@ -118,6 +121,8 @@ def workload(windows_file: Path, a, folder: Path) -> tuple:
     for start in range(0, len(lines) - per + 1, per):
         chunk = lines[start:start + per]
         bodies = ["\n".join(chunk[i:i + per_event]) for i in range(0, per, per_event)]
+        if a.data_type == "binary":
+            bodies = [base64.b64encode(b.encode()).decode() for b in bodies]
         (folder / f"{count:05d}.json").write_text(invocation(bodies, start // per_event))
         count += 1
     return count, lines[len(lines) // 2]
@@ -229,7 +234,7 @@ def main(argv=None) -> int:
         (scratch / "one" / "00000.json").write_text(one)
         (scratch / "many.lua").write_text(WRK_SCRIPT)
         print(f"workload: {count} invocations of {a.windows_per_invocation} windows "
-              f"({a.windows_per_event} per event), {sum(f.stat().st_size for f in (scratch / 'many').iterdir()) / count / 1024:.0f} KiB each",
+              f"({a.windows_per_event} per event, dataType {a.data_type}), {sum(f.stat().st_size for f in (scratch / 'many').iterdir()) / count / 1024:.0f} KiB each",
               flush=True)
         model = ceiling(a, windows_file)
         runs = []
@@ -252,6 +257,7 @@ def main(argv=None) -> int:
         m["share_of_ceiling"] = m["windows_per_s"] / at_batch["windows_per_second"]
     report = {"workload": {k: getattr(a, k) for k in ("devices", "hours", "seed",
                                                      "windows_per_invocation", "windows_per_event",
+                                                     "data_type",
                                                      "duration", "rounds", "threads",
                                                      "connections")},
               "invocations": count, "ceiling": model, "runs": runs, "medians": medians}

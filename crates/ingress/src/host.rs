@@ -109,12 +109,44 @@ fn partition_id(metadata: &Map<String, Value>) -> Option<String> {
         .and_then(as_text)
 }
 
-/// The per-event list for an `...Array` metadata key (cardinality many).
+/// The per-event list for an `...Array` metadata key (cardinality many); each element is
+/// peeled when it is read ([`element_i64`], [`element_text`], [`element_time`]).
 fn array_meta(metadata: &Map<String, Value>, key: &str) -> Vec<Value> {
     match meta(metadata, key).map(unwrap_value) {
-        Some(Value::Array(items)) => items.iter().map(unwrap_value).collect(),
+        Some(Value::Array(items)) => items,
         _ => Vec::new(),
     }
+}
+
+// The forms the host writes (a number, a string of digits, a timestamp) are read as they are;
+// only anything else is peeled with `unwrap_value`, which would give the same answer for them
+// at the cost of a parse per event.
+
+fn element_i64(value: &Value) -> Option<i64> {
+    match value {
+        Value::Number(n) => n.as_i64(),
+        other => as_i64(&unwrap_value(other)),
+    }
+}
+
+fn element_text(value: &Value) -> Option<String> {
+    match value {
+        // Digits that fit a u64 parse to a number that prints as the same digits.
+        Value::String(s) if !s.is_empty() && s.len() <= 19 && s.bytes().all(|b| b.is_ascii_digit()) => {
+            Some(s.clone())
+        }
+        other => as_text(&unwrap_value(other)),
+    }
+}
+
+fn element_time(value: &Value) -> Option<String> {
+    // An RFC 3339 timestamp is not JSON, so peeling would leave it as it is.
+    if let Value::String(s) = value {
+        if let Some(canonical) = timefmt::canonical(s) {
+            return Some(canonical);
+        }
+    }
+    as_time(&unwrap_value(value))
 }
 
 /// The host's retry state for this invocation (`Metadata.RetryContext`), sent when the function
@@ -163,9 +195,9 @@ impl ManyLineage {
     fn of(&self, i: usize) -> Lineage {
         Lineage {
             partition_id: self.partition.clone(),
-            sequence_number: self.sequence.get(i).and_then(as_i64),
-            offset: self.offsets.get(i).and_then(as_text),
-            enqueued_time: self.enqueued.get(i).and_then(as_time),
+            sequence_number: self.sequence.get(i).and_then(element_i64),
+            offset: self.offsets.get(i).and_then(element_text),
+            enqueued_time: self.enqueued.get(i).and_then(element_time),
         }
     }
 }
@@ -253,7 +285,7 @@ pub fn batch_coordinates(metadata: &Map<String, Value>) -> BatchCoordinates {
     }
     BatchCoordinates {
         first: many.of(0),
-        last_sequence_number: many.sequence.last().and_then(as_i64),
+        last_sequence_number: many.sequence.last().and_then(element_i64),
         events: Some(many.sequence.len()),
     }
 }
@@ -448,6 +480,21 @@ mod tests {
         let short: Map<String, Value> =
             serde_json::from_value(json!({"OffsetString": "x".repeat(MAX_LINEAGE_TEXT)})).unwrap();
         assert_eq!(one_lineage(&short).offset.map(|o| o.len()), Some(MAX_LINEAGE_TEXT));
+    }
+
+    #[test]
+    fn array_elements_read_as_they_are_agree_with_peeling_them() {
+        for element in [
+            json!(7), json!(-3), json!("42"), json!("0512"), json!("18446744073709551615"),
+            json!("99999999999999999999"), json!("1e3"), json!("\"77\""), json!(""), json!(null),
+            json!("2026-01-01T00:00:00.1234567Z"), json!("2026-01-01T01:00:00+01:00"),
+            json!("\"2026-01-01T00:00:00Z\""), json!("12/01/2026 10:00:00"), json!(12.5),
+        ] {
+            let peeled = unwrap_value(&element);
+            assert_eq!(element_i64(&element), as_i64(&peeled), "{element}");
+            assert_eq!(element_text(&element), as_text(&peeled), "{element}");
+            assert_eq!(element_time(&element), as_time(&peeled), "{element}");
+        }
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The plain case of an event body, decoded straight into window records.
 //!
 //! Almost every body is Stream Analytics output with nothing wrong in it: one JSON object, or
-//! objects one per line, or an array of objects, each with a device, a window end and every
+//! objects one per line, or an array of objects (as text, or base64 of it), each with a device, a window end and every
 //! feature as a number. [`PlainReader::records`] reads exactly that shape with a streaming parser that
 //! writes each feature into its slot and skips every other field, so no `Value` tree, map or key
 //! string is built. Anything else (a base64 body, a nested encoding, a field of the wrong type, a
@@ -13,6 +13,7 @@
 
 use std::fmt;
 
+use base64::Engine;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use domain::time as timefmt;
@@ -92,9 +93,26 @@ impl<'a> PlainReader<'a> {
                 out = parser.deserialize_seq(ArraySeed { reader: self }).ok()?;
                 parser.end().ok()?;
             }
-            _ => return None,
+            // `dataType: binary`: base64 of a body.
+            _ => return self.base64(trimmed),
         }
         (!out.is_empty()).then_some(out)
+    }
+
+    /// A base64 body, read as the general path reads it: text that is a JSON value (a number,
+    /// say) is that value, not base64; decoded text must itself be a plain body.
+    fn base64(&mut self, trimmed: &str) -> Option<Vec<WindowRecord>> {
+        // Stricter than the general path's check (it parses a `Value`), never looser: a text
+        // that fails here fails there too.
+        if serde_json::from_str::<IgnoredAny>(trimmed).is_ok() {
+            return None;
+        }
+        let bytes = base64::engine::general_purpose::STANDARD.decode(trimmed).ok()?;
+        let decoded = String::from_utf8(bytes).ok()?;
+        if !decoded.trim_start().starts_with(['{', '[']) {
+            return None;
+        }
+        self.records(&decoded)
     }
 
     fn one(&mut self, text: &str) -> Option<WindowRecord> {
@@ -325,6 +343,8 @@ mod tests {
             format!("{a}\n{b}\r\n\n{escaped}\n"),
             format!("\u{feff} [{a}, {b}, {escaped}] "),
             format!("{a}"),
+            base64::engine::general_purpose::STANDARD.encode(format!("{a}\n{b}")),
+            format!(" {} ", base64::engine::general_purpose::STANDARD.encode(format!("[{a}]"))),
             // Duplicate keys: the last value counts; the first spelling present names the device.
             r#"{"device_id":"d1","DeviceId":"other","a_mean":1,"a_mean":2,"a_std":3,"window_end":"2026-01-01T00:01:00Z"}"#.into(),
         ];
@@ -361,6 +381,9 @@ mod tests {
             "[{\"device_id\":\"d1\",\"window_end\":\"2026-01-01T00:01:00Z\",\"a_mean\":1,\"a_std\":2}, 3]",
             "\"{\\\"device_id\\\":\\\"d1\\\"}\"",
             "eyJkZXZpY2VfaWQiOiJkMSJ9",
+            // base64 of a JSON-encoded body, and digits that are base64 but also a JSON number.
+            "IntcImRldmljZV9pZFwiOjF9Ig==",
+            "12345678",
         ] {
             assert_eq!(reader.records(body), None, "{body}");
         }

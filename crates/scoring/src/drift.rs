@@ -18,7 +18,7 @@
 //! model's).
 
 use std::collections::{HashSet, VecDeque};
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 
 use serde::Serialize;
 
@@ -144,8 +144,29 @@ pub struct DriftMonitor {
     bins: Vec<Bins>,
     hours: i64,
     slots: VecDeque<Slot>,
-    recent: HashSet<u64>,
+    recent: HashSet<u64, BuildHasherDefault<KeyHasher>>,
     recent_order: VecDeque<u64>,
+}
+
+/// The recent-key set's hasher: its keys are already SipHash outputs ([`key_of`]), so hashing
+/// them again only costs time.
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, key: u64) {
+        self.0 = key;
+    }
 }
 
 fn key_of(record: &WindowRecord) -> u64 {
@@ -195,7 +216,7 @@ impl DriftMonitor {
             bins,
             hours: i64::from(hours.max(1)),
             slots: VecDeque::new(),
-            recent: HashSet::new(),
+            recent: HashSet::default(),
             recent_order: VecDeque::new(),
         })
     }
