@@ -80,7 +80,8 @@ def args_parser():
     p.add_argument("--hours", type=float, default=24)
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--windows-per-invocation", type=int, default=100)
-    p.add_argument("--windows-per-event", type=int, default=1)
+    p.add_argument("--windows-per-event", type=int, default=4,
+                   help="windows per event (LineSeparated); 4 keeps 100 windows within host.json's 48 events")
     p.add_argument("--data-type", choices=("string", "binary"), default="string",
                    help="the trigger's dataType: bodies as JSON text, or base64 (default string)")
     p.add_argument("--duration", type=int, default=10, help="seconds of load per measurement")
@@ -154,6 +155,13 @@ def rss_mib(pid: int) -> dict:
     return {"rss_mib": out.get("VmRSS"), "peak_rss_mib": out.get("VmHWM")}
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time the process has used."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def measure(name: str, binary: str, a, scratch: Path, bodies: tuple) -> dict:
     folder, count, one = bodies
     db = scratch / f"{name}.sqlite"
@@ -170,7 +178,9 @@ def measure(name: str, binary: str, a, scratch: Path, bodies: tuple) -> dict:
         args = [str(folder), str(count)]
         if a.warmup > 0:
             wrk(port, "/ScoreWindows", many, args, a, a.warmup)
+        cpu_before = cpu_seconds(proc.pid)
         invocations = wrk(port, "/ScoreWindows", many, args, a, a.duration)
+        cpu = cpu_seconds(proc.pid) - cpu_before
         score = wrk(port, "/api/score", many, [str(single_dir), "1"], a, a.duration)
         memory = rss_mib(proc.pid)
     finally:
@@ -180,6 +190,8 @@ def measure(name: str, binary: str, a, scratch: Path, bodies: tuple) -> dict:
         "handler": name,
         "ready_s": ready_s,
         "windows_per_s": invocations["per_second"] * a.windows_per_invocation,
+        # The handler's own CPU, whatever the load generator took: windows per core-second.
+        "windows_per_cpu_s": invocations["requests"] * a.windows_per_invocation / max(cpu, 1e-9),
         "invocation_p50_ms": invocations["p50_us"] / 1e3,
         "invocation_p99_ms": invocations["p99_us"] / 1e3,
         "score_requests_per_s": score["per_second"],
@@ -199,6 +211,7 @@ def ceiling(a, windows_file: Path) -> dict:
 
 MEASURES = [
     ("windows_per_s", "ScoreWindows windows/s", "{:,.0f}"),
+    ("windows_per_cpu_s", "ScoreWindows windows per handler CPU-second", "{:,.0f}"),
     ("invocation_p50_ms", "ScoreWindows p50 ms", "{:.2f}"),
     ("invocation_p99_ms", "ScoreWindows p99 ms", "{:.2f}"),
     ("score_requests_per_s", "/api/score req/s", "{:,.0f}"),

@@ -24,6 +24,16 @@ if [ ! -d "$skab" ]; then
   echo "==> note: the SKAB smoke test is skipped: $skab not found (the dataset is not part of the repository; see README, Benchmark: SKAB)" >&2
 fi
 .venv/bin/python -m unittest discover -s training/tests
+# wrk drives the bench script's short run (scripts/tests/test_bench.py); without it that test
+# says it was skipped.
+if ! command -v wrk >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+      && { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; } >/dev/null 2>&1; then
+    echo "==> installed wrk (apt-get) for the bench test" >&2
+  else
+    echo "==> note: the bench test is skipped: wrk is not installed and cannot be installed here (needs root and apt-get)" >&2
+  fi
+fi
 .venv/bin/python -m unittest discover -s scripts/tests
 
 echo "==> Infrastructure scan: checkov over infra/ (docs/infra-scan.md)" >&2

@@ -3,6 +3,7 @@
 //! end-to-end [`demo`], an Event Hubs producer and alert tail ([`eventhubs`]), and the [`replay`] of
 //! dead-lettered windows. They use the service modules; the service never uses them.
 
+pub mod capacity;
 pub mod demo;
 pub mod evaluation;
 pub mod eventhubs;

@@ -145,6 +145,10 @@ pub(crate) enum Command {
         #[arg(long, default_value_t = 2.0)]
         seconds: f64,
     },
+    /// Size the Azure resources for a fleet: Event Hubs throughput units and partitions, Stream
+    /// Analytics units, function instances, Azure SQL writes and size, and the monthly order of
+    /// cost (README: Capacity plan).
+    Capacity(CapacityArgs),
     /// Azure SQL schema (settings from the environment, as for `serve`).
     Db {
         #[command(subcommand)]
@@ -382,5 +386,59 @@ impl SimArgs {
             fault_minutes: (lo, hi),
             start,
         })
+    }
+}
+
+#[derive(clap::Args)]
+pub(crate) struct CapacityArgs {
+    #[arg(long)]
+    pub(crate) devices: u64,
+    /// Window size, seconds.
+    #[arg(long, default_value_t = 60.0)]
+    pub(crate) window_secs: f64,
+    /// Hop, seconds (default: the window size, tumbling windows).
+    #[arg(long)]
+    pub(crate) hop_secs: Option<f64>,
+    /// Seconds between a device's samples.
+    #[arg(long, default_value_t = 1.0)]
+    pub(crate) sample_secs: f64,
+    /// Samples a device or gateway packs into one event.
+    #[arg(long, default_value_t = 1)]
+    pub(crate) samples_per_event: u64,
+    /// Fraction of windows that are anomalous (default: the demo's).
+    #[arg(long)]
+    pub(crate) anomaly_rate: Option<f64>,
+    /// Windows per second one instance scores (default: the README's measured figure).
+    #[arg(long)]
+    pub(crate) instance_windows_per_sec: Option<f64>,
+    /// Share of an instance's throughput to plan for.
+    #[arg(long, default_value_t = 0.5)]
+    pub(crate) utilization: f64,
+    /// Days of anomalies the database keeps.
+    #[arg(long, default_value_t = 30.0)]
+    pub(crate) retention_days: f64,
+    /// Print the plan and every input as JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+impl CapacityArgs {
+    pub(crate) fn inputs(&self) -> sensor_anomaly::capacity::Inputs {
+        let mut inputs = sensor_anomaly::capacity::Inputs::new(
+            self.devices,
+            self.window_secs,
+            self.hop_secs.unwrap_or(self.window_secs),
+        );
+        inputs.sample_secs = self.sample_secs;
+        inputs.samples_per_event = self.samples_per_event;
+        inputs.utilization = self.utilization;
+        inputs.retention_days = self.retention_days;
+        if let Some(rate) = self.anomaly_rate {
+            inputs.anomaly_rate = rate;
+        }
+        if let Some(throughput) = self.instance_windows_per_sec {
+            inputs.instance_windows_per_sec = throughput;
+        }
+        inputs
     }
 }

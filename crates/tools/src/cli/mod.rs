@@ -87,6 +87,15 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
             command: DbCommand::Migrate,
         } => ops::db_migrate(),
         Command::Demo(args) => ops::demo(args),
+        Command::Capacity(args) => {
+            let plan = sensor_anomaly::capacity::plan(args.inputs())?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&plan)?);
+            } else {
+                println!("{}", plan.text());
+            }
+            Ok(())
+        }
     }
 }
 
@@ -123,7 +132,9 @@ pub(crate) fn exit_code(result: Result<()>) -> ExitCode {
         Err(error) => {
             eprintln!("error: {error:#}");
             // Bad input data (as opposed to a failure of ours) gets its own code, for scripts.
-            if error.chain().any(|e| e.is::<windowing::WindowError>()) {
+            if error.chain().any(|e| {
+                e.is::<windowing::WindowError>() || e.is::<sensor_anomaly::capacity::CapacityError>()
+            }) {
                 ExitCode::from(2)
             } else {
                 ExitCode::FAILURE
