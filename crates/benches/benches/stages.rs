@@ -47,7 +47,8 @@ fn fixture() -> Fixture {
     let config = SimConfig {
         devices: 40,
         hours: 1.0,
-        fault_rate: 2.0,
+        // Faults often enough that the batch has anomalies to explain, store and alert on.
+        fault_rate: 1.0,
         seed: 42,
         ..SimConfig::default()
     };
@@ -55,6 +56,7 @@ fn fixture() -> Fixture {
     let bodies: Vec<String> = windows
         .records
         .into_iter()
+        .skip(1000)
         .take(WINDOWS)
         .map(|w| Value::Object(w).to_string())
         .collect();
@@ -64,6 +66,9 @@ fn fixture() -> Fixture {
     let events = host::trigger_events(&parsed, "events").expect("events");
     let decoded = decode_events(&events, &model.info.feature_names, policy());
     assert_eq!(decoded.records.len(), WINDOWS, "every window decodes");
+    let anomalies = model.score(&decoded.records).expect("scores").iter().filter(|w| w.is_anomaly).count();
+    assert!(anomalies > 0, "the batch has anomalies");
+    eprintln!("fixture: {WINDOWS} windows, {anomalies} anomalous");
     Fixture {
         model,
         request: request.into_bytes(),
