@@ -181,7 +181,9 @@ def measure(name: str, binary: str, a, scratch: Path, bodies: tuple) -> dict:
         cpu_before = cpu_seconds(proc.pid)
         invocations = wrk(port, "/ScoreWindows", many, args, a, a.duration)
         cpu = cpu_seconds(proc.pid) - cpu_before
+        cpu_before = cpu_seconds(proc.pid)
         score = wrk(port, "/api/score", many, [str(single_dir), "1"], a, a.duration)
+        score_cpu = cpu_seconds(proc.pid) - cpu_before
         memory = rss_mib(proc.pid)
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -195,6 +197,7 @@ def measure(name: str, binary: str, a, scratch: Path, bodies: tuple) -> dict:
         "invocation_p50_ms": invocations["p50_us"] / 1e3,
         "invocation_p99_ms": invocations["p99_us"] / 1e3,
         "score_requests_per_s": score["per_second"],
+        "score_requests_per_cpu_s": score["requests"] / max(score_cpu, 1e-9),
         "score_p50_ms": score["p50_us"] / 1e3,
         "score_p99_ms": score["p99_us"] / 1e3,
         **memory,
@@ -215,6 +218,7 @@ MEASURES = [
     ("invocation_p50_ms", "ScoreWindows p50 ms", "{:.2f}"),
     ("invocation_p99_ms", "ScoreWindows p99 ms", "{:.2f}"),
     ("score_requests_per_s", "/api/score req/s", "{:,.0f}"),
+    ("score_requests_per_cpu_s", "/api/score requests per handler CPU-second", "{:,.0f}"),
     ("score_p99_ms", "/api/score p99 ms", "{:.2f}"),
     ("rss_mib", "RSS after load MiB", "{:.1f}"),
     ("peak_rss_mib", "peak RSS MiB", "{:.1f}"),
