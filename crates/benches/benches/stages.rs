@@ -1,8 +1,9 @@
 //! Each `ScoreWindows` stage on the bench workload's invocation shape (100 windows, one per
 //! event, as `scripts/bench.py` sends them), reported per window so a regression shows where
 //! it is:
-//! - `decode/request`: the host's request bytes → its `Data` and `Metadata` (parse pass one);
-//! - `decode/events`: the trigger's events with their lineage (the encoded array, pass two);
+//! - `decode/request`: the host's request bytes → its `Data` and `Metadata`, the trigger's
+//!   encoded array of bodies decoded in the same scan (`host::parse_request`);
+//! - `decode/events`: the trigger's events with their lineage;
 //! - `decode/records`: the event bodies → window records (the plain path; pass three);
 //! - `decode/records_general`: the same through the general path (`Value` trees), the
 //!   fallback for anything the plain path does not take;
@@ -86,9 +87,9 @@ fn decode(c: &mut Criterion, f: &Fixture) {
     group.throughput(Throughput::Elements(WINDOWS as u64));
     let names = &f.model.info.feature_names;
     group.bench_function("request", |b| {
-        b.iter(|| serde_json::from_slice::<InvocationRequest>(black_box(&f.request)).expect("parses"))
+        b.iter(|| host::parse_request(black_box(&f.request)).expect("parses"))
     });
-    let parsed: InvocationRequest = serde_json::from_slice(&f.request).expect("parses");
+    let parsed: InvocationRequest = host::parse_request(&f.request).expect("parses");
     group.bench_function("events", |b| {
         b.iter(|| host::trigger_events(black_box(&parsed), "events").expect("events"))
     });

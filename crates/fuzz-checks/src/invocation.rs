@@ -37,11 +37,22 @@ fn fixture() -> &'static Fixture {
 }
 
 pub fn check_invocation(data: &[u8]) {
-    let Ok(request) = serde_json::from_slice::<InvocationRequest>(data) else {
+    let options = PipelineOptions::default();
+    let binding = options.trigger_binding.as_str();
+    // The handler's parse (the encoded bodies decoded in one scan) reads what two serde_json
+    // passes read: the same refusal, or the same events.
+    let general = serde_json::from_slice::<InvocationRequest>(data);
+    let Ok(mut request) = host::parse_request(data) else {
+        assert!(general.is_err(), "parse_request refused a request serde_json reads");
         return; // the handler answers 400; nothing else happens
     };
-    let options = PipelineOptions::default();
-    let Ok(events) = host::trigger_events(&request, &options.trigger_binding) else {
+    let general = general.expect("serde_json refused a request parse_request reads");
+    assert_eq!(
+        host::trigger_events(&request, binding),
+        host::trigger_events(&general, binding),
+        "the one-scan decode read the trigger differently"
+    );
+    let Ok(events) = host::take_trigger_events(&mut request, binding) else {
         return; // a protocol error: the handler answers 500 and stores nothing
     };
     let fixture = fixture();

@@ -8,6 +8,7 @@
 //! each event with its Event Hubs coordinates.
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use domain::time as timefmt;
@@ -50,6 +51,169 @@ pub enum ProtocolError {
 pub struct TriggerEvent {
     pub body: Value,
     pub lineage: Lineage,
+}
+
+/// The request with `Data`'s entries still raw JSON text, in document order.
+#[derive(Deserialize)]
+struct RawRequest<'a> {
+    #[serde(rename = "Data", default, borrow)]
+    data: RawEntries<'a>,
+    #[serde(rename = "Metadata", default)]
+    metadata: Map<String, Value>,
+}
+
+#[derive(Default)]
+struct RawEntries<'a>(Vec<(String, &'a RawValue)>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for RawEntries<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Entries<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Entries<'a> {
+            type Value = RawEntries<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a map")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(entry) = map.next_entry::<String, &'de RawValue>()? {
+                    entries.push(entry);
+                }
+                Ok(RawEntries(entries))
+            }
+        }
+        d.deserialize_map(Entries(std::marker::PhantomData))
+    }
+}
+
+/// Parses the host's request. It gives what `serde_json` gives for [`InvocationRequest`], except
+/// that for a `many` trigger a `Data` entry holding a JSON-encoded array of bodies (the host's
+/// `dataType: string` form) is decoded in one scan ([`decode_encoded_bodies`]) into the array
+/// it encodes, which [`trigger_events`] reads as it reads the string. Anything else is parsed
+/// as a `Value`, and entries go into the map in document order, as `serde_json` puts them.
+pub fn parse_request(bytes: &[u8]) -> Result<InvocationRequest, serde_json::Error> {
+    let raw: RawRequest = serde_json::from_slice(bytes)?;
+    let many = is_many(&raw.metadata);
+    let mut data = Map::new();
+    for (key, value) in raw.data.0 {
+        let text = value.get();
+        let decoded = many
+            .then(|| text.strip_prefix('"')?.strip_suffix('"'))
+            .flatten()
+            .and_then(decode_encoded_bodies)
+            .map(|bodies| Value::Array(bodies.into_iter().map(Value::String).collect()));
+        let value = match decoded {
+            Some(value) => value,
+            None => serde_json::from_str(text)?,
+        };
+        data.insert(key, value);
+    }
+    Ok(InvocationRequest {
+        data,
+        metadata: raw.metadata,
+    })
+}
+
+/// The bodies of a JSON array of strings that is itself the content of a JSON string (the raw
+/// text between its quotes): both levels of escaping undone in one scan. `None` for anything
+/// but the plain form (`\u` escapes, control characters, other values, other whitespace), which
+/// the caller parses the general way; when it answers, it answers what two `serde_json` passes
+/// would (the fuzz target `invocation` checks it).
+pub fn decode_encoded_bodies(raw: &str) -> Option<Vec<String>> {
+    let raw = raw.as_bytes();
+    let n = raw.len();
+    let mut i = 0;
+    let skip_space = |i: &mut usize| {
+        while *i < n && raw[*i] == b' ' {
+            *i += 1;
+        }
+    };
+    let mut out = Vec::new();
+    skip_space(&mut i);
+    if raw.get(i) != Some(&b'[') {
+        return None;
+    }
+    i += 1;
+    skip_space(&mut i);
+    if raw.get(i) == Some(&b']') {
+        i += 1;
+        skip_space(&mut i);
+        return (i == n).then_some(out);
+    }
+    loop {
+        // A body starts with a quote, which the outer string writes as `\"`.
+        if raw.get(i..i + 2) != Some(b"\\\"".as_slice()) {
+            return None;
+        }
+        i += 2;
+        let mut body = Vec::new();
+        loop {
+            // Bytes up to the next backslash are the body's own, at both levels.
+            let at = raw[i..].iter().position(|&b| b == b'\\')?;
+            body.extend_from_slice(&raw[i..i + at]);
+            i += at + 1;
+            match *raw.get(i)? {
+                // `\"`: the body's closing quote.
+                b'"' => {
+                    i += 1;
+                    break;
+                }
+                b'/' => {
+                    body.push(b'/');
+                    i += 1;
+                }
+                // `\\`: an escape of the body's own; the next outer character says which.
+                b'\\' => {
+                    i += 1;
+                    match *raw.get(i)? {
+                        b'\\' => {
+                            match *raw.get(i + 1)? {
+                                b'"' => body.push(b'"'),
+                                b'\\' => body.push(b'\\'),
+                                _ => return None,
+                            }
+                            i += 2;
+                        }
+                        b'n' => {
+                            body.push(b'\n');
+                            i += 1;
+                        }
+                        b'r' => {
+                            body.push(b'\r');
+                            i += 1;
+                        }
+                        b't' => {
+                            body.push(b'\t');
+                            i += 1;
+                        }
+                        b'/' => {
+                            body.push(b'/');
+                            i += 1;
+                        }
+                        _ => return None,
+                    }
+                }
+                _ => return None,
+            }
+        }
+        out.push(String::from_utf8(body).ok()?);
+        skip_space(&mut i);
+        match *raw.get(i)? {
+            b',' => {
+                i += 1;
+                skip_space(&mut i);
+            }
+            b']' => {
+                i += 1;
+                skip_space(&mut i);
+                return (i == n).then_some(out);
+            }
+            _ => return None,
+        }
+    }
+}
+
+fn is_many(metadata: &Map<String, Value>) -> bool {
+    meta(metadata, "SequenceNumberArray").is_some() || meta(metadata, "EnqueuedTimeUtcArray").is_some()
 }
 
 /// Peels JSON-in-a-string layers: `"[1,2]"` → `[1,2]`, `"\"x\""` → `"x"`. Text that is not JSON
@@ -224,41 +388,56 @@ pub fn trigger_events(
     request: &InvocationRequest,
     binding: &str,
 ) -> Result<Vec<TriggerEvent>, ProtocolError> {
-    let raw = request
-        .data
-        .get(binding)
-        .or_else(|| {
-            request
-                .data
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(binding))
-                .map(|(_, v)| v)
-        })
-        .ok_or_else(|| ProtocolError::MissingTrigger(binding.to_string()))?;
-    let metadata = &request.metadata;
-    let many = meta(metadata, "SequenceNumberArray").is_some()
-        || meta(metadata, "EnqueuedTimeUtcArray").is_some();
+    let key = trigger_key(request, binding)?;
+    Ok(events_of(request.data[key].clone(), &request.metadata))
+}
 
-    if many {
-        let bodies = match unwrap_outer_array(raw) {
+/// [`trigger_events`], moving the bodies out of the request instead of copying them (its
+/// trigger entry is left `null`).
+pub fn take_trigger_events(
+    request: &mut InvocationRequest,
+    binding: &str,
+) -> Result<Vec<TriggerEvent>, ProtocolError> {
+    let key = trigger_key(request, binding)?.to_string();
+    let raw = request.data.get_mut(&key).map(Value::take).unwrap_or(Value::Null);
+    Ok(events_of(raw, &request.metadata))
+}
+
+/// The `Data` key of the trigger binding: its name exactly, else the first match ignoring case.
+fn trigger_key<'r>(request: &'r InvocationRequest, binding: &str) -> Result<&'r str, ProtocolError> {
+    request
+        .data
+        .keys()
+        .find(|k| *k == binding)
+        .or_else(|| request.data.keys().find(|k| k.eq_ignore_ascii_case(binding)))
+        .map(String::as_str)
+        .ok_or_else(|| ProtocolError::MissingTrigger(binding.to_string()))
+}
+
+fn events_of(raw: Value, metadata: &Map<String, Value>) -> Vec<TriggerEvent> {
+    if is_many(metadata) {
+        let bodies = match unwrap_outer_array(&raw) {
             Some(items) => items,
             // A `many` trigger whose data is not an array: treat it as one body rather than lose it.
-            None => vec![raw.clone()],
+            None => match raw {
+                Value::Array(items) => items,
+                other => vec![other],
+            },
         };
         let lineage = ManyLineage::read(metadata);
-        Ok(bodies
+        bodies
             .into_iter()
             .enumerate()
             .map(|(i, body)| TriggerEvent {
                 body,
                 lineage: lineage.of(i),
             })
-            .collect())
+            .collect()
     } else {
-        Ok(vec![TriggerEvent {
-            body: raw.clone(),
+        vec![TriggerEvent {
+            body: raw,
             lineage: one_lineage(metadata),
-        }])
+        }]
     }
 }
 
@@ -322,10 +501,10 @@ fn find_last(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).rposition(|w| w == needle)
 }
 
-/// The batch of a `many` trigger: a JSON array, or a string holding one (`"[\"{...}\",...]"`).
+/// The batch of a `many` trigger held in a string (`"[\"{...}\",...]"`); `None` for anything
+/// else (an array is taken as it is by the caller).
 fn unwrap_outer_array(raw: &Value) -> Option<Vec<Value>> {
     match raw {
-        Value::Array(items) => Some(items.clone()),
         Value::String(text) if text.trim_start().starts_with('[') => {
             match serde_json::from_str::<Value>(text) {
                 Ok(Value::Array(items)) => Some(items),
@@ -480,6 +659,64 @@ mod tests {
         let short: Map<String, Value> =
             serde_json::from_value(json!({"OffsetString": "x".repeat(MAX_LINEAGE_TEXT)})).unwrap();
         assert_eq!(one_lineage(&short).offset.map(|o| o.len()), Some(MAX_LINEAGE_TEXT));
+    }
+
+    /// What two serde_json passes make of the content of an encoded array of bodies.
+    fn two_passes(raw: &str) -> Option<Vec<String>> {
+        let text: String = serde_json::from_str(&format!("\"{raw}\"")).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    #[test]
+    fn encoded_bodies_decode_in_one_scan_as_in_two_passes() {
+        let tricky = [
+            "{\"device_id\":\"d1\",\"a\":1.5}",
+            "{\"a\":1}\n{\"a\":2}\r\n",
+            "quote \" backslash \\ slash / tab \t end",
+            "ünïcödé ✓ 𝔭",
+            "",
+            "\\\"",
+        ];
+        let bodies: Vec<String> = tricky.iter().map(|b| b.to_string()).collect();
+        for subset in [&bodies[..], &bodies[..1], &bodies[2..3], &[][..]] {
+            // The host's form: the array encoded, then encoded again as a string.
+            let array = serde_json::to_string(subset).unwrap();
+            let outer = serde_json::to_string(&array).unwrap();
+            let raw = &outer[1..outer.len() - 1];
+            assert_eq!(decode_encoded_bodies(raw), Some(subset.to_vec()), "{raw}");
+            assert_eq!(decode_encoded_bodies(raw), two_passes(raw));
+        }
+        // Anything but the plain form is left to the general path.
+        for raw in [
+            "",
+            "[1]",
+            "{}",
+            "[\\\"a\\\"] x",
+            "[\\\"a\\u0041\\\"]",
+            "[\\\"\\\\u0041\\\"]",
+            "[\\n\\\"a\\\"]",
+            "[\\\"a\\\",]",
+            "[\\\"unterminated",
+        ] {
+            assert_eq!(decode_encoded_bodies(raw), None, "{raw}");
+        }
+    }
+
+    #[test]
+    fn parse_request_reads_what_serde_json_reads() {
+        let bodies = vec!["{\"device_id\":\"d\\\"1\"}".to_string(), "{}\n{}".to_string()];
+        let many = many_string_invocation("events", &bodies, "3", 10, "2026-01-01T00:00:00Z").to_string();
+        let one = json!({"Data": {"events": serde_json::to_string(&bodies).unwrap()}, "Metadata": {"SequenceNumber": 4}}).to_string();
+        let odd = json!({"Data": {"Events": "[\"x\"] trailing", "events": [1, 2]}, "Metadata": {"SequenceNumberArray": "[1,2]"}}).to_string();
+        for text in [many, one, odd] {
+            let fast = parse_request(text.as_bytes()).unwrap();
+            let general: InvocationRequest = serde_json::from_str(&text).unwrap();
+            assert_eq!(trigger_events(&fast, "events"), trigger_events(&general, "events"), "{text}");
+            let mut taken = fast.clone();
+            assert_eq!(take_trigger_events(&mut taken, "events"), trigger_events(&general, "events"));
+        }
+        assert!(parse_request(b"{\"Data\": 3}").is_err());
+        assert!(parse_request(b"not json").is_err());
     }
 
     #[test]

@@ -72,13 +72,16 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<T, ApiError> {
     let bytes = body?;
-    serde_json::from_slice(&bytes).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            format!("invalid JSON body: {e}"),
-            None,
-        )
-    })
+    serde_json::from_slice(&bytes).map_err(|e| invalid_json(&e))
+}
+
+/// A body that is not the JSON expected: 400, saying where.
+pub fn invalid_json(e: &serde_json::Error) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        format!("invalid JSON body: {e}"),
+        None,
+    )
 }
 
 /// How a failed batch is answered. The host retries on any non-2xx; 503 says a retry can

@@ -16,7 +16,7 @@ use tracing::field::Empty;
 use tracing::Instrument;
 
 use super::body::{read_limited, Oversized, ReadBody};
-use super::error::{invocation_status, parse_json, ApiError};
+use super::error::{invalid_json, invocation_status, ApiError};
 use super::state::AppState;
 use std::collections::BTreeMap;
 
@@ -100,13 +100,14 @@ async fn handle(state: &AppState, body: Body) -> Response {
             return bad_request(ApiError::new(StatusCode::BAD_REQUEST, error.to_string(), None))
         }
     };
-    let request: InvocationRequest = match parse_json(Ok(bytes)) {
+    let mut request: InvocationRequest = match host::parse_request(&bytes) {
         Ok(r) => r,
-        Err(e) => return bad_request(e),
+        Err(e) => return bad_request(invalid_json(&e)),
     };
     let model = state.model.get();
     tracing::Span::current().record("model_version", model.info.model_version.as_str());
-    let events = match host::trigger_events(&request, &state.pipeline.options().trigger_binding) {
+    let binding = &state.pipeline.options().trigger_binding;
+    let events = match host::take_trigger_events(&mut request, binding) {
         Ok(events) => events,
         Err(error) => return failure(state, error.into()),
     };
