@@ -72,7 +72,7 @@ fn collect_objects(value: &Value, depth: usize, out: &mut Vec<BodyItem>) {
 
 /// Text is JSON (one value, or several separated by newlines), or base64 of such text.
 fn collect_from_text(text: &str, depth: usize, out: &mut Vec<BodyItem>) {
-    let trimmed = text.trim_matches(|c: char| c.is_whitespace() || c == '\u{feff}');
+    let trimmed = trim_body(text);
     if trimmed.is_empty() {
         out.push(refused(RecordError::NotJson("empty body".into()), None));
         return;
@@ -116,7 +116,13 @@ fn collect_from_text(text: &str, depth: usize, out: &mut Vec<BodyItem>) {
     }
 }
 
-fn decode_base64_text(text: &str) -> Option<String> {
+/// A body's text without surrounding whitespace or byte-order mark.
+pub(crate) fn trim_body(text: &str) -> &str {
+    text.trim_matches(|c: char| c.is_whitespace() || c == '\u{feff}')
+}
+
+/// Base64 text decoded, when what it holds is JSON text (an object, an array or a string).
+pub(crate) fn decode_base64_text(text: &str) -> Option<String> {
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(text)
         .ok()?;

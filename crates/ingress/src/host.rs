@@ -7,6 +7,8 @@
 //! twice; `dataType: binary` bodies arrive as base64. This module undoes all of that and pairs
 //! each event with its Event Hubs coordinates.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
@@ -161,36 +163,23 @@ pub fn decode_encoded_bodies(raw: &str) -> Option<Vec<String>> {
                     body.push(b'/');
                     i += 1;
                 }
-                // `\\`: an escape of the body's own; the next outer character says which.
+                // `\\`: an escape of the body's own; the next outer character (itself escaped
+                // when it is a quote or a backslash) says which.
                 b'\\' => {
                     i += 1;
-                    match *raw.get(i)? {
-                        b'\\' => {
-                            match *raw.get(i + 1)? {
-                                b'"' => body.push(b'"'),
-                                b'\\' => body.push(b'\\'),
-                                _ => return None,
-                            }
-                            i += 2;
-                        }
-                        b'n' => {
-                            body.push(b'\n');
-                            i += 1;
-                        }
-                        b'r' => {
-                            body.push(b'\r');
-                            i += 1;
-                        }
-                        b't' => {
-                            body.push(b'\t');
-                            i += 1;
-                        }
-                        b'/' => {
-                            body.push(b'/');
-                            i += 1;
-                        }
+                    let (byte, width) = match *raw.get(i)? {
+                        b'\\' => match *raw.get(i + 1)? {
+                            quote_or_backslash @ (b'"' | b'\\') => (quote_or_backslash, 2),
+                            _ => return None,
+                        },
+                        b'n' => (b'\n', 1),
+                        b'r' => (b'\r', 1),
+                        b't' => (b'\t', 1),
+                        b'/' => (b'/', 1),
                         _ => return None,
-                    }
+                    };
+                    body.push(byte);
+                    i += width;
                 }
                 _ => return None,
             }
@@ -389,7 +378,7 @@ pub fn trigger_events(
     binding: &str,
 ) -> Result<Vec<TriggerEvent>, ProtocolError> {
     let key = trigger_key(request, binding)?;
-    Ok(events_of(request.data[key].clone(), &request.metadata))
+    Ok(events_of(Cow::Borrowed(&request.data[key]), &request.metadata))
 }
 
 /// [`trigger_events`], moving the bodies out of the request instead of copying them (its
@@ -400,7 +389,7 @@ pub fn take_trigger_events(
 ) -> Result<Vec<TriggerEvent>, ProtocolError> {
     let key = trigger_key(request, binding)?.to_string();
     let raw = request.data.get_mut(&key).map(Value::take).unwrap_or(Value::Null);
-    Ok(events_of(raw, &request.metadata))
+    Ok(events_of(Cow::Owned(raw), &request.metadata))
 }
 
 /// The `Data` key of the trigger binding: its name exactly, else the first match ignoring case.
@@ -414,12 +403,14 @@ fn trigger_key<'r>(request: &'r InvocationRequest, binding: &str) -> Result<&'r 
         .ok_or_else(|| ProtocolError::MissingTrigger(binding.to_string()))
 }
 
-fn events_of(raw: Value, metadata: &Map<String, Value>) -> Vec<TriggerEvent> {
+/// The events of the trigger's value; an encoded array is parsed from a borrowed value without
+/// copying its text first.
+fn events_of(raw: Cow<'_, Value>, metadata: &Map<String, Value>) -> Vec<TriggerEvent> {
     if is_many(metadata) {
         let bodies = match unwrap_outer_array(&raw) {
             Some(items) => items,
             // A `many` trigger whose data is not an array: treat it as one body rather than lose it.
-            None => match raw {
+            None => match raw.into_owned() {
                 Value::Array(items) => items,
                 other => vec![other],
             },
@@ -435,7 +426,7 @@ fn events_of(raw: Value, metadata: &Map<String, Value>) -> Vec<TriggerEvent> {
             .collect()
     } else {
         vec![TriggerEvent {
-            body: raw,
+            body: raw.into_owned(),
             lineage: one_lineage(metadata),
         }]
     }

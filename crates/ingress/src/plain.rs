@@ -13,13 +13,12 @@
 
 use std::fmt;
 
-use base64::Engine;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use domain::time as timefmt;
 use domain::WindowRecord;
 
-use crate::events::{DEVICE_FIELDS, WINDOW_END_FIELDS};
+use crate::events::{decode_base64_text, trim_body, DEVICE_FIELDS, WINDOW_END_FIELDS};
 
 /// What a field of a record is to the plain path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,8 +72,7 @@ impl<'a> PlainReader<'a> {
         if !self.usable {
             return None;
         }
-        // The same outer trim as the general path.
-        let trimmed = text.trim_matches(|c: char| c.is_whitespace() || c == '\u{feff}');
+        let trimmed = trim_body(text);
         let mut out = Vec::new();
         match trimmed.as_bytes().first()? {
             b'{' => {
@@ -107,11 +105,9 @@ impl<'a> PlainReader<'a> {
         if serde_json::from_str::<IgnoredAny>(trimmed).is_ok() {
             return None;
         }
-        let bytes = base64::engine::general_purpose::STANDARD.decode(trimmed).ok()?;
-        let decoded = String::from_utf8(bytes).ok()?;
-        if !decoded.trim_start().starts_with(['{', '[']) {
-            return None;
-        }
+        // Decoded text that is a JSON string, not an object or array, is no plain body:
+        // `records` declines it.
+        let decoded = decode_base64_text(trimmed)?;
         self.records(&decoded)
     }
 
@@ -316,6 +312,7 @@ impl<'de> serde::Deserialize<'de> for Number {
 
 #[cfg(test)]
 mod tests {
+    use base64::Engine;
     use serde_json::{json, Value};
 
     use super::*;

@@ -34,6 +34,17 @@ pub struct ScoreFileSummary {
     pub refused: usize,
 }
 
+/// One JSON line as a window record for the model's features, or why it cannot be one.
+pub fn window_record(line: &str, feature_names: &[String]) -> Result<WindowRecord, String> {
+    serde_json::from_str::<Value>(line)
+        .map_err(|e| e.to_string())
+        .and_then(|v| match v {
+            Value::Object(map) => Ok(map),
+            _ => Err("not a JSON object".to_string()),
+        })
+        .and_then(|m| events::extract(&m, feature_names).map_err(|e| e.to_string()))
+}
+
 pub fn score_lines(
     model: &Model,
     input: impl BufRead,
@@ -60,16 +71,7 @@ pub fn score_lines(
         if line.trim().is_empty() {
             continue;
         }
-        let record = serde_json::from_str::<Value>(&line)
-            .map_err(|e| e.to_string())
-            .and_then(|v| match v {
-                Value::Object(map) => Ok(map),
-                _ => Err("not a JSON object".to_string()),
-            })
-            .and_then(|m| {
-                events::extract(&m, &model.info.feature_names).map_err(|e| e.to_string())
-            });
-        match record {
+        match window_record(&line, &model.info.feature_names) {
             Ok(r) => batch.push(r),
             Err(reason) => {
                 summary.refused += 1;

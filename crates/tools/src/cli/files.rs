@@ -106,10 +106,8 @@ pub(crate) fn bench_model(
         if line.trim().is_empty() {
             continue;
         }
-        let value: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&line)
-            .with_context(|| format!("{} line {}: not a JSON object", windows.display(), i + 1))?;
-        let record = ingress::events::extract(&value, &model.info.feature_names)
-            .with_context(|| format!("{} line {}", windows.display(), i + 1))?;
+        let record = score_file::window_record(&line, &model.info.feature_names)
+            .map_err(|reason| anyhow::anyhow!("{} line {}: {reason}", windows.display(), i + 1))?;
         records.push(record);
     }
     let report = sensor_anomaly::model_bench::bench(
