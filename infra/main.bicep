@@ -93,6 +93,7 @@ var hubs = {
   telemetry: 'telemetry'
   windows: 'windows'
   alerts: 'alerts'
+  incidents: 'incidents'
   deadLetter: 'windows-deadletter'
 }
 
@@ -238,6 +239,7 @@ output eventHubsNamespace string = eventHubs.outputs.fullyQualifiedNamespace
 output telemetryHub string = hubs.telemetry
 output windowsHub string = hubs.windows
 output alertsHub string = hubs.alerts
+output incidentsHub string = hubs.incidents
 output deadLetterHub string = hubs.deadLetter
 output streamAnalyticsJob string = streamAnalytics.outputs.name
 output sqlServerFqdn string = sql.outputs.serverFqdn

@@ -1,5 +1,5 @@
-// Event Hubs: local (SAS) authentication disabled; hubs for raw telemetry, windows, alerts and
-// dead letters; consumer groups for the function and Stream Analytics; the function's roles.
+// Event Hubs: local (SAS) authentication disabled; hubs for raw telemetry, windows, alerts,
+// incidents and dead letters; consumer groups for the function and Stream Analytics; the function's roles.
 param location string
 param tags object
 param namespaceName string
@@ -93,6 +93,11 @@ resource alertsHub 'Microsoft.EventHub/namespaces/eventhubs@2024-01-01' existing
   name: hubs.alerts
 }
 
+resource incidentsHub 'Microsoft.EventHub/namespaces/eventhubs@2024-01-01' existing = {
+  parent: namespace
+  name: hubs.incidents
+}
+
 resource deadLetterHub 'Microsoft.EventHub/namespaces/eventhubs@2024-01-01' existing = {
   parent: namespace
   name: hubs.deadLetter
@@ -114,7 +119,7 @@ resource streamAnalyticsGroup 'Microsoft.EventHub/namespaces/eventhubs/consumerg
   ]
 }
 
-// The function reads windows and writes alerts and dead letters: per hub, nothing wider.
+// The function reads windows and writes alerts, incidents and dead letters: per hub, nothing wider.
 resource functionReadsWindows 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(windowsHub.id, functionPrincipalId, receiver)
   scope: windowsHub
@@ -131,6 +136,19 @@ resource functionReadsWindows 'Microsoft.Authorization/roleAssignments@2022-04-0
 resource functionSendsAlerts 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(alertsHub.id, functionPrincipalId, sender)
   scope: alertsHub
+  dependsOn: [
+    hub
+  ]
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', sender)
+    principalId: functionPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource functionSendsIncidents 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(incidentsHub.id, functionPrincipalId, sender)
+  scope: incidentsHub
   dependsOn: [
     hub
   ]

@@ -125,6 +125,10 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
           value: hubs.alerts
         }
         {
+          name: 'IncidentsHubName'
+          value: hubs.incidents
+        }
+        {
           name: 'DeadLetterHubName'
           value: hubs.deadLetter
         }

@@ -257,6 +257,14 @@ resource setup 'Microsoft.Resources/deploymentScripts@2023-08-01' = {
         name: 'MIGRATION_002_SQL'
         value: loadTextContent('../../sql/V002__binary_key_collation.sql')
       }
+      {
+        name: 'MIGRATION_003_NAME'
+        value: 'V003__incidents.sql'
+      }
+      {
+        name: 'MIGRATION_003_SQL'
+        value: loadTextContent('../../sql/V003__incidents.sql')
+      }
     ]
     scriptContent: loadTextContent('../scripts/sql-setup.sh')
   }, privateNetworking ? scriptInNetwork : {})

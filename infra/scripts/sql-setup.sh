@@ -30,7 +30,7 @@ print(f"{h:016x}")' "/tmp/migration-$n.sql")
   sql -Q "INSERT INTO dbo.schema_migrations (version, name, checksum) VALUES ($((10#$n)), N'${!name_var}', N'$sum');"
   echo "${!name_var}: applied"
 done
-sql -Q "IF NOT EXISTS (SELECT 1 FROM sys.database_principals WHERE name = N'${FUNCTION_IDENTITY}') CREATE USER [${FUNCTION_IDENTITY}] FROM EXTERNAL PROVIDER; GRANT SELECT, INSERT ON dbo.anomalies TO [${FUNCTION_IDENTITY}];"
+sql -Q "IF NOT EXISTS (SELECT 1 FROM sys.database_principals WHERE name = N'${FUNCTION_IDENTITY}') CREATE USER [${FUNCTION_IDENTITY}] FROM EXTERNAL PROVIDER; GRANT SELECT, INSERT ON dbo.anomalies TO [${FUNCTION_IDENTITY}]; GRANT SELECT, INSERT, UPDATE ON dbo.incident_trackers TO [${FUNCTION_IDENTITY}]; GRANT SELECT, INSERT, UPDATE ON dbo.incidents TO [${FUNCTION_IDENTITY}]; GRANT SELECT, INSERT ON dbo.incident_messages TO [${FUNCTION_IDENTITY}];"
 if [ -n "${READER_GROUP}" ]; then
   sql -Q "IF NOT EXISTS (SELECT 1 FROM sys.database_principals WHERE name = N'${READER_GROUP}') CREATE USER [${READER_GROUP}] FROM EXTERNAL PROVIDER; ALTER ROLE db_datareader ADD MEMBER [${READER_GROUP}];"
 fi

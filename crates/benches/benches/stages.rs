@@ -186,7 +186,7 @@ fn pipeline_and_store(c: &mut Criterion, f: &Fixture) {
     let mut group = c.benchmark_group("response");
     group.throughput(Throughput::Elements(WINDOWS as u64));
     group.bench_function("alerts", |b| {
-        b.iter(|| host::response(black_box(&outcome.alerts), &outcome.dead_letters, Vec::new()).expect("serializes"))
+        b.iter(|| host::response(black_box(&outcome.alerts), &outcome.incidents.messages, &outcome.dead_letters, Vec::new()).expect("serializes"))
     });
     group.finish();
 }

@@ -6,6 +6,7 @@
 //! wire formats (`schemas/`, `docs/wire-formats.md`).
 
 pub mod anomaly;
+pub mod incident;
 pub mod lineage;
 pub mod rejection;
 pub mod scored;
@@ -15,6 +16,10 @@ pub mod window;
 pub mod wire;
 
 pub use anomaly::AnomalyRow;
+pub use incident::{
+    ChannelShare, Incident, IncidentMessage, IncidentStatus, OpenIncident, Resolution, TrackerState,
+    Transition, VersionedTracker, WindowMark, INCIDENT_SCHEMA_VERSION,
+};
 pub use lineage::Lineage;
 pub use rejection::{RecordError, RejectionKind};
 pub use scored::{ChannelValues, ScoredPoint, ScoredWindow, Severity};

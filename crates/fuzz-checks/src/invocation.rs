@@ -88,7 +88,7 @@ pub fn check_invocation(data: &[u8]) {
     assert!(summary.inserted <= ids.len(), "one row per distinct window at most");
     assert_eq!(summary.diverted, 0);
 
-    let response = host::response(&first.alerts, &first.dead_letters, first.host_logs())
+    let response = host::response(&first.alerts, &first.incidents.messages, &first.dead_letters, first.host_logs())
         .expect("outputs serialize");
     for alert in &first.alerts {
         let json = serde_json::to_value(alert).expect("an alert serializes");

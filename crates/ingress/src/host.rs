@@ -19,6 +19,7 @@ use domain::Lineage;
 
 /// Output binding names of `ScoreWindows` in its `function.json`.
 pub const ALERTS_OUTPUT: &str = "alerts";
+pub const INCIDENTS_OUTPUT: &str = "incidents";
 pub const DEAD_LETTER_OUTPUT: &str = "deadletter";
 
 /// How many string-encoding layers are peeled from a metadata value.
@@ -610,15 +611,17 @@ fn messages<T: Serialize>(items: &[T], what: &'static str) -> Result<Value, Outp
         .map(Value::Array)
 }
 
-/// The host's response to a `ScoreWindows` invocation: the alerts and dead letters on their
-/// output bindings, and `logs` for the host's invocation log.
+/// The host's response to a `ScoreWindows` invocation: the alerts, incident messages and dead
+/// letters on their output bindings, and `logs` for the host's invocation log.
 pub fn response(
     alerts: &[domain::Alert],
+    incidents: &[domain::IncidentMessage],
     dead_letters: &[domain::DeadLetter],
     logs: Vec<String>,
 ) -> Result<InvocationResponse, OutputError> {
     let mut outputs = Map::new();
     outputs.insert(ALERTS_OUTPUT.into(), messages(alerts, "alerts")?);
+    outputs.insert(INCIDENTS_OUTPUT.into(), messages(incidents, "incidents")?);
     outputs.insert(
         DEAD_LETTER_OUTPUT.into(),
         messages(dead_letters, "dead-letter")?,

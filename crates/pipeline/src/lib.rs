@@ -23,6 +23,7 @@
 
 mod classify;
 mod decode;
+pub mod incidents;
 mod outputs;
 
 use std::collections::BTreeMap;
@@ -39,6 +40,7 @@ use scoring::{Model, ModelError};
 use sinks::{AnomalyStore, StoreError, StoreKind};
 
 pub use decode::{decode_events, DecodePolicy, Decoded, MAX_DEAD_LETTERS_PER_EVENT};
+pub use incidents::{IncidentOutcome, IncidentPolicy};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
@@ -84,6 +86,8 @@ pub struct BatchOutcome {
     /// Every store write the batch made, in order (one, or one per row after a permanent
     /// refusal).
     pub store_writes: Vec<StoreWrite>,
+    /// The incident transitions of the batch's windows (step 5).
+    pub incidents: IncidentOutcome,
 }
 
 /// The figures of one batch, for the log line, the host's `Logs` and telemetry.
@@ -99,6 +103,11 @@ pub struct BatchSummary {
     pub refused_by_kind: BTreeMap<RejectionKind, u64>,
     /// Anomalies sent to the dead-letter hub because the store could not take them.
     pub diverted: usize,
+    /// Incident messages published (new ones and those of re-delivered windows).
+    pub incident_messages: usize,
+    /// True when the store could not take the incident step on the host's last attempt: the
+    /// anomalies went out, the incident trackers did not move.
+    pub incidents_skipped: bool,
     pub model_version: String,
     pub batch: BatchInfo,
     pub elapsed: Duration,
@@ -135,10 +144,29 @@ impl FailureClass {
     }
 }
 
-/// One store write: which store, how long, and how it failed if it did.
+/// What a store write was for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum StoreOperation {
+    /// The batch's anomalies (or one of them, while a permanent refusal is isolated).
+    InsertAnomalies,
+    /// The incident step: read the devices' trackers, write those that moved.
+    TrackIncidents,
+}
+
+impl StoreOperation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StoreOperation::InsertAnomalies => "insert_anomalies",
+            StoreOperation::TrackIncidents => "track_incidents",
+        }
+    }
+}
+
+/// One store write: which store, what for, how long, and how it failed if it did.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct StoreWrite {
     pub store: StoreKind,
+    pub operation: StoreOperation,
     pub rows: usize,
     pub elapsed: Duration,
     pub failure: Option<FailureClass>,
@@ -151,6 +179,8 @@ pub struct PipelineOptions {
     pub trigger_binding: String,
     /// Windows ending more than this many seconds ahead of the clock are refused.
     pub max_future_skew_secs: u64,
+    /// When incidents open, escalate and resolve.
+    pub incident_policy: IncidentPolicy,
 }
 
 impl Default for PipelineOptions {
@@ -158,6 +188,7 @@ impl Default for PipelineOptions {
         PipelineOptions {
             trigger_binding: "events".into(),
             max_future_skew_secs: 600,
+            incident_policy: IncidentPolicy::default(),
         }
     }
 }
@@ -219,6 +250,18 @@ impl Pipeline {
         };
         let diverted = persisted.diverted.len();
         classified.refuse_all(persisted.diverted);
+        let (incidents, incidents_skipped) = match self
+            .track(model, &classified, &batch, &mut store_writes)
+            .await
+        {
+            Ok(tracked) => tracked,
+            Err(error) => {
+                return Err(BatchFailed {
+                    error,
+                    store_writes,
+                })
+            }
+        };
         let summary = BatchSummary {
             events: events.len(),
             windows_scored: classified.windows_scored,
@@ -226,6 +269,8 @@ impl Pipeline {
             inserted: persisted.inserted,
             refused_by_kind: std::mem::take(&mut classified.refused_by_kind),
             diverted,
+            incident_messages: incidents.messages.len(),
+            incidents_skipped,
             model_version: model.info.model_version.clone(),
             batch,
             elapsed: started.elapsed(),
@@ -237,7 +282,75 @@ impl Pipeline {
             points: classified.points,
             windows: classified.records,
             store_writes,
+            incidents,
         })
+    }
+
+    /// Step 5, with the same failure rule as the anomalies: a transient store failure fails the
+    /// batch until the host's last attempt; then (or for a permanent failure) the batch goes
+    /// through without moving the trackers, and says so in its log line.
+    async fn track(
+        &self,
+        model: &Model,
+        classified: &classify::Classified,
+        batch: &BatchInfo,
+        writes: &mut Vec<StoreWrite>,
+    ) -> Result<(IncidentOutcome, bool), PipelineError> {
+        if classified.points.is_empty() {
+            return Ok((IncidentOutcome::default(), false));
+        }
+        let span = tracing::info_span!(
+            "store.incidents",
+            otel.kind = "client",
+            otel.status_code = tracing::field::Empty,
+            db.system.name = self.store.kind().system_name(),
+            db.namespace = self.store.target(),
+            db.operation.name = "MERGE",
+            windows = classified.points.len(),
+        );
+        let started = Instant::now();
+        let result = incidents::track_batch(
+            self.store.as_ref(),
+            &self.options.incident_policy,
+            &model.info.model_version,
+            &classified.points,
+            &classified.alerts,
+        )
+        .instrument(span.clone())
+        .await;
+        let failure = result.as_ref().err().map(FailureClass::of);
+        if failure.is_some() {
+            span.record("otel.status_code", "error");
+        }
+        writes.push(StoreWrite {
+            store: self.store.kind(),
+            operation: StoreOperation::TrackIncidents,
+            rows: classified.points.len(),
+            elapsed: started.elapsed(),
+            failure,
+        });
+        match result {
+            Ok(outcome) => Ok((outcome, false)),
+            Err(error) if error.is_transient() && !batch.is_last_attempt() => {
+                tracing::error!(
+                    error = %error,
+                    partition = batch.partition_text(),
+                    sequence_numbers = %batch.sequence_text(),
+                    "incident step failed; the batch fails and the host retries it"
+                );
+                Err(error.into())
+            }
+            Err(error) => {
+                tracing::error!(
+                    error = %error,
+                    transient = error.is_transient(),
+                    partition = batch.partition_text(),
+                    sequence_numbers = %batch.sequence_text(),
+                    "incident step failed on the host's last attempt or for good: the batch's anomalies and alerts went out, its windows did not move the incident trackers"
+                );
+                Ok((IncidentOutcome::default(), true))
+            }
+        }
     }
 
     /// One write of every anomaly of the batch, and what to do when it fails (module doc).
@@ -341,6 +454,7 @@ impl Pipeline {
         }
         writes.push(StoreWrite {
             store: self.store.kind(),
+            operation: StoreOperation::InsertAnomalies,
             rows: count,
             elapsed: started.elapsed(),
             failure,

@@ -22,6 +22,12 @@ impl BatchSummary {
             self.batch.sequence_text(),
             self.elapsed.as_secs_f64() * 1e3
         );
+        if self.incident_messages > 0 {
+            line.push_str(&format!(", {} incident messages", self.incident_messages));
+        }
+        if self.incidents_skipped {
+            line.push_str(", incident trackers not moved (store unavailable)");
+        }
         if self.diverted > 0 {
             line.push_str(&format!(
                 ", {} anomalies dead-lettered for the store",

@@ -126,12 +126,17 @@ async fn a_batch_is_decoded_scored_stored_and_turned_into_outputs() {
     );
     assert_eq!(outcome.points.len(), 2, "every scored window is a point");
     assert_eq!(outcome.windows.len(), 2, "every decoded window is there for drift");
-    assert_eq!(outcome.store_writes.len(), 1);
-    assert_eq!(outcome.store_writes[0].failure, None);
-    assert_eq!(outcome.store_writes[0].rows, 1);
+    let writes: Vec<_> = outcome.store_writes.iter().map(|w| (w.operation, w.rows, w.failure)).collect();
+    assert_eq!(
+        writes,
+        [
+            (StoreOperation::InsertAnomalies, 1, None),
+            (StoreOperation::TrackIncidents, 2, None)
+        ]
+    );
 
     let response =
-        host::response(&outcome.alerts, &outcome.dead_letters, outcome.host_logs()).unwrap();
+        host::response(&outcome.alerts, &outcome.incidents.messages, &outcome.dead_letters, outcome.host_logs()).unwrap();
     let alerts = response.outputs[ALERTS_OUTPUT].as_array().unwrap();
     let published: Value = serde_json::from_str(alerts[0].as_str().unwrap()).unwrap();
     assert_eq!(published["schema_version"], ALERT_SCHEMA_VERSION);
@@ -217,6 +222,38 @@ impl AnomalyStore for FailingStoreDouble {
     fn ping(&self) -> StoreFuture<'_, ()> {
         Box::pin(async { Ok(()) })
     }
+    fn load_trackers(
+        &self,
+        requests: Vec<sinks::TrackerRequest>,
+    ) -> StoreFuture<'_, Vec<sinks::LoadedTracker>> {
+        match self.outage("reading incident trackers") {
+            Some(error) => Box::pin(async move { Err(error) }),
+            None => self.inner.load_trackers(requests),
+        }
+    }
+    fn save_trackers(&self, saves: Vec<sinks::TrackerSave>) -> StoreFuture<'_, sinks::SaveOutcome> {
+        match self.outage("saving incident trackers") {
+            Some(error) => Box::pin(async move { Err(error) }),
+            None => self.inner.save_trackers(saves),
+        }
+    }
+    fn incidents(&self, query: sinks::IncidentQuery) -> StoreFuture<'_, Vec<domain::Incident>> {
+        self.inner.incidents(query)
+    }
+}
+
+impl FailingStoreDouble {
+    /// The whole store is out (not one device's rows): every operation fails alike.
+    fn outage(&self, doing: &str) -> Option<StoreError> {
+        self.only_device.is_none().then(|| {
+            let error = std::io::Error::other("disk on fire");
+            if self.transient {
+                StoreError::transient(doing, error)
+            } else {
+                StoreError::permanent(doing, error)
+            }
+        })
+    }
 }
 
 #[tokio::test]
@@ -273,9 +310,16 @@ async fn on_the_last_attempt_unstorable_anomalies_are_dead_lettered_whole_not_lo
         assert_eq!(outcome.summary.refused_by_kind.get(&kind), Some(&1));
         let failed: Vec<_> = outcome.store_writes.iter().map(|w| w.failure).collect();
         let class = if transient { FailureClass::Transient } else { FailureClass::Permanent };
-        // One batch write; after a permanent refusal, one more per row to find the bad one.
-        let expected = if transient { vec![Some(class)] } else { vec![Some(class), Some(class)] };
+        // One batch write; after a permanent refusal, one more per row to find the bad one; then
+        // the incident step, which the outage also fails: the batch goes through without it.
+        let expected = if transient {
+            vec![Some(class), Some(class)]
+        } else {
+            vec![Some(class), Some(class), Some(class)]
+        };
         assert_eq!(failed, expected);
+        assert!(outcome.summary.incidents_skipped);
+        assert!(outcome.summary.line().contains("incident trackers not moved"));
     }
 }
 

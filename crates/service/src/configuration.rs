@@ -4,6 +4,8 @@
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
+use domain::Severity;
+use pipeline::incidents::{IncidentPolicy, PolicyError};
 use sinks::azure_sql::settings::{SqlSettings, SqlSettingsError};
 use crate::telemetry::app_insights::{AppInsightsSettings, AppInsightsSettingsError};
 
@@ -75,6 +77,16 @@ pub struct Settings {
     /// `ANOMALY_ALLOW_EPHEMERAL_SQLITE`: in Azure, allow a SQLite file on instance-local
     /// storage, which a recycle or scale-in deletes (default false: start-up refuses).
     pub allow_ephemeral_sqlite: bool,
+    /// `ANOMALY_INCIDENT_OPEN_AFTER` of the last `ANOMALY_INCIDENT_OPEN_OF` windows anomalous
+    /// open an incident, as does one window of `ANOMALY_INCIDENT_OPEN_SEVERITY`;
+    /// `ANOMALY_INCIDENT_RESOLVE_AFTER` normal windows in a row, or a gap in the device's data
+    /// over `ANOMALY_INCIDENT_GAP_SECS`, resolve it (defaults 2 of 3, critical, 5, 1800: README,
+    /// Incidents).
+    pub incident_policy: IncidentPolicy,
+    /// `ANOMALY_PUBLISH_WINDOW_ALERTS`: also publish one alert per anomalous window on the
+    /// alerts hub (default true: consumers of the per-window stream keep working; page on the
+    /// incidents hub).
+    pub publish_window_alerts: bool,
 }
 
 impl Default for Settings {
@@ -94,6 +106,8 @@ impl Default for Settings {
             max_future_skew_secs: 600,
             models_dir: PathBuf::from("models"),
             allow_ephemeral_sqlite: false,
+            incident_policy: IncidentPolicy::default(),
+            publish_window_alerts: true,
         }
     }
 }
@@ -181,6 +195,8 @@ impl Settings {
                 (None, None) => defaults.models_dir,
             },
             allow_ephemeral_sqlite: flag(&get, "ANOMALY_ALLOW_EPHEMERAL_SQLITE")?,
+            incident_policy: incident_policy(&get)?,
+            publish_window_alerts: flag_or(&get, "ANOMALY_PUBLISH_WINDOW_ALERTS", true)?,
             drift_hours: match number(&get, "ANOMALY_DRIFT_HOURS", defaults.drift_hours, 1)? {
                 h if h <= 168 => h,
                 h => {
@@ -235,9 +251,58 @@ fn filesystem_of<'m>(path: &Path, mounts: &'m str) -> Option<&'m str> {
         .map(|(_, fs)| fs)
 }
 
+/// The incident settings, each checked alone and then together (open_after within open_of).
+fn incident_policy(get: &impl Fn(&str) -> Option<String>) -> Result<IncidentPolicy, ConfigError> {
+    let defaults = IncidentPolicy::default();
+    let open_at = match get("ANOMALY_INCIDENT_OPEN_SEVERITY") {
+        None => defaults.open_at,
+        Some(text) => match text.trim().parse::<Severity>() {
+            Ok(s) if s != Severity::Normal => s,
+            _ => {
+                return Err(ConfigError::Invalid {
+                    name: "ANOMALY_INCIDENT_OPEN_SEVERITY",
+                    value: text,
+                    problem: "must be low, medium, high or critical".into(),
+                })
+            }
+        },
+    };
+    let policy = IncidentPolicy {
+        open_after: number(get, "ANOMALY_INCIDENT_OPEN_AFTER", defaults.open_after, 1)?,
+        open_of: number(get, "ANOMALY_INCIDENT_OPEN_OF", defaults.open_of, 1)?,
+        open_at,
+        resolve_after: number(get, "ANOMALY_INCIDENT_RESOLVE_AFTER", defaults.resolve_after, 1)?,
+        gap_secs: number(get, "ANOMALY_INCIDENT_GAP_SECS", defaults.gap_secs, 0)?,
+    };
+    policy.validate().map_err(|error| {
+        let (name, value) = match error {
+            PolicyError::OpenOf(n) => ("ANOMALY_INCIDENT_OPEN_OF", n.to_string()),
+            PolicyError::OpenAfter { open_after, .. } => {
+                ("ANOMALY_INCIDENT_OPEN_AFTER", open_after.to_string())
+            }
+            PolicyError::ResolveAfter => ("ANOMALY_INCIDENT_RESOLVE_AFTER", "0".into()),
+            PolicyError::OpenAt => ("ANOMALY_INCIDENT_OPEN_SEVERITY", "normal".into()),
+        };
+        ConfigError::Invalid {
+            name,
+            value,
+            problem: error.to_string(),
+        }
+    })?;
+    Ok(policy)
+}
+
 fn flag(get: &impl Fn(&str) -> Option<String>, name: &'static str) -> Result<bool, ConfigError> {
+    flag_or(get, name, false)
+}
+
+fn flag_or(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: bool,
+) -> Result<bool, ConfigError> {
     match get(name).map(|v| v.trim().to_ascii_lowercase()) {
-        None => Ok(false),
+        None => Ok(default),
         Some(v) if v == "true" || v == "1" => Ok(true),
         Some(v) if v == "false" || v == "0" => Ok(false),
         Some(v) => Err(ConfigError::Invalid {
@@ -374,6 +439,38 @@ tmpfs /tmp tmpfs rw 0 0
         .unwrap();
         assert!(running_in_azure(&|k: &str| (k == "WEBSITE_INSTANCE_ID").then(|| "abc".to_string())));
         assert!(!running_in_azure(&|_: &str| None));
+    }
+
+    #[test]
+    fn incident_settings_are_checked_alone_and_together() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.incident_policy, IncidentPolicy::default());
+        assert!(s.publish_window_alerts);
+        let s = settings(&[
+            ("ANOMALY_INCIDENT_OPEN_AFTER", "3"),
+            ("ANOMALY_INCIDENT_OPEN_OF", "5"),
+            ("ANOMALY_INCIDENT_OPEN_SEVERITY", "high"),
+            ("ANOMALY_INCIDENT_RESOLVE_AFTER", "10"),
+            ("ANOMALY_INCIDENT_GAP_SECS", "0"),
+            ("ANOMALY_PUBLISH_WINDOW_ALERTS", "false"),
+        ])
+        .unwrap();
+        assert_eq!(
+            s.incident_policy,
+            IncidentPolicy { open_after: 3, open_of: 5, open_at: Severity::High, resolve_after: 10, gap_secs: 0 }
+        );
+        assert!(!s.publish_window_alerts);
+        for (pairs, named) in [
+            (vec![("ANOMALY_INCIDENT_OPEN_AFTER", "4")], "ANOMALY_INCIDENT_OPEN_AFTER"),
+            (vec![("ANOMALY_INCIDENT_OPEN_OF", "33"), ("ANOMALY_INCIDENT_OPEN_AFTER", "1")], "ANOMALY_INCIDENT_OPEN_OF"),
+            (vec![("ANOMALY_INCIDENT_RESOLVE_AFTER", "0")], "ANOMALY_INCIDENT_RESOLVE_AFTER"),
+            (vec![("ANOMALY_INCIDENT_OPEN_SEVERITY", "normal")], "ANOMALY_INCIDENT_OPEN_SEVERITY"),
+            (vec![("ANOMALY_INCIDENT_OPEN_SEVERITY", "loud")], "ANOMALY_INCIDENT_OPEN_SEVERITY"),
+            (vec![("ANOMALY_PUBLISH_WINDOW_ALERTS", "sometimes")], "ANOMALY_PUBLISH_WINDOW_ALERTS"),
+        ] {
+            let err = settings(&pairs).unwrap_err();
+            assert!(err.to_string().contains(named), "{pairs:?}: {err}");
+        }
     }
 
     #[test]

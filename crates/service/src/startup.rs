@@ -120,6 +120,7 @@ impl Application {
             PipelineOptions {
                 trigger_binding: settings.trigger_binding.clone(),
                 max_future_skew_secs: settings.max_future_skew_secs,
+                incident_policy: settings.incident_policy,
             },
         );
         let state = Arc::new(AppState {

@@ -15,7 +15,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use domain::time as timefmt;
-use domain::AnomalyRow;
+use domain::{AnomalyRow, Incident, IncidentMessage, IncidentStatus, TrackerState, VersionedTracker};
 
 pub use memory::MemoryStore;
 pub use sqlite::SqliteStore;
@@ -78,6 +78,72 @@ pub struct HistoryQuery {
     pub limit: usize,
 }
 
+/// Which incidents `/api/incidents` lists: open ones first, then by last activity, newest first.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IncidentQuery {
+    pub device_id: Option<String>,
+    pub status: Option<IncidentStatus>,
+    /// Canonical RFC 3339; incidents active (last anomalous window or resolution) at or after it.
+    pub since: Option<String>,
+    pub limit: usize,
+}
+
+/// The tracker of one device and model version, and the stored incident messages of its windows
+/// between `from_ms` and `to_ms` (the batch's windows of that device), to publish again for a
+/// re-delivery.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrackerRequest {
+    pub device_id: String,
+    pub model_version: String,
+    pub from_ms: i64,
+    pub to_ms: i64,
+}
+
+/// What [`AnomalyStore::load_trackers`] found for one request.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LoadedTracker {
+    /// None: the device has no tracker yet.
+    pub tracker: Option<VersionedTracker>,
+    /// Stored messages made at windows within the request's range, in window order.
+    pub messages: Vec<IncidentMessage>,
+}
+
+/// A conditional write of one tracker: it goes through only if the stored version is still
+/// `expected_version` (None: no tracker stored yet), and then also stores its incidents and new
+/// messages.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrackerSave {
+    pub state: TrackerState,
+    pub expected_version: Option<i64>,
+    /// Incidents to insert or replace (by id).
+    pub incidents: Vec<Incident>,
+    /// Messages made by this write (kept unique by id).
+    pub messages: Vec<IncidentMessage>,
+}
+
+/// What [`AnomalyStore::save_trackers`] did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SaveOutcome {
+    pub saved: usize,
+    /// Devices whose stored version was not the expected one: nothing of theirs was written.
+    pub conflicts: Vec<String>,
+}
+
+/// The activity instant of an incident: its resolution, or its last anomalous window.
+pub fn incident_activity_ms(incident: &Incident) -> Result<i64, StoreError> {
+    let text = incident.resolved_at.as_deref().unwrap_or(&incident.last_anomalous_at);
+    unix_ms(text).ok_or_else(|| {
+        StoreError::invalid(format!("incident {} has no timestamp {text:?}", incident.incident_id))
+    })
+}
+
+/// The window instant of a message.
+pub fn message_at_ms(message: &IncidentMessage) -> Result<i64, StoreError> {
+    unix_ms(&message.at).ok_or_else(|| {
+        StoreError::invalid(format!("message {} has no timestamp", message.message_id))
+    })
+}
+
 /// Which store: reported by `/api/health`, in logs and as a metric label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum StoreKind {
@@ -135,6 +201,12 @@ pub trait AnomalyStore: Send + Sync + 'static {
     fn history(&self, query: HistoryQuery) -> StoreFuture<'_, Vec<AnomalyRow>>;
     /// Succeeds when a write would go through now.
     fn ping(&self) -> StoreFuture<'_, ()>;
+    /// One answer per request, in order.
+    fn load_trackers(&self, requests: Vec<TrackerRequest>) -> StoreFuture<'_, Vec<LoadedTracker>>;
+    /// Each save is atomic on its own, and the whole call is one transaction: a failure writes
+    /// nothing; a version conflict skips that tracker only and names it.
+    fn save_trackers(&self, saves: Vec<TrackerSave>) -> StoreFuture<'_, SaveOutcome>;
+    fn incidents(&self, query: IncidentQuery) -> StoreFuture<'_, Vec<Incident>>;
 }
 
 /// Milliseconds since the epoch: timestamps compare as numbers, whatever their text form.

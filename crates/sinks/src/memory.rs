@@ -1,12 +1,16 @@
 //! An in-process store with the same promises as the durable ones (the contract suite runs on
 //! it too). Nothing survives a restart: for tests, and for running the pipeline without a disk.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex;
 
-use super::{since_instant, window_end_instants, AnomalyStore, HistoryQuery, StoreFuture};
+use super::{
+    incident_activity_ms, message_at_ms, since_instant, unix_ms, window_end_instants,
+    AnomalyStore, HistoryQuery, IncidentQuery, LoadedTracker, SaveOutcome, StoreError,
+    StoreFuture, TrackerRequest, TrackerSave,
+};
 use domain::time as timefmt;
-use domain::AnomalyRow;
+use domain::{AnomalyRow, Incident, IncidentMessage, IncidentStatus, VersionedTracker};
 
 #[derive(Default)]
 struct Rows {
@@ -14,6 +18,12 @@ struct Rows {
     keys: HashSet<(String, String, String)>,
     /// In insertion order, with the window end as an instant.
     rows: Vec<(i64, AnomalyRow)>,
+    /// Incident trackers by (device, model version).
+    trackers: HashMap<(String, String), VersionedTracker>,
+    /// Incidents by id, with their activity instant.
+    incidents: BTreeMap<String, (i64, Incident)>,
+    /// Messages by (device, model version), keyed by window instant and id.
+    messages: HashMap<(String, String), BTreeMap<(i64, String), IncidentMessage>>,
 }
 
 #[derive(Default)]
@@ -88,5 +98,102 @@ impl AnomalyStore for MemoryStore {
 
     fn ping(&self) -> StoreFuture<'_, ()> {
         Box::pin(async { Ok(()) })
+    }
+
+    fn load_trackers(&self, requests: Vec<TrackerRequest>) -> StoreFuture<'_, Vec<LoadedTracker>> {
+        let stored = self.rows();
+        let loaded = requests
+            .into_iter()
+            .map(|r| {
+                let key = (r.device_id, r.model_version);
+                LoadedTracker {
+                    tracker: stored.trackers.get(&key).cloned(),
+                    messages: stored.messages.get(&key).map_or_else(Vec::new, |m| {
+                        m.range((r.from_ms, String::new())..)
+                            .take_while(|((at, _), _)| *at <= r.to_ms)
+                            .map(|(_, message)| message.clone())
+                            .collect()
+                    }),
+                }
+            })
+            .collect();
+        Box::pin(async move { Ok(loaded) })
+    }
+
+    fn save_trackers(&self, saves: Vec<TrackerSave>) -> StoreFuture<'_, SaveOutcome> {
+        let result = (|| {
+            // Checked before anything is written: a bad save writes nothing.
+            let mut checked = Vec::with_capacity(saves.len());
+            for save in saves {
+                let incidents = save
+                    .incidents
+                    .iter()
+                    .map(incident_activity_ms)
+                    .collect::<Result<Vec<_>, StoreError>>()?;
+                let messages = save
+                    .messages
+                    .iter()
+                    .map(message_at_ms)
+                    .collect::<Result<Vec<_>, StoreError>>()?;
+                checked.push((save, incidents, messages));
+            }
+            let mut stored = self.rows();
+            let mut outcome = SaveOutcome::default();
+            for (save, incident_ms, message_ms) in checked {
+                let key = (save.state.device_id.clone(), save.state.model_version.clone());
+                let current = stored.trackers.get(&key).map(|t| t.version);
+                if current != save.expected_version {
+                    outcome.conflicts.push(key.0);
+                    continue;
+                }
+                let version = save.expected_version.unwrap_or(0) + 1;
+                for (incident, ms) in save.incidents.into_iter().zip(incident_ms) {
+                    stored.incidents.insert(incident.incident_id.clone(), (ms, incident));
+                }
+                let messages = stored.messages.entry(key.clone()).or_default();
+                for (message, ms) in save.messages.into_iter().zip(message_ms) {
+                    messages.entry((ms, message.message_id.clone())).or_insert(message);
+                }
+                stored.trackers.insert(key, VersionedTracker { state: save.state, version });
+                outcome.saved += 1;
+            }
+            Ok(outcome)
+        })();
+        Box::pin(async move { result })
+    }
+
+    fn incidents(&self, query: IncidentQuery) -> StoreFuture<'_, Vec<Incident>> {
+        let result = query
+            .since
+            .as_deref()
+            .map(|text| {
+                unix_ms(text)
+                    .ok_or_else(|| StoreError::invalid(format!("since {text:?} is not a timestamp")))
+            })
+            .transpose()
+            .map(|since| {
+                let stored = self.rows();
+                let mut matching: Vec<&(i64, Incident)> = stored
+                    .incidents
+                    .values()
+                    .filter(|(ms, i)| {
+                        query.device_id.as_ref().is_none_or(|d| &i.device_id == d)
+                            && query.status.is_none_or(|s| i.status == s)
+                            && since.is_none_or(|s| *ms >= s)
+                    })
+                    .collect();
+                matching.sort_by(|(ta, a), (tb, b)| {
+                    (a.status != IncidentStatus::Open)
+                        .cmp(&(b.status != IncidentStatus::Open))
+                        .then_with(|| tb.cmp(ta))
+                        .then_with(|| a.incident_id.cmp(&b.incident_id))
+                });
+                matching
+                    .into_iter()
+                    .take(query.limit)
+                    .map(|(_, i)| i.clone())
+                    .collect()
+            });
+        Box::pin(async move { result })
     }
 }

@@ -4,13 +4,15 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rusqlite::{params, Connection, ErrorCode};
+use rusqlite::{params, Connection, ErrorCode, OptionalExtension};
 
 use super::{
-    since_instant, window_end_instants, AnomalyStore, HistoryQuery, StoreError, StoreFuture,
+    incident_activity_ms, message_at_ms, since_instant, unix_ms, window_end_instants,
+    AnomalyStore, HistoryQuery, IncidentQuery, LoadedTracker, SaveOutcome, StoreError,
+    StoreFuture, TrackerRequest, TrackerSave,
 };
 use domain::time as timefmt;
-use domain::{AnomalyRow, Lineage};
+use domain::{AnomalyRow, Incident, IncidentMessage, Lineage, TrackerState, VersionedTracker};
 
 /// Busy, locked, I/O, full disk, cannot open: conditions that pass. Everything else (corrupt
 /// file, constraint, read-only database, misuse) will fail the same way on every retry.
@@ -75,6 +77,32 @@ CREATE TABLE IF NOT EXISTS anomalies (
 );
 CREATE INDEX IF NOT EXISTS anomalies_by_window ON anomalies (window_end_ms DESC);
 CREATE INDEX IF NOT EXISTS anomalies_by_device ON anomalies (device_id, window_end_ms DESC);
+CREATE TABLE IF NOT EXISTS incident_trackers (
+    device_id       TEXT    NOT NULL,
+    model_version   TEXT    NOT NULL,
+    version         INTEGER NOT NULL,
+    state           TEXT    NOT NULL,
+    updated_at      TEXT    NOT NULL,
+    PRIMARY KEY (device_id, model_version)
+);
+CREATE TABLE IF NOT EXISTS incidents (
+    incident_id     TEXT    PRIMARY KEY,
+    device_id       TEXT    NOT NULL,
+    model_version   TEXT    NOT NULL,
+    status          TEXT    NOT NULL,
+    activity_ms     INTEGER NOT NULL,
+    document        TEXT    NOT NULL
+);
+CREATE INDEX IF NOT EXISTS incidents_by_activity ON incidents (status, activity_ms DESC);
+CREATE INDEX IF NOT EXISTS incidents_by_device ON incidents (device_id, activity_ms DESC);
+CREATE TABLE IF NOT EXISTS incident_messages (
+    message_id      TEXT    PRIMARY KEY,
+    device_id       TEXT    NOT NULL,
+    model_version   TEXT    NOT NULL,
+    at_ms           INTEGER NOT NULL,
+    document        TEXT    NOT NULL
+);
+CREATE INDEX IF NOT EXISTS incident_messages_by_window ON incident_messages (device_id, model_version, at_ms);
 ";
 
 impl SqliteStore {
@@ -220,6 +248,187 @@ fn read_history(conn: &mut Connection, q: &HistoryQuery) -> Result<Vec<AnomalyRo
     Ok(out)
 }
 
+fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::permanent("cannot serialize", e))
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::permanent(format!("stored {what} is not readable"), e))
+}
+
+fn load_trackers(
+    conn: &mut Connection,
+    requests: &[TrackerRequest],
+) -> Result<Vec<LoadedTracker>, StoreError> {
+    const CONTEXT: &str = "reading incident trackers";
+    let tx = conn.transaction().during(CONTEXT)?;
+    let mut out = Vec::with_capacity(requests.len());
+    {
+        let mut tracker = tx
+            .prepare_cached(
+                "SELECT version, state FROM incident_trackers WHERE device_id = ?1 AND model_version = ?2",
+            )
+            .during(CONTEXT)?;
+        let mut messages = tx
+            .prepare_cached(
+                "SELECT document FROM incident_messages
+                 WHERE device_id = ?1 AND model_version = ?2 AND at_ms BETWEEN ?3 AND ?4
+                 ORDER BY at_ms, message_id",
+            )
+            .during(CONTEXT)?;
+        for r in requests {
+            let found: Option<(i64, String)> = tracker
+                .query_row(params![r.device_id, r.model_version], |row| {
+                    Ok((row.get(0)?, row.get(1)?))
+                })
+                .optional()
+                .during(CONTEXT)?;
+            let tracker = match found {
+                Some((version, state)) => Some(VersionedTracker {
+                    state: from_json::<TrackerState>(&state, "incident tracker")?,
+                    version,
+                }),
+                None => None,
+            };
+            let mut loaded = LoadedTracker {
+                tracker,
+                messages: Vec::new(),
+            };
+            // Only a re-delivery has messages to find: windows at or before the watermark.
+            let replayed = loaded
+                .tracker
+                .as_ref()
+                .is_some_and(|t| r.from_ms <= t.state.watermark_ms);
+            if replayed {
+                let rows = messages
+                    .query_map(
+                        params![r.device_id, r.model_version, r.from_ms, r.to_ms],
+                        |row| row.get::<_, String>(0),
+                    )
+                    .during(CONTEXT)?;
+                for text in rows {
+                    let text = text.during(CONTEXT)?;
+                    loaded.messages.push(from_json::<IncidentMessage>(&text, "incident message")?);
+                }
+            }
+            out.push(loaded);
+        }
+    }
+    tx.commit().during(CONTEXT)?;
+    Ok(out)
+}
+
+fn save_trackers(conn: &mut Connection, saves: &[TrackerSave]) -> Result<SaveOutcome, StoreError> {
+    const CONTEXT: &str = "saving incident trackers";
+    // Everything is checked and serialized before the transaction: a bad save writes nothing.
+    let mut prepared = Vec::with_capacity(saves.len());
+    for save in saves {
+        let incidents = save
+            .incidents
+            .iter()
+            .map(|i| Ok((incident_activity_ms(i)?, to_json(i)?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let messages = save
+            .messages
+            .iter()
+            .map(|m| Ok((message_at_ms(m)?, to_json(m)?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        prepared.push((save, to_json(&save.state)?, incidents, messages));
+    }
+    let now = timefmt::format(timefmt::now());
+    // IMMEDIATE: the version check and the write are under one write lock.
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .during(CONTEXT)?;
+    let mut outcome = SaveOutcome::default();
+    {
+        let mut update = tx
+            .prepare_cached(
+                "UPDATE incident_trackers SET version = version + 1, state = ?3, updated_at = ?4
+                 WHERE device_id = ?1 AND model_version = ?2 AND version = ?5",
+            )
+            .during(CONTEXT)?;
+        let mut create = tx
+            .prepare_cached(
+                "INSERT INTO incident_trackers (device_id, model_version, version, state, updated_at)
+                 VALUES (?1, ?2, 1, ?3, ?4) ON CONFLICT (device_id, model_version) DO NOTHING",
+            )
+            .during(CONTEXT)?;
+        let mut incident = tx
+            .prepare_cached(
+                "INSERT INTO incidents (incident_id, device_id, model_version, status, activity_ms, document)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (incident_id) DO UPDATE SET status = excluded.status,
+                     activity_ms = excluded.activity_ms, document = excluded.document",
+            )
+            .during(CONTEXT)?;
+        let mut message = tx
+            .prepare_cached(
+                "INSERT INTO incident_messages (message_id, device_id, model_version, at_ms, document)
+                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (message_id) DO NOTHING",
+            )
+            .during(CONTEXT)?;
+        for (save, state, incidents, messages) in prepared {
+            let (device, model) = (&save.state.device_id, &save.state.model_version);
+            let written = match save.expected_version {
+                Some(version) => update
+                    .execute(params![device, model, state, now, version])
+                    .during(CONTEXT)?,
+                None => create.execute(params![device, model, state, now]).during(CONTEXT)?,
+            };
+            if written == 0 {
+                outcome.conflicts.push(device.clone());
+                continue;
+            }
+            for (i, (activity, document)) in save.incidents.iter().zip(incidents) {
+                incident
+                    .execute(params![i.incident_id, device, model, i.status.as_str(), activity, document])
+                    .during(CONTEXT)?;
+            }
+            for (m, (at, document)) in save.messages.iter().zip(messages) {
+                message
+                    .execute(params![m.message_id, device, model, at, document])
+                    .during(CONTEXT)?;
+            }
+            outcome.saved += 1;
+        }
+    }
+    tx.commit().during(CONTEXT)?;
+    Ok(outcome)
+}
+
+fn read_incidents(conn: &mut Connection, q: &IncidentQuery) -> Result<Vec<Incident>, StoreError> {
+    const CONTEXT: &str = "reading incidents";
+    let since_ms = q
+        .since
+        .as_deref()
+        .map(|text| {
+            unix_ms(text).ok_or_else(|| StoreError::invalid(format!("since {text:?} is not a timestamp")))
+        })
+        .transpose()?;
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT document FROM incidents
+             WHERE (?1 IS NULL OR device_id = ?1) AND (?2 IS NULL OR status = ?2)
+                 AND (?3 IS NULL OR activity_ms >= ?3)
+             ORDER BY status = 'open' DESC, activity_ms DESC, incident_id ASC
+             LIMIT ?4",
+        )
+        .during(CONTEXT)?;
+    let limit = i64::try_from(q.limit).unwrap_or(i64::MAX);
+    let rows = stmt
+        .query_map(
+            params![q.device_id, q.status.map(|s| s.as_str()), since_ms, limit],
+            |row| row.get::<_, String>(0),
+        )
+        .during(CONTEXT)?;
+    let mut out = Vec::new();
+    for text in rows {
+        out.push(from_json::<Incident>(&text.during(CONTEXT)?, "incident")?);
+    }
+    Ok(out)
+}
+
 impl AnomalyStore for SqliteStore {
     fn kind(&self) -> crate::StoreKind {
         crate::StoreKind::Sqlite
@@ -247,5 +456,23 @@ impl AnomalyStore for SqliteStore {
             conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK;")
                 .during("probing the write lock")
         })
+    }
+
+    fn load_trackers(&self, requests: Vec<TrackerRequest>) -> StoreFuture<'_, Vec<LoadedTracker>> {
+        if requests.is_empty() {
+            return Box::pin(async { Ok(Vec::new()) });
+        }
+        self.blocking(move |conn| load_trackers(conn, &requests))
+    }
+
+    fn save_trackers(&self, saves: Vec<TrackerSave>) -> StoreFuture<'_, SaveOutcome> {
+        if saves.is_empty() {
+            return Box::pin(async { Ok(SaveOutcome::default()) });
+        }
+        self.blocking(move |conn| save_trackers(conn, &saves))
+    }
+
+    fn incidents(&self, query: IncidentQuery) -> StoreFuture<'_, Vec<Incident>> {
+        self.blocking(move |conn| read_incidents(conn, &query))
     }
 }

@@ -128,7 +128,17 @@ async fn handle(state: &AppState, body: Body) -> Response {
     state.observe(&mut outcome);
     let response = {
         let _build = tracing::info_span!("outputs.build", otel.kind = "internal").entered();
-        host::response(&outcome.alerts, &outcome.dead_letters, outcome.host_logs())
+        let alerts: &[domain::Alert] = if state.settings.publish_window_alerts {
+            &outcome.alerts
+        } else {
+            &[]
+        };
+        host::response(
+            alerts,
+            &outcome.incidents.messages,
+            &outcome.dead_letters,
+            outcome.host_logs(),
+        )
     };
     match response {
         Ok(response) => {
@@ -193,7 +203,7 @@ fn too_large(state: &AppState, oversized: Oversized) -> Response {
         dead_letters: &letters,
         by_kind: &BTreeMap::from([(letters[0].kind, 1)]),
     });
-    match host::response(&[], &letters, vec![log]) {
+    match host::response(&[], &[], &letters, vec![log]) {
         Ok(response) => {
             state.emit(InvocationFinished {
                 function: Function::ScoreWindows,

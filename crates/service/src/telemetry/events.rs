@@ -156,7 +156,13 @@ impl InternalEvent for StoreWritten<'_> {
         let store = write.store.as_str();
         metrics.duration(&STORE_WRITE_DURATION, &[store], write.elapsed.as_secs_f64());
         if let Some(class) = write.failure {
-            tracing::debug!(store, rows = write.rows, class = class.as_str(), "store write failed");
+            tracing::debug!(
+                store,
+                operation = write.operation.as_str(),
+                rows = write.rows,
+                class = class.as_str(),
+                "store write failed"
+            );
             metrics.add(&STORE_WRITE_FAILURES, &[store, class.as_str()], 1);
         }
     }

@@ -28,6 +28,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "V002__binary_key_collation.sql",
         sql: include_str!("../../../../sql/V002__binary_key_collation.sql"),
     },
+    Migration {
+        version: 3,
+        name: "V003__incidents.sql",
+        sql: include_str!("../../../../sql/V003__incidents.sql"),
+    },
 ];
 
 pub const BOOTSTRAP: &str = "IF OBJECT_ID(N'dbo.schema_migrations', N'U') IS NULL

@@ -8,6 +8,7 @@
 
 pub mod connection;
 pub mod errors;
+pub mod incidents;
 pub mod migrate;
 pub mod retry;
 pub mod settings;
@@ -22,9 +23,12 @@ use settings::SqlSettings;
 use statements::Cell;
 use token::{TokenCache, REFRESH_MARGIN};
 
-use super::{AnomalyStore, HistoryQuery, StoreError, StoreFuture};
+use super::{
+    AnomalyStore, HistoryQuery, IncidentQuery, LoadedTracker, SaveOutcome, StoreError, StoreFuture,
+    TrackerRequest, TrackerSave,
+};
 use domain::time as timefmt;
-use domain::AnomalyRow;
+use domain::{AnomalyRow, Incident};
 
 pub struct AzureSqlStore {
     executor: Arc<dyn Executor>,
@@ -145,6 +149,43 @@ impl AnomalyStore for AzureSqlStore {
                     "this identity may not insert into dbo.anomalies: run `sensor-anomaly db migrate` and grant INSERT (see README)",
                 )),
             }
+        })
+    }
+
+    fn load_trackers(&self, requests: Vec<TrackerRequest>) -> StoreFuture<'_, Vec<LoadedTracker>> {
+        Box::pin(async move {
+            if requests.is_empty() {
+                return Ok(Vec::new());
+            }
+            let statement = incidents::load(&requests)?;
+            let rows = self
+                .run_with_retries(&statement, "reading incident trackers")
+                .await?;
+            incidents::loaded(requests.len(), rows)
+        })
+    }
+
+    fn save_trackers(&self, saves: Vec<TrackerSave>) -> StoreFuture<'_, SaveOutcome> {
+        Box::pin(async move {
+            if saves.is_empty() {
+                return Ok(SaveOutcome::default());
+            }
+            let now = timefmt::format(timefmt::now());
+            let statement = incidents::save(&saves, &now)?;
+            // Retrying is safe: a write that committed before its answer was lost comes back as
+            // a conflict, and the batch then reads the tracker again.
+            let rows = self
+                .run_with_retries(&statement, "saving incident trackers")
+                .await?;
+            incidents::saved(&saves, rows)
+        })
+    }
+
+    fn incidents(&self, query: IncidentQuery) -> StoreFuture<'_, Vec<Incident>> {
+        Box::pin(async move {
+            let statement = incidents::incidents(&query)?;
+            let rows = self.run_with_retries(&statement, "reading incidents").await?;
+            rows.into_iter().map(incidents::incident).collect()
         })
     }
 }

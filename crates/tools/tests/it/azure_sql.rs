@@ -99,7 +99,7 @@ async fn azure_sql_store_keeps_the_contract_on_the_gated_server() {
         .await
         .expect("connects");
     client
-        .simple_query("DELETE FROM dbo.anomalies;")
+        .simple_query("DELETE FROM dbo.anomalies; DELETE FROM dbo.incident_trackers; DELETE FROM dbo.incidents; DELETE FROM dbo.incident_messages;")
         .await
         .unwrap()
         .into_results()

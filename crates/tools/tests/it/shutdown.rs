@@ -10,8 +10,11 @@ use serde_json::json;
 use tokio::sync::{Notify, Semaphore};
 
 use crate::helpers::{encoded, invocation, many_metadata, spawn_app_with_store, texts, windows};
-use domain::AnomalyRow;
-use sinks::{AnomalyStore, HistoryQuery, SqliteStore, StoreFuture, StoreKind};
+use domain::{AnomalyRow, Incident};
+use sinks::{
+    AnomalyStore, HistoryQuery, IncidentQuery, LoadedTracker, SaveOutcome, SqliteStore,
+    StoreFuture, StoreKind, TrackerRequest, TrackerSave,
+};
 
 /// A test double around the real SQLite store: every insert announces itself and then waits
 /// until the test releases it, so "in flight" is a fact, not a guess about timing.
@@ -37,6 +40,15 @@ impl AnomalyStore for GatedStoreDouble {
     }
     fn ping(&self) -> StoreFuture<'_, ()> {
         self.inner.ping()
+    }
+    fn load_trackers(&self, requests: Vec<TrackerRequest>) -> StoreFuture<'_, Vec<LoadedTracker>> {
+        self.inner.load_trackers(requests)
+    }
+    fn save_trackers(&self, saves: Vec<TrackerSave>) -> StoreFuture<'_, SaveOutcome> {
+        self.inner.save_trackers(saves)
+    }
+    fn incidents(&self, query: IncidentQuery) -> StoreFuture<'_, Vec<Incident>> {
+        self.inner.incidents(query)
     }
 }
 

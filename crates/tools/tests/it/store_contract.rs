@@ -4,8 +4,14 @@
 
 use std::time::Duration;
 
-use domain::{AnomalyRow, Lineage};
-use sinks::{AnomalyStore, HistoryQuery, MemoryStore, SqliteStore};
+use domain::{
+    AnomalyRow, Incident, IncidentMessage, IncidentStatus, Lineage, Severity, TrackerState,
+    Transition,
+};
+use sinks::{
+    AnomalyStore, HistoryQuery, IncidentQuery, MemoryStore, SqliteStore, TrackerRequest,
+    TrackerSave,
+};
 use serde_json::json;
 
 use crate::helpers::Scratch;
@@ -152,6 +158,7 @@ pub async fn keeps_the_contract(store: &dyn AnomalyStore) {
     assert_eq!(store.insert(many).await.unwrap(), 0);
 
     keys_mean_the_same_everywhere(store).await;
+    keeps_the_incident_contract(store).await;
     store.ping().await.expect("ping after writes");
 }
 
@@ -193,6 +200,140 @@ async fn keys_mean_the_same_everywhere(store: &dyn AnomalyStore) {
     let (a, b) = futures::join!(store.insert(batch.clone()), store.insert(batch.clone()));
     assert_eq!(a.unwrap() + b.unwrap(), 200, "each row once across both writers");
     assert_eq!(ends(store, query(Some("twice"), None, 1000)).await.len(), 200);
+}
+
+fn incident(device: &str, first: &str, last: &str, status: IncidentStatus) -> Incident {
+    Incident {
+        incident_id: Incident::id("v1", device, first),
+        device_id: device.into(),
+        model_version: "v1".into(),
+        status,
+        opened_at: first.into(),
+        detected_at: last.into(),
+        last_anomalous_at: last.into(),
+        resolved_at: (status == IncidentStatus::Resolved).then(|| last.to_string()),
+        resolution: (status == IncidentStatus::Resolved).then_some(domain::Resolution::QuietWindows),
+        peak_severity: Severity::High,
+        peak_score: 6.5,
+        threshold: 1.0,
+        peak_window_end: last.into(),
+        peak_top_channel: "a".into(),
+        peak_explanation: "a mean is 6.5 sd above normal".into(),
+        anomalous_windows: 2,
+        windows: 3,
+        channels: vec![domain::ChannelShare { channel: "a".into(), share: 1.0 }],
+        first_lineage: Lineage::default(),
+        last_lineage: Lineage::default(),
+    }
+}
+
+fn tracker(device: &str, watermark: &str) -> TrackerState {
+    let mut state = TrackerState::new(device, "v1");
+    state.watermark = watermark.into();
+    state.watermark_ms = sinks::unix_ms(watermark).unwrap();
+    state.recent = 0b101;
+    state.recent_len = 3;
+    state
+}
+
+fn request(device: &str, from: &str, to: &str) -> TrackerRequest {
+    TrackerRequest {
+        device_id: device.into(),
+        model_version: "v1".into(),
+        from_ms: sinks::unix_ms(from).unwrap(),
+        to_ms: sinks::unix_ms(to).unwrap(),
+    }
+}
+
+fn incidents_query(device: Option<&str>, status: Option<IncidentStatus>, since: Option<&str>) -> IncidentQuery {
+    IncidentQuery {
+        device_id: device.map(str::to_string),
+        status,
+        since: since.map(str::to_string),
+        limit: 100,
+    }
+}
+
+async fn incident_ids(store: &dyn AnomalyStore, q: IncidentQuery) -> Vec<String> {
+    store.incidents(q).await.expect("incidents").into_iter().map(|i| i.incident_id).collect()
+}
+
+/// Incident trackers: a conditional write per device (a stale version is a conflict that writes
+/// nothing of that device), one transaction per call, messages unique by id and found again by
+/// window, incidents listed open first; keys binary as for anomalies.
+async fn keeps_the_incident_contract(store: &dyn AnomalyStore) {
+    let (t1, t2, t3) = ("2026-02-01T00:01:00Z", "2026-02-01T00:02:00Z", "2026-02-01T00:03:00Z");
+    let unknown = store.load_trackers(vec![request("inc-1", t1, t3)]).await.unwrap();
+    assert_eq!(unknown.len(), 1);
+    assert!(unknown[0].tracker.is_none() && unknown[0].messages.is_empty());
+
+    let open = incident("inc-1", t1, t2, IncidentStatus::Open);
+    let opened = IncidentMessage::new(Transition::Opened, t2, &open);
+    let save = |state: TrackerState, expected, incidents: Vec<Incident>, messages: Vec<IncidentMessage>| TrackerSave {
+        state,
+        expected_version: expected,
+        incidents,
+        messages,
+    };
+    let first = save(tracker("inc-1", t2), None, vec![open.clone()], vec![opened.clone()]);
+    let outcome = store.save_trackers(vec![first.clone()]).await.unwrap();
+    assert_eq!((outcome.saved, outcome.conflicts.len()), (1, 0));
+    let loaded = store.load_trackers(vec![request("inc-1", t1, t3)]).await.unwrap().remove(0);
+    let stored = loaded.tracker.expect("saved");
+    assert_eq!((stored.version, &stored.state), (1, &first.state));
+    assert_eq!(loaded.messages, vec![opened.clone()], "a re-delivered window finds its message");
+    let outside = store.load_trackers(vec![request("inc-1", t1, t1)]).await.unwrap().remove(0);
+    assert!(outside.messages.is_empty(), "only the messages of the requested windows");
+
+    // A second creation, or a write at a stale version, is a conflict and writes nothing.
+    let resolved = incident("inc-1", t1, t3, IncidentStatus::Resolved);
+    let closing = IncidentMessage::new(Transition::Resolved, t3, &resolved);
+    for expected in [None, Some(7)] {
+        let stale = save(tracker("inc-1", t3), expected, vec![resolved.clone()], vec![closing.clone()]);
+        let outcome = store.save_trackers(vec![stale]).await.unwrap();
+        assert_eq!((outcome.saved, outcome.conflicts.clone()), (0, vec!["inc-1".to_string()]));
+    }
+    let after = store.incidents(incidents_query(Some("inc-1"), None, None)).await.unwrap();
+    assert_eq!(after, vec![open.clone()], "the conflicting writes left the incident alone");
+
+    // At the read version it goes through, with a device beside it in the same call; the repeated
+    // message is kept once.
+    let next = save(tracker("inc-1", t3), Some(1), vec![resolved.clone()], vec![opened.clone(), closing.clone()]);
+    let other = save(tracker("inc-2", t1), None, vec![incident("inc-2", t1, t1, IncidentStatus::Open)], vec![]);
+    let outcome = store.save_trackers(vec![next, other]).await.unwrap();
+    assert_eq!((outcome.saved, outcome.conflicts.len()), (2, 0));
+    let loaded = store.load_trackers(vec![request("inc-2", t1, t1), request("inc-1", t1, t3)]).await.unwrap();
+    assert_eq!(loaded[0].tracker.as_ref().map(|t| t.version), Some(1));
+    assert_eq!(loaded[1].tracker.as_ref().map(|t| t.version), Some(2));
+    assert_eq!(loaded[1].messages, vec![opened.clone(), closing.clone()], "window order, each once");
+
+    // Listing: open first, then by activity; filters by device, status and activity time.
+    let late = incident("inc-3", t1, t2, IncidentStatus::Resolved);
+    let third = save(tracker("inc-3", t2), None, vec![late.clone()], vec![]);
+    store.save_trackers(vec![third]).await.unwrap();
+    assert_eq!(
+        incident_ids(store, incidents_query(None, None, None)).await,
+        [Incident::id("v1", "inc-2", t1), resolved.incident_id.clone(), late.incident_id.clone()]
+    );
+    assert_eq!(incident_ids(store, incidents_query(None, Some(IncidentStatus::Resolved), Some(t3))).await, [resolved.incident_id.clone()]);
+    assert_eq!(incident_ids(store, incidents_query(Some("inc-3"), None, None)).await, [late.incident_id.clone()]);
+    let one = store.incidents(IncidentQuery { limit: 1, ..Default::default() }).await.unwrap();
+    assert_eq!(one.len(), 1);
+    assert!(store.incidents(incidents_query(None, None, Some("yesterday"))).await.is_err());
+
+    // A bad save refuses the whole call: the good one beside it is not written either.
+    let mut broken = incident("inc-4", t1, t1, IncidentStatus::Open);
+    broken.last_anomalous_at = "not a time".into();
+    let good = save(tracker("inc-5", t1), None, vec![], vec![]);
+    let bad = save(tracker("inc-4", t1), None, vec![broken], vec![]);
+    let error = store.save_trackers(vec![good, bad]).await.expect_err("refused");
+    assert!(!error.is_transient(), "{error}");
+    let loaded = store.load_trackers(vec![request("inc-5", t1, t1)]).await.unwrap();
+    assert!(loaded[0].tracker.is_none(), "nothing of the call was written");
+
+    // Keys are binary here too.
+    let upper = save(tracker("Inc-1", t1), None, vec![], vec![]);
+    assert_eq!(store.save_trackers(vec![upper]).await.unwrap().saved, 1, "Inc-1 is not inc-1");
 }
 
 /// `n` distinct rows of one device, for counting round trips.

@@ -19,7 +19,7 @@ use crate::telemetry::app_insights::ExportHealth;
 use crate::telemetry::metrics::{Metrics, INSTRUMENTS};
 use domain::{Lineage, RecordError, ScoredWindow};
 use ingress::host::BatchInfo;
-use pipeline::{BatchSummary, FailureClass};
+use pipeline::{BatchSummary, FailureClass, StoreOperation};
 use scoring::Model;
 use sinks::StoreKind;
 
@@ -109,6 +109,8 @@ fn outcome(model: &InService) -> BatchOutcome {
             inserted: 1,
             refused_by_kind: BTreeMap::from([(RejectionKind::NotJson, 1)]),
             diverted: 0,
+            incident_messages: 0,
+            incidents_skipped: false,
             model_version: m.info.model_version.clone(),
             batch: BatchInfo::default(),
             elapsed: Duration::from_millis(3),
@@ -118,17 +120,20 @@ fn outcome(model: &InService) -> BatchOutcome {
         store_writes: vec![
             StoreWrite {
                 store: StoreKind::Sqlite,
+                operation: StoreOperation::InsertAnomalies,
                 rows: 1,
                 elapsed: Duration::from_millis(1),
                 failure: None,
             },
             StoreWrite {
                 store: StoreKind::Sqlite,
+                operation: StoreOperation::InsertAnomalies,
                 rows: 1,
                 elapsed: Duration::from_millis(1),
                 failure: Some(FailureClass::Transient),
             },
         ],
+        incidents: Default::default(),
     }
 }
 
