@@ -185,6 +185,31 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
           name: 'ANOMALY_MAX_FUTURE_SKEW_SECS'
           value: '600'
         }
+        // Incidents (README, Incidents): the defaults, written out so they can be changed here.
+        {
+          name: 'ANOMALY_INCIDENT_OPEN_AFTER'
+          value: '2'
+        }
+        {
+          name: 'ANOMALY_INCIDENT_OPEN_OF'
+          value: '3'
+        }
+        {
+          name: 'ANOMALY_INCIDENT_OPEN_SEVERITY'
+          value: 'critical'
+        }
+        {
+          name: 'ANOMALY_INCIDENT_RESOLVE_AFTER'
+          value: '5'
+        }
+        {
+          name: 'ANOMALY_INCIDENT_GAP_SECS'
+          value: '1800'
+        }
+        {
+          name: 'ANOMALY_PUBLISH_WINDOW_ALERTS'
+          value: 'true'
+        }
         {
           name: 'ANOMALY_MODELS_DIR'
           value: 'models'

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use super::host::{ALERTS_OUTPUT, DEAD_LETTER_OUTPUT};
+use super::host::{ALERTS_OUTPUT, DEAD_LETTER_OUTPUT, INCIDENTS_OUTPUT};
 
 /// Where `function.json` may sit relative to the app root (the folder holding `host.json`):
 /// the host's layout (`<root>/ScoreWindows/`) and this repository's (`<root>/functions/ScoreWindows/`).
@@ -94,7 +94,7 @@ pub fn check_score_windows(
             path,
         });
     }
-    for name in [ALERTS_OUTPUT, DEAD_LETTER_OUTPUT] {
+    for name in [ALERTS_OUTPUT, INCIDENTS_OUTPUT, DEAD_LETTER_OUTPUT] {
         let declared = bindings
             .iter()
             .any(|b| field(b, "direction").eq_ignore_ascii_case("out") && field(b, "name") == name);
@@ -180,6 +180,13 @@ mod tests {
             ),
             "{err}"
         );
+        // A function.json from before incidents: their messages would be dropped by the host.
+        let json = repo_function_json().replace("\"incidents\"", "\"other\"");
+        let app = TempApp::new("no-incidents", "ScoreWindows", &json);
+        assert!(matches!(
+            check_score_windows(&app.0, "events"),
+            Err(FunctionJsonError::MissingOutput { name: "incidents", .. })
+        ));
         let app = TempApp::new("no-trigger", "ScoreWindows", r#"{"bindings": []}"#);
         assert!(matches!(
             check_score_windows(&app.0, "events"),

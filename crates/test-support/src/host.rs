@@ -93,6 +93,10 @@ pub fn alerts(reply: &Value) -> Vec<Value> {
     output(reply, "alerts")
 }
 
+pub fn incidents(reply: &Value) -> Vec<Value> {
+    output(reply, "incidents")
+}
+
 pub fn dead_letters(reply: &Value) -> Vec<Value> {
     output(reply, "deadletter")
 }

@@ -64,6 +64,7 @@ pub enum Route {
     Health,
     HealthStore,
     History,
+    Incidents,
     Model,
     Reload,
     Metrics,
@@ -75,7 +76,7 @@ pub enum Route {
 }
 
 impl Route {
-    pub const ALL: [Route; 15] = [
+    pub const ALL: [Route; 16] = [
         Route::Ready,
         Route::ScoreWindows,
         Route::Score,
@@ -83,6 +84,7 @@ impl Route {
         Route::Health,
         Route::HealthStore,
         Route::History,
+        Route::Incidents,
         Route::Model,
         Route::Reload,
         Route::Metrics,
@@ -102,6 +104,7 @@ impl Route {
             Route::Health => "/api/health",
             Route::HealthStore => "/api/health/store",
             Route::History => "/api/history",
+            Route::Incidents => "/api/incidents",
             Route::Model => "/api/model",
             Route::Reload => "/api/reload",
             Route::Metrics => "/api/metrics",
@@ -134,6 +137,7 @@ impl Route {
             Route::Health => routing::on(f, api::health::health),
             Route::HealthStore => routing::on(f, api::health::store),
             Route::History => routing::on(f, api::history::history),
+            Route::Incidents => routing::on(f, api::incidents::incidents),
             Route::Model => routing::on(f, api::model::model_info),
             Route::Reload => {
                 routing::on(f, api::reload::reload).layer(DefaultBodyLimit::max(MAX_MODEL_BYTES))

@@ -3,7 +3,7 @@
 
 use crate::helpers::{repo_path, spawn_app};
 use service::configuration::Settings;
-use ingress::host::{ALERTS_OUTPUT, DEAD_LETTER_OUTPUT};
+use ingress::host::{ALERTS_OUTPUT, DEAD_LETTER_OUTPUT, INCIDENTS_OUTPUT};
 use serde_json::{json, Value};
 
 fn read_json(relative: &str) -> Value {
@@ -93,7 +93,7 @@ fn score_windows_bindings_match_the_pipeline() {
         .filter(|b| b["direction"] == "out")
         .map(|b| b["name"].as_str().unwrap())
         .collect();
-    assert_eq!(outputs, vec![ALERTS_OUTPUT, DEAD_LETTER_OUTPUT]);
+    assert_eq!(outputs, vec![ALERTS_OUTPUT, INCIDENTS_OUTPUT, DEAD_LETTER_OUTPUT]);
     assert!(json["retry"]["maxRetryCount"].as_i64().unwrap() != 0);
 }
 

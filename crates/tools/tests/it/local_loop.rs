@@ -151,7 +151,14 @@ fn the_emulator_declares_the_hubs_and_consumer_groups_the_settings_name() {
         groups.insert(e["Name"].as_str().unwrap().to_string(), cgs);
     }
     let settings = local_settings();
-    for hub_setting in ["WindowsHubName", "AlertsHubName", "DeadLetterHubName"] {
+    // Every hub function.json names, by its setting.
+    let hub_settings: Vec<String> = function_json_settings()
+        .into_iter()
+        .filter(|name| name.ends_with("HubName"))
+        .collect();
+    assert_eq!(hub_settings.len(), 4, "{hub_settings:?}");
+    for hub_setting in &hub_settings {
+        let hub_setting = hub_setting.as_str();
         let hub = &settings[hub_setting];
         assert!(
             groups.contains_key(hub),

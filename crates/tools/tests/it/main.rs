@@ -10,6 +10,7 @@ mod demo;
 mod drift;
 mod eventhubs;
 mod functions;
+mod incidents;
 mod helpers;
 mod infra;
 

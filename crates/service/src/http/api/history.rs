@@ -17,24 +17,31 @@ use sinks::HistoryQuery;
 /// The most history rows one request returns.
 pub const MAX_HISTORY_LIMIT: usize = 1000;
 
-/// `GET /api/history?device=&since=&limit=`: stored anomalies, newest window first.
-pub async fn history(
-    State(state): AppStateRef,
-    query: Result<Query<HashMap<String, String>>, QueryRejection>,
-) -> Result<Response, ApiError> {
-    let Query(params) =
-        query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text(), None))?;
+/// The filters `/api/history` and `/api/incidents` share.
+pub struct Listing {
+    pub device_id: Option<String>,
+    pub since: Option<String>,
+    pub limit: usize,
+}
+
+/// Reads `device`, `since` and `limit` (and the names in `extra`, left for the caller); any
+/// other parameter is refused, naming it.
+pub fn listing(params: &HashMap<String, String>, extra: &[&str]) -> Result<Listing, ApiError> {
     let bad = |field: &str, message: String| {
         ApiError::new(StatusCode::BAD_REQUEST, message, Some(field.to_string()))
     };
     // `code` is the function key, which the host checks and forwards with the query string.
-    if let Some(unknown) = params
-        .keys()
-        .find(|k| !["device", "since", "limit", "code"].contains(&k.as_str()))
-    {
+    let known = |k: &str| ["device", "since", "limit", "code"].contains(&k) || extra.contains(&k);
+    if let Some(unknown) = params.keys().find(|k| !known(k)) {
+        let expected = ["device", "since", "limit"]
+            .iter()
+            .chain(extra)
+            .copied()
+            .collect::<Vec<_>>()
+            .join(", ");
         return Err(bad(
             unknown,
-            format!("unknown query parameter `{unknown}` (expected device, since, limit)"),
+            format!("unknown query parameter `{unknown}` (expected {expected})"),
         ));
     }
     let since = match params.get("since").filter(|s| !s.is_empty()) {
@@ -60,8 +67,23 @@ pub async fn history(
         },
         None => 100,
     };
-    let query = HistoryQuery {
+    Ok(Listing {
         device_id: params.get("device").filter(|s| !s.is_empty()).cloned(),
+        since,
+        limit,
+    })
+}
+
+/// `GET /api/history?device=&since=&limit=`: stored anomalies, newest window first.
+pub async fn history(
+    State(state): AppStateRef,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(params) =
+        query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text(), None))?;
+    let Listing { device_id, since, limit } = listing(&params, &[])?;
+    let query = HistoryQuery {
+        device_id,
         since,
         limit,
     };

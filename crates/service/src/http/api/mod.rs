@@ -4,6 +4,7 @@ pub mod dashboard;
 pub mod drift;
 pub mod health;
 pub mod history;
+pub mod incidents;
 pub mod metrics;
 pub mod model;
 pub mod reload;
