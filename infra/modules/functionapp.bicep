@@ -196,7 +196,7 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
         }
         {
           name: 'ANOMALY_INCIDENT_OPEN_SEVERITY'
-          value: 'critical'
+          value: 'high'
         }
         {
           name: 'ANOMALY_INCIDENT_RESOLVE_AFTER'

@@ -46,7 +46,7 @@ impl Default for IncidentPolicy {
         IncidentPolicy {
             open_after: 2,
             open_of: 3,
-            open_at: Severity::Critical,
+            open_at: Severity::High,
             resolve_after: 5,
             gap_secs: 1800,
         }

@@ -80,7 +80,7 @@ pub struct Settings {
     /// `ANOMALY_INCIDENT_OPEN_AFTER` of the last `ANOMALY_INCIDENT_OPEN_OF` windows anomalous
     /// open an incident, as does one window of `ANOMALY_INCIDENT_OPEN_SEVERITY`;
     /// `ANOMALY_INCIDENT_RESOLVE_AFTER` normal windows in a row, or a gap in the device's data
-    /// over `ANOMALY_INCIDENT_GAP_SECS`, resolve it (defaults 2 of 3, critical, 5, 1800: README,
+    /// over `ANOMALY_INCIDENT_GAP_SECS`, resolve it (defaults 2 of 3, high, 5, 1800: README,
     /// Incidents).
     pub incident_policy: IncidentPolicy,
     /// `ANOMALY_PUBLISH_WINDOW_ALERTS`: also publish one alert per anomalous window on the

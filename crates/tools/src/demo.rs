@@ -12,13 +12,13 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::evaluation::{self, Quality, Truth};
+use super::evaluation::{self, IncidentQuality, IncidentSpan, Quality, Truth};
 use super::simulate::{self, SimConfig};
 use super::windowing::{WindowError, WindowSpec};
 use service::configuration::Settings;
 use domain::time as timefmt;
 use ingress::host;
-use sinks::{HistoryQuery, StoreError};
+use sinks::{HistoryQuery, IncidentQuery, StoreError};
 use service::startup::{Application, StartupError};
 use service::telemetry::Telemetry;
 
@@ -28,6 +28,8 @@ pub enum DemoError {
     Startup(#[from] StartupError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Config(#[from] service::configuration::ConfigError),
     #[error(transparent)]
     Window(#[from] WindowError),
     #[error("ScoreWindows request failed: {0}")]
@@ -98,6 +100,27 @@ pub struct DemoReport {
     pub batch_latency_ms: Latency,
     pub model_version: String,
     pub quality: Quality,
+    pub incidents: IncidentReport,
+}
+
+/// The incidents the demo's windows made, against the injected fault episodes.
+#[derive(Debug, Clone, Serialize)]
+pub struct IncidentReport {
+    /// Messages published on the incidents output (opened, escalated, resolved).
+    pub messages: usize,
+    pub quality: IncidentQuality,
+}
+
+/// Event Hubs partitions the demo spreads devices over.
+const DEMO_PARTITIONS: usize = 4;
+
+/// The partition of a device: a stable hash of its id, as Event Hubs hashes a partition key.
+fn partition_of(device: &str, partitions: usize) -> usize {
+    // FNV-1a: stable across runs and platforms.
+    let hash = device
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    (hash % partitions.max(1) as u64) as usize
 }
 
 /// What the driving workers gather from the replies.
@@ -107,6 +130,8 @@ struct Collected {
     /// (device, window end) of each alert, with its top channel.
     predicted: HashMap<(String, String), String>,
     refused: usize,
+    /// Incident messages published.
+    incident_messages: usize,
 }
 
 fn progress(enabled: bool, message: &str) {
@@ -175,7 +200,10 @@ pub async fn run_and_serve(
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", options.db_path.display()));
     }
+    // The incident rules as configured (ANOMALY_INCIDENT_*), so their effect can be measured here.
+    let configured = Settings::from_lookup(|name| std::env::var(name).ok())?;
     let settings = Settings {
+        incident_policy: configured.incident_policy,
         port: options.serve_port.unwrap_or(0),
         model_path: options.model_path.clone(),
         sqlite_path: options.db_path.clone(),
@@ -191,28 +219,38 @@ pub async fn run_and_serve(
         let _ = stopped.await;
     }));
 
-    // Stream Analytics writes one record per event here; each batch is one host invocation.
-    let bodies: Vec<String> = windows
+    // Stream Analytics writes one record per event here, partitioned by device id (its partition
+    // key) as Event Hubs keeps them: each partition's events in order, and the host hands one
+    // partition's batches to the function one after another. Each batch is one host invocation.
+    let partitions = DEMO_PARTITIONS;
+    let mut bodies: Vec<Vec<String>> = vec![Vec::new(); partitions];
+    for w in &windows {
+        let device = w.get("device_id").and_then(Value::as_str).unwrap_or_default();
+        bodies[partition_of(device, partitions)].push(Value::Object(w.clone()).to_string());
+    }
+    let batches: Vec<Vec<String>> = bodies
         .iter()
-        .map(|w| Value::Object(w.clone()).to_string())
-        .collect();
-    let batches: Vec<String> = bodies
-        .chunks(options.batch_size.max(1))
         .enumerate()
-        .map(|(i, chunk)| {
-            let partition = (i % 4).to_string();
-            let enqueued = timefmt::format(timefmt::now());
-            host::many_string_invocation(
-                &binding,
-                chunk,
-                &partition,
-                (i * options.batch_size) as i64,
-                &enqueued,
-            )
-            .to_string()
+        .map(|(partition, events)| {
+            events
+                .chunks(options.batch_size.max(1))
+                .enumerate()
+                .map(|(i, chunk)| {
+                    let enqueued = timefmt::format(timefmt::now());
+                    host::many_string_invocation(
+                        &binding,
+                        chunk,
+                        &partition.to_string(),
+                        (i * options.batch_size) as i64,
+                        &enqueued,
+                    )
+                    .to_string()
+                })
+                .collect()
         })
         .collect();
-    progress(show, &format!("driving ScoreWindows on 127.0.0.1:{port}: {} invocations of up to {} events, {} at a time ...", batches.len(), options.batch_size, options.concurrency));
+    let invocations: usize = batches.iter().map(Vec::len).sum();
+    progress(show, &format!("driving ScoreWindows on 127.0.0.1:{port}: {invocations} invocations of up to {} events from {partitions} partitions, {} at a time ...", options.batch_size, options.concurrency));
 
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(60))
@@ -220,25 +258,29 @@ pub async fn run_and_serve(
         .map_err(|e| DemoError::Http(e.to_string()))?;
     let url = format!("http://127.0.0.1:{port}/ScoreWindows");
     let batches = Arc::new(batches);
-    let next = Arc::new(AtomicUsize::new(0));
     let done = Arc::new(AtomicUsize::new(0));
     let results = Arc::new(Mutex::new(Collected::default()));
     let drive_started = Instant::now();
     let mut workers = tokio::task::JoinSet::new();
-    for _ in 0..options.concurrency.max(1) {
-        let (client, url, batches, next, done, results) = (
+    let workers_count = options.concurrency.clamp(1, partitions);
+    for worker in 0..workers_count {
+        let (client, url, batches, done, results) = (
             client.clone(),
             url.clone(),
             Arc::clone(&batches),
-            Arc::clone(&next),
             Arc::clone(&done),
             Arc::clone(&results),
         );
+        // Each worker owns whole partitions and takes their batches in order, one at a time.
+        let owned: Vec<usize> = (worker..partitions).step_by(workers_count).collect();
+        let rounds = owned.iter().map(|&p| batches[p].len()).max().unwrap_or(0);
+        let order: Vec<(usize, usize)> = (0..rounds)
+            .flat_map(|round| owned.iter().map(move |&p| (p, round)))
+            .collect();
         workers.spawn(async move {
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(body) = batches.get(i) else {
-                    return Ok::<(), DemoError>(());
+            for (partition, round) in order {
+                let Some(body) = batches[partition].get(round) else {
+                    continue;
                 };
                 let sent = Instant::now();
                 let response = client
@@ -278,6 +320,11 @@ pub async fn run_and_serve(
                     .map_err(|_| DemoError::Http("result collector poisoned".into()))?;
                 guard.latencies_ms.push(latency_ms);
                 guard.refused += refused;
+                guard.incident_messages += reply
+                    .outputs
+                    .get("incidents")
+                    .and_then(Value::as_array)
+                    .map_or(0, Vec::len);
                 for alert in alerts {
                     let parsed: Value = alert
                         .as_str()
@@ -300,7 +347,7 @@ pub async fn run_and_serve(
                 }
                 drop(guard);
                 let finished = done.fetch_add(1, Ordering::Relaxed) + 1;
-                let total = batches.len();
+                let total = invocations;
                 let step = (total / 10).max(1);
                 if finished % step == 0 || finished == total {
                     progress(
@@ -312,6 +359,7 @@ pub async fn run_and_serve(
                     );
                 }
             }
+            Ok::<(), DemoError>(())
         });
     }
     while let Some(joined) = workers.join_next().await {
@@ -335,6 +383,7 @@ pub async fn run_and_serve(
         latencies_ms: mut latencies,
         predicted,
         refused,
+        incident_messages,
     } = match Arc::try_unwrap(results) {
         Ok(m) => m.into_inner().unwrap_or_default(),
         Err(shared) => shared.lock().map(|g| g.clone()).unwrap_or_default(),
@@ -354,6 +403,28 @@ pub async fn run_and_serve(
         .await?
         .len();
     let quality = evaluation::evaluate(&truth, &predicted);
+    let stored_incidents = state
+        .store
+        .incidents(IncidentQuery {
+            limit: usize::MAX >> 1,
+            ..IncidentQuery::default()
+        })
+        .await?;
+    let instant = |text: &str| sinks::unix_ms(text).unwrap_or_default();
+    let spans: Vec<IncidentSpan> = stored_incidents
+        .iter()
+        .map(|i| IncidentSpan {
+            device_id: i.device_id.clone(),
+            opened_ms: instant(&i.opened_at),
+            detected_ms: instant(&i.detected_at),
+            last_ms: instant(&i.last_anomalous_at),
+        })
+        .collect();
+    let device_days = sim.devices as f64 * sim.hours / 24.0;
+    let incidents = IncidentReport {
+        messages: incident_messages,
+        quality: evaluation::evaluate_incidents(&truth, &spans, options.window_secs, device_days),
+    };
     let report = DemoReport {
         devices: sim.devices,
         hours: sim.hours,
@@ -361,7 +432,7 @@ pub async fn run_and_serve(
         windows_scored: windows.len() - refused,
         anomalies: predicted.len(),
         anomalies_stored: stored,
-        batches: batches.len(),
+        batches: invocations,
         batch_size: options.batch_size,
         precision: quality.precision,
         recall: quality.recall,
@@ -375,6 +446,7 @@ pub async fn run_and_serve(
         },
         model_version,
         quality,
+        incidents,
     };
     Ok((report, serving))
 }
@@ -437,6 +509,27 @@ pub fn render(report: &DemoReport) -> String {
             out,
             "  batch latency      p50 {:.2} ms, p99 {:.2} ms",
             latency.p50, latency.p99
+        )?;
+        let i = &report.incidents.quality;
+        writeln!(
+            out,
+            "  incidents          {} for {} fault episodes ({} messages instead of {} alerts)",
+            i.incidents, i.episodes, report.incidents.messages, report.anomalies
+        )?;
+        writeln!(
+            out,
+            "    per episode      {} exactly one, {} split, {} missed, {} sharing one with another",
+            i.exactly_one, i.split, i.missed, i.merged
+        )?;
+        writeln!(
+            out,
+            "    opened after     p50 {:.0} windows ({:.0} s), p90 {:.0} windows ({:.0} s) from the fault's first window",
+            i.delay_windows_p50, i.delay_secs_p50, i.delay_windows_p90, i.delay_secs_p90
+        )?;
+        writeln!(
+            out,
+            "    false incidents  {} ({:.2} per device per day)",
+            i.false_incidents, i.false_incidents_per_device_day
         )
     })();
     out

@@ -104,6 +104,118 @@ pub fn evaluate(
     q
 }
 
+/// How incidents line up with the injected fault episodes (runs of labelled windows per device).
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct IncidentQuality {
+    pub episodes: usize,
+    /// Episodes with exactly one incident overlapping them.
+    pub exactly_one: usize,
+    /// Episodes with more than one (the fault was split).
+    pub split: usize,
+    /// Episodes no incident overlaps.
+    pub missed: usize,
+    /// Episodes sharing their incident with another episode (two faults close together).
+    pub merged: usize,
+    pub incidents: usize,
+    /// Incidents overlapping no episode.
+    pub false_incidents: usize,
+    pub false_incidents_per_device_day: f64,
+    /// From an episode's first window to the window that opened its incident, for episodes whose
+    /// incident opened within them: median and p90, in windows and seconds.
+    pub delay_windows_p50: f64,
+    pub delay_windows_p90: f64,
+    pub delay_secs_p50: f64,
+    pub delay_secs_p90: f64,
+}
+
+/// One incident as the evaluation needs it: device and instants (ms) of its first anomalous,
+/// detecting and last anomalous windows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IncidentSpan {
+    pub device_id: String,
+    pub opened_ms: i64,
+    pub detected_ms: i64,
+    pub last_ms: i64,
+}
+
+/// `truth` keyed by (device, window end); `window_secs` the window length; `device_days` the
+/// fleet's observed time.
+pub fn evaluate_incidents(
+    truth: &HashMap<(String, String), Truth>,
+    incidents: &[IncidentSpan],
+    window_secs: i64,
+    device_days: f64,
+) -> IncidentQuality {
+    // Episodes: runs of consecutive labelled windows of one device, as (device, first, last) ms.
+    let mut by_device: BTreeMap<&str, Vec<(i64, bool)>> = BTreeMap::new();
+    for ((device, end), t) in truth {
+        if let Some(ms) = domain::time::parse(end).map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64) {
+            by_device.entry(device).or_default().push((ms, t.anomalous));
+        }
+    }
+    let mut episodes: Vec<(&str, i64, i64)> = Vec::new();
+    for (device, windows) in &mut by_device {
+        windows.sort_unstable();
+        let mut run: Option<(i64, i64)> = None;
+        for &(ms, anomalous) in windows.iter() {
+            run = match (run, anomalous) {
+                (None, true) => Some((ms, ms)),
+                (Some((start, _)), true) => Some((start, ms)),
+                (Some((start, stop)), false) => {
+                    episodes.push((device, start, stop));
+                    None
+                }
+                (None, false) => None,
+            };
+        }
+        if let Some((start, stop)) = run {
+            episodes.push((device, start, stop));
+        }
+    }
+    let overlaps = |i: &IncidentSpan, e: &(&str, i64, i64)| {
+        i.device_id == e.0 && i.opened_ms <= e.2 && i.last_ms >= e.1
+    };
+    let mut q = IncidentQuality {
+        episodes: episodes.len(),
+        incidents: incidents.len(),
+        ..IncidentQuality::default()
+    };
+    let mut delays = Vec::new();
+    for e in &episodes {
+        let matching: Vec<&IncidentSpan> = incidents.iter().filter(|i| overlaps(i, e)).collect();
+        match matching.len() {
+            0 => q.missed += 1,
+            1 => q.exactly_one += 1,
+            _ => q.split += 1,
+        }
+        if let Some(first) = matching.iter().min_by_key(|i| i.opened_ms) {
+            if episodes.iter().filter(|other| overlaps(first, other)).count() > 1 {
+                q.merged += 1;
+            }
+            if first.detected_ms >= e.1 {
+                delays.push((first.detected_ms - e.1) as f64 / 1000.0);
+            }
+        }
+    }
+    q.false_incidents = incidents
+        .iter()
+        .filter(|i| !episodes.iter().any(|e| overlaps(i, e)))
+        .count();
+    q.false_incidents_per_device_day = if device_days > 0.0 {
+        q.false_incidents as f64 / device_days
+    } else {
+        0.0
+    };
+    // A window is counted from its end: the first faulty window detected at once is 1 window.
+    let mut windows: Vec<f64> = delays.iter().map(|s| s / window_secs.max(1) as f64 + 1.0).collect();
+    q.delay_windows_p50 = percentile(&mut windows, 50.0);
+    q.delay_windows_p90 = percentile(&mut windows, 90.0);
+    let mut secs: Vec<f64> = delays.iter().map(|s| s + window_secs as f64).collect();
+    q.delay_secs_p50 = percentile(&mut secs, 50.0);
+    q.delay_secs_p90 = percentile(&mut secs, 90.0);
+    q
+}
+
 /// Nearest-rank percentile of `values` (sorted in place); 0 when empty.
 pub fn percentile(values: &mut [f64], p: f64) -> f64 {
     if values.is_empty() {
@@ -172,6 +284,38 @@ mod tests {
             }
         );
         assert_eq!(q.per_fault_kind["drift"].top_channel_accuracy, 0.0);
+    }
+
+    #[test]
+    fn incidents_are_matched_to_fault_episodes() {
+        let normal = Truth { anomalous: false, fault_kind: None, fault_channel: None };
+        let faulty = Truth { anomalous: true, fault_kind: Some("spike".into()), fault_channel: None };
+        let minute = |m: i64| format!("2026-01-01T00:{m:02}:00Z");
+        let ms = |m: i64| 1_767_225_600_000 + m * 60_000;
+        let mut truth = HashMap::new();
+        // Device a: faults at minutes 3-5 and 20-22; device b: none.
+        for m in 0..40 {
+            let t = if (3..=5).contains(&m) || (20..=22).contains(&m) { faulty.clone() } else { normal.clone() };
+            truth.insert(key("a", &minute(m)), t);
+            truth.insert(key("b", &minute(m)), normal.clone());
+        }
+        let span = |d: &str, open: i64, detect: i64, last: i64| IncidentSpan {
+            device_id: d.into(),
+            opened_ms: ms(open),
+            detected_ms: ms(detect),
+            last_ms: ms(last),
+        };
+        let incidents = vec![span("a", 3, 4, 5), span("b", 10, 11, 11)];
+        let q = evaluate_incidents(&truth, &incidents, 60, 2.0);
+        assert_eq!((q.episodes, q.exactly_one, q.missed, q.split, q.merged), (2, 1, 1, 0, 0));
+        assert_eq!((q.incidents, q.false_incidents), (2, 1));
+        assert_eq!(q.false_incidents_per_device_day, 0.5);
+        assert_eq!((q.delay_windows_p50, q.delay_secs_p50), (2.0, 120.0));
+        let one_for_both = vec![span("a", 3, 3, 22)];
+        let q = evaluate_incidents(&truth, &one_for_both, 60, 2.0);
+        assert_eq!((q.exactly_one, q.merged), (2, 2));
+        let split = vec![span("a", 3, 4, 3), span("a", 5, 5, 5)];
+        assert_eq!(evaluate_incidents(&truth, &split, 60, 2.0).split, 1);
     }
 
     #[test]
