@@ -26,6 +26,7 @@ use azure_messaging_eventhubs::{
 use futures::StreamExt;
 
 use domain::wire::{Alert, DeadLetter};
+use domain::IncidentMessage;
 use domain::Secret;
 
 /// The AMQP port of a namespace or of the emulator.
@@ -670,6 +671,9 @@ pub fn describe(event: &TailedEvent) -> String {
             a.explanation
         );
     }
+    if let Ok(m) = serde_json::from_slice::<IncidentMessage>(&event.body) {
+        return incident_line(&m);
+    }
     if let Ok(d) = serde_json::from_slice::<DeadLetter>(&event.body) {
         let field = d.field.map(|f| format!(" [{f}]")).unwrap_or_default();
         return format!(
@@ -684,7 +688,7 @@ pub fn describe(event: &TailedEvent) -> String {
         );
     }
     format!(
-        "partition {} sequence {}: not an alert or a dead letter ({} bytes)",
+        "partition {} sequence {}: not an alert, incident message or dead letter ({} bytes)",
         event.partition_id,
         event
             .sequence_number
@@ -693,9 +697,69 @@ pub fn describe(event: &TailedEvent) -> String {
     )
 }
 
+/// One incident message as a line: what happened, to which device, since when, and why.
+pub fn incident_line(m: &IncidentMessage) -> String {
+    let i = &m.incident;
+    let channels = i
+        .channels
+        .iter()
+        .take(3)
+        .map(|c| format!("{} {:.0}%", c.channel, c.share * 100.0))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "{}  {:<12} INCIDENT {:<9} {:<8} since {}, {} anomalous of {} windows ({channels})  {}",
+        m.at,
+        i.device_id,
+        m.transition.as_str().to_uppercase(),
+        i.peak_severity.as_str().to_uppercase(),
+        i.opened_at,
+        i.anomalous_windows,
+        i.windows,
+        i.peak_explanation
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_incident_message_is_one_line_naming_its_transition_and_channels() {
+        let incident = domain::Incident {
+            incident_id: "m/pump-1/2026-01-01T00:01:00Z".into(),
+            device_id: "pump-1".into(),
+            model_version: "m".into(),
+            status: domain::IncidentStatus::Open,
+            opened_at: "2026-01-01T00:01:00Z".into(),
+            detected_at: "2026-01-01T00:02:00Z".into(),
+            last_anomalous_at: "2026-01-01T00:02:00Z".into(),
+            resolved_at: None,
+            resolution: None,
+            peak_severity: domain::Severity::High,
+            peak_score: 6.0,
+            threshold: 1.0,
+            peak_window_end: "2026-01-01T00:02:00Z".into(),
+            peak_top_channel: "vibration".into(),
+            peak_explanation: "vibration mean is 6 sd above normal".into(),
+            anomalous_windows: 2,
+            windows: 2,
+            channels: vec![domain::ChannelShare { channel: "vibration".into(), share: 0.93 }],
+            first_lineage: Default::default(),
+            last_lineage: Default::default(),
+        };
+        let message = IncidentMessage::new(domain::Transition::Opened, "2026-01-01T00:02:00Z", &incident);
+        let event = TailedEvent {
+            partition_id: "0".into(),
+            sequence_number: Some(1),
+            body: serde_json::to_vec(&message).unwrap(),
+        };
+        let line = describe(&event);
+        assert!(!line.contains('\n'), "{line}");
+        for part in ["pump-1", "INCIDENT OPENED", "HIGH", "since 2026-01-01T00:01:00Z", "vibration 93%", "6 sd above"] {
+            assert!(line.contains(part), "{part}: {line}");
+        }
+    }
 
     #[test]
     fn the_emulator_connection_string_dials_plain_amqp_on_its_host() {

@@ -202,7 +202,7 @@ fn documented_examples() -> Vec<Vec<u8>> {
                 .to_vec()
         })
         .collect();
-    assert_eq!(out.len(), 2, "one alert and one dead letter example");
+    assert_eq!(out.len(), 3, "one alert, one incident and one dead letter example");
     out.push(b"not json at all".to_vec());
     out
 }
@@ -213,6 +213,7 @@ async fn alerts_prints_each_alert_and_dead_letter_in_one_line() {
     let bodies = documented_examples();
     hub.queue_for_partition("0", bodies[..2].to_vec());
     hub.queue_for_partition("1", bodies[2..].to_vec());
+    // The alert and the incident message are on partition 0, the dead letter and the stray on 1.
     let out = run(
         &[
             "alerts",
@@ -220,7 +221,7 @@ async fn alerts_prints_each_alert_and_dead_letter_in_one_line() {
             "alerts",
             "--from-start",
             "--count",
-            "3",
+            "4",
             "--idle-secs",
             "20",
         ],
@@ -230,11 +231,19 @@ async fn alerts_prints_each_alert_and_dead_letter_in_one_line() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines.len(), 3, "{stdout}");
+    assert_eq!(lines.len(), 4, "{stdout}");
     let alert = lines
         .iter()
-        .find(|l| l.contains("pump-003"))
+        .find(|l| l.contains("pump-003") && !l.contains("INCIDENT"))
         .expect("the alert");
+    let incident = lines.iter().find(|l| l.contains("INCIDENT")).expect("the incident");
+    assert!(
+        incident.starts_with("2026-01-01T00:31:00Z  pump-003")
+            && incident.contains("INCIDENT RESOLVED")
+            && incident.contains("since 2026-01-01T00:15:00Z, 12 anomalous of 17 windows")
+            && incident.contains("vibration 100%"),
+        "{incident}"
+    );
     assert!(
         alert.starts_with("2026-01-01T00:15:00Z  pump-003")
             && alert.contains("CRITICAL")
@@ -251,11 +260,11 @@ async fn alerts_prints_each_alert_and_dead_letter_in_one_line() {
     let other = lines.iter().find(|l| l.contains("not an alert")).unwrap();
     assert_eq!(
         *other,
-        "partition 1 sequence 0: not an alert or a dead letter (15 bytes)"
+        "partition 1 sequence 1: not an alert, incident message or dead letter (15 bytes)"
     );
-    assert!(text(&out.stderr).contains("3 event(s) read"));
+    assert!(text(&out.stderr).contains("4 event(s) read"));
 
-    // Without --from-start only new events count: the three above are skipped.
+    // Without --from-start only new events count: the four above are skipped.
     let out = run(
         &["alerts", "--event-hub", "alerts", "--idle-secs", "2"],
         Some(emulator_style_connection(&hub)),
