@@ -98,20 +98,34 @@ pub fn check_invocation(data: &[u8]) {
     for letter in &first.dead_letters {
         assert_schema(Schema::DeadLetter, &serde_json::to_value(letter).expect("serializes"));
     }
+    // At most a resolution (by data gap) and an opening per window, each bounded like an alert.
+    let incidents = &first.incidents.messages;
+    assert!(incidents.len() <= 2 * summary.windows_scored, "{} incident messages", incidents.len());
+    for message in incidents {
+        let json = serde_json::to_value(message).expect("an incident message serializes");
+        assert!(json.to_string().len() <= 2 * MAX_ALERT_JSON);
+        assert_schema(Schema::Incident, &json);
+    }
     assert!(response.logs.len() <= MAX_LOG_LINES, "{} log lines", response.logs.len());
     assert!(response.logs.iter().all(|l| l.len() <= MAX_LOG_LINE));
     let size = serde_json::to_string(&response).expect("serializes").len();
     let bound = first.alerts.len() * MAX_ALERT_JSON * 2
+        + incidents.len() * MAX_ALERT_JSON * 4
         + first.dead_letters.len() * 16 * 1024 * 2
         + MAX_LOG_LINES * MAX_LOG_LINE
         + 1024;
     assert!(size <= bound, "a response of {size} bytes (bound {bound})");
     let outputs: Vec<&Value> = response.outputs.values().collect();
-    assert_eq!(outputs.len(), 2, "alerts and dead letters, always both");
+    assert_eq!(outputs.len(), 3, "alerts, incidents and dead letters, always all three");
 
     // The host re-delivers the batch: the same outputs, nothing stored twice.
     let again = run();
     assert_eq!(again.summary.inserted, 0, "a re-delivery stored again");
     assert_eq!(again.alerts.len(), first.alerts.len());
     assert_eq!(again.dead_letters.len(), first.dead_letters.len());
+    let ids = |messages: &[domain::IncidentMessage]| -> BTreeSet<String> {
+        messages.iter().map(|m| m.message_id.clone()).collect()
+    };
+    assert_eq!(ids(&again.incidents.messages), ids(incidents), "a re-delivery republishes, never more");
+    assert_eq!(again.incidents.new_messages, 0, "a re-delivery made a new transition");
 }

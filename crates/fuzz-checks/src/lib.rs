@@ -65,8 +65,10 @@ fn validator(file: &str) -> jsonschema::Validator {
 fn assert_schema(kind: Schema, message: &Value) {
     static ALERT: OnceLock<jsonschema::Validator> = OnceLock::new();
     static DEAD_LETTER: OnceLock<jsonschema::Validator> = OnceLock::new();
+    static INCIDENT: OnceLock<jsonschema::Validator> = OnceLock::new();
     let validator = match kind {
         Schema::Alert => ALERT.get_or_init(|| validator("schemas/alert.v1.schema.json")),
+        Schema::Incident => INCIDENT.get_or_init(|| validator("schemas/incident.v1.schema.json")),
         Schema::DeadLetter => {
             DEAD_LETTER.get_or_init(|| validator("schemas/dead-letter.v2.schema.json"))
         }
@@ -81,5 +83,6 @@ fn assert_schema(kind: Schema, message: &Value) {
 #[derive(Debug, Clone, Copy)]
 enum Schema {
     Alert,
+    Incident,
     DeadLetter,
 }
