@@ -383,7 +383,7 @@ async fn send_each(port: u16, batches: &[(usize, Value)]) -> Vec<(usize, u16)> {
 #[tokio::test]
 async fn a_disk_that_fills_mid_stream_answers_503_and_the_redelivery_stores_everything_once() {
     let scratch = Scratch::new("disk-full");
-    let disk = match SmallDisk::mount(scratch.path("small"), "3m") {
+    let disk = match SmallDisk::mount(scratch.path("small"), "16m") {
         Ok(disk) => disk,
         Err(why) => {
             eprintln!("skipped: no small filesystem to fill ({why}); the held-lock variant of this test runs everywhere (tests/it/score_windows.rs)");

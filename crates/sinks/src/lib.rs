@@ -228,9 +228,12 @@ pub fn window_end_instants(rows: &[AnomalyRow]) -> Result<Vec<i64>, StoreError> 
 
 /// `since` of a history query as an instant.
 pub fn since_instant(query: &HistoryQuery) -> Result<Option<i64>, StoreError> {
-    query
-        .since
-        .as_deref()
+    since_ms(query.since.as_deref())
+}
+
+/// A listing's `since` (history or incidents) as an instant.
+pub fn since_ms(since: Option<&str>) -> Result<Option<i64>, StoreError> {
+    since
         .map(|text| {
             unix_ms(text)
                 .ok_or_else(|| StoreError::invalid(format!("since {text:?} is not a timestamp")))

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex;
 
 use super::{
-    incident_activity_ms, message_at_ms, since_instant, unix_ms, window_end_instants,
+    incident_activity_ms, message_at_ms, since_instant, since_ms, window_end_instants,
     AnomalyStore, HistoryQuery, IncidentQuery, LoadedTracker, SaveOutcome, StoreError,
     StoreFuture, TrackerRequest, TrackerSave,
 };
@@ -163,15 +163,7 @@ impl AnomalyStore for MemoryStore {
     }
 
     fn incidents(&self, query: IncidentQuery) -> StoreFuture<'_, Vec<Incident>> {
-        let result = query
-            .since
-            .as_deref()
-            .map(|text| {
-                unix_ms(text)
-                    .ok_or_else(|| StoreError::invalid(format!("since {text:?} is not a timestamp")))
-            })
-            .transpose()
-            .map(|since| {
+        let result = since_ms(query.since.as_deref()).map(|since| {
                 let stored = self.rows();
                 let mut matching: Vec<&(i64, Incident)> = stored
                     .incidents

@@ -7,7 +7,7 @@ use std::time::Duration;
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension};
 
 use super::{
-    incident_activity_ms, message_at_ms, since_instant, unix_ms, window_end_instants,
+    incident_activity_ms, message_at_ms, since_instant, since_ms, window_end_instants,
     AnomalyStore, HistoryQuery, IncidentQuery, LoadedTracker, SaveOutcome, StoreError,
     StoreFuture, TrackerRequest, TrackerSave,
 };
@@ -399,13 +399,7 @@ fn save_trackers(conn: &mut Connection, saves: &[TrackerSave]) -> Result<SaveOut
 
 fn read_incidents(conn: &mut Connection, q: &IncidentQuery) -> Result<Vec<Incident>, StoreError> {
     const CONTEXT: &str = "reading incidents";
-    let since_ms = q
-        .since
-        .as_deref()
-        .map(|text| {
-            unix_ms(text).ok_or_else(|| StoreError::invalid(format!("since {text:?} is not a timestamp")))
-        })
-        .transpose()?;
+    let since = since_ms(q.since.as_deref())?;
     let mut stmt = conn
         .prepare_cached(
             "SELECT document FROM incidents
@@ -418,7 +412,7 @@ fn read_incidents(conn: &mut Connection, q: &IncidentQuery) -> Result<Vec<Incide
     let limit = i64::try_from(q.limit).unwrap_or(i64::MAX);
     let rows = stmt
         .query_map(
-            params![q.device_id, q.status.map(|s| s.as_str()), since_ms, limit],
+            params![q.device_id, q.status.map(|s| s.as_str()), since, limit],
             |row| row.get::<_, String>(0),
         )
         .during(CONTEXT)?;

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::statements::{Cell, Param, Statement, MAX_KEY_UNITS};
 use crate::{
-    incident_activity_ms, message_at_ms, unix_ms, IncidentQuery, LoadedTracker, SaveOutcome,
+    incident_activity_ms, message_at_ms, since_ms, IncidentQuery, LoadedTracker, SaveOutcome,
     StoreError, TrackerRequest, TrackerSave,
 };
 use domain::{Incident, IncidentMessage, TrackerState, VersionedTracker};
@@ -314,13 +314,7 @@ pub fn saved(saves: &[TrackerSave], rows: Vec<Vec<Cell>>) -> Result<SaveOutcome,
 }
 
 pub fn incidents(query: &IncidentQuery) -> Result<Statement, StoreError> {
-    let since = query
-        .since
-        .as_deref()
-        .map(|text| {
-            unix_ms(text).ok_or_else(|| StoreError::invalid(format!("since {text:?} is not a timestamp")))
-        })
-        .transpose()?;
+    let since = since_ms(query.since.as_deref())?;
     Ok(Statement {
         sql: INCIDENTS,
         params: vec![
