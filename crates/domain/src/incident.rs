@@ -189,10 +189,9 @@ pub struct TrackerState {
     /// at or before it is a re-delivery or late, and changes nothing.
     pub watermark: String,
     pub watermark_ms: i64,
-    /// The last windows, newest in bit 0: 1 anomalous, 0 normal.
+    /// The last windows (up to the policy's `open_of`), newest in bit 0: 1 anomalous, 0
+    /// normal or not seen.
     pub recent: u32,
-    /// How many of `recent`'s bits are windows (up to the policy's `open_of`).
-    pub recent_len: u32,
     /// The anomalous windows among `recent` while no incident is open, oldest first.
     pub pending: Vec<WindowMark>,
     pub open: Option<OpenIncident>,
@@ -206,7 +205,6 @@ impl TrackerState {
             watermark: String::new(),
             watermark_ms: i64::MIN,
             recent: 0,
-            recent_len: 0,
             pending: Vec::new(),
             open: None,
         }

@@ -147,7 +147,6 @@ impl Tracker<'_> {
                 lineage: alert.lineage.clone(),
             });
         state.recent = ((state.recent << 1) | u32::from(mark.is_some())) & policy.recent_mask();
-        state.recent_len = (state.recent_len + 1).min(policy.open_of);
         if let Some(mut open) = state.open.take() {
             open.incident.windows += 1;
             match mark {
@@ -206,12 +205,11 @@ impl Tracker<'_> {
 
 fn forget_recent(state: &mut TrackerState) {
     state.recent = 0;
-    state.recent_len = 0;
     state.pending.clear();
 }
 
 fn open_incident(state: &TrackerState, pending: Vec<WindowMark>, span: u64) -> OpenIncident {
-    // Callers push the current window first, so `pending` is never empty here.
+    // The current window was just pushed and its bit is set, so `pending` keeps at least it.
     let first = &pending[0];
     let last = &pending[pending.len() - 1];
     let mut open = OpenIncident {
@@ -366,11 +364,10 @@ pub async fn track_batch(
                 Some(VersionedTracker { state, version }) => (state, Some(version)),
                 None => (TrackerState::new(device, model_version), None),
             };
-            let mut stored: BTreeMap<i64, Vec<IncidentMessage>> = BTreeMap::new();
+            // A message's `at` is the window end it was made at, as that window carried it.
+            let mut stored: HashMap<String, Vec<IncidentMessage>> = HashMap::new();
             for message in loaded.messages {
-                if let Some(ms) = sinks::unix_ms(&message.at) {
-                    stored.entry(ms).or_default().push(message);
-                }
+                stored.entry(message.at.clone()).or_default().push(message);
             }
             let watermark_before = state.watermark_ms;
             let mut result = DeviceResult::default();
@@ -384,7 +381,7 @@ pub async fn track_batch(
                 match tracker.observe(point, *alert) {
                     Step::Late => {
                         result.late += 1;
-                        if let Some(again) = stored.remove(&point.window_end_ms) {
+                        if let Some(again) = stored.remove(point.window_end.as_str()) {
                             result.messages.extend(again);
                         }
                     }

@@ -232,7 +232,6 @@ fn tracker(device: &str, watermark: &str) -> TrackerState {
     state.watermark = watermark.into();
     state.watermark_ms = sinks::unix_ms(watermark).unwrap();
     state.recent = 0b101;
-    state.recent_len = 3;
     state
 }
 
