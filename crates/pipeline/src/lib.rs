@@ -233,28 +233,17 @@ impl Pipeline {
             .entered();
             classify::classify(model, decoded, events).map_err(PipelineError::from)?
         };
-        let rows = std::mem::take(&mut classified.rows);
-        let row_events = std::mem::take(&mut classified.row_events);
         let mut store_writes = Vec::new();
-        let persisted = match self
-            .persist(rows, &row_events, events, &batch, &mut store_writes)
-            .await
-        {
-            Ok(persisted) => persisted,
-            Err(error) => {
-                return Err(BatchFailed {
-                    error,
-                    store_writes,
-                })
-            }
-        };
-        let diverted = persisted.diverted.len();
-        classified.refuse_all(persisted.diverted);
-        let (incidents, incidents_skipped) = match self
-            .track(model, &classified, &batch, &mut store_writes)
-            .await
-        {
-            Ok(tracked) => tracked,
+        let stored = self
+            .store_steps(model, &mut classified, events, &batch, &mut store_writes)
+            .await;
+        let Stored {
+            inserted,
+            diverted,
+            incidents,
+            incidents_skipped,
+        } = match stored {
+            Ok(stored) => stored,
             Err(error) => {
                 return Err(BatchFailed {
                     error,
@@ -266,7 +255,7 @@ impl Pipeline {
             events: events.len(),
             windows_scored: classified.windows_scored,
             anomalies: classified.alerts.len(),
-            inserted: persisted.inserted,
+            inserted,
             refused_by_kind: std::mem::take(&mut classified.refused_by_kind),
             diverted,
             incident_messages: incidents.messages.len(),
@@ -283,6 +272,30 @@ impl Pipeline {
             windows: classified.records,
             store_writes,
             incidents,
+        })
+    }
+
+    /// Steps 4 and 5, the store's: the anomalies (those it could not take join the dead
+    /// letters), then the incidents.
+    async fn store_steps(
+        &self,
+        model: &Model,
+        classified: &mut classify::Classified,
+        events: &[TriggerEvent],
+        batch: &BatchInfo,
+        writes: &mut Vec<StoreWrite>,
+    ) -> Result<Stored, PipelineError> {
+        let rows = std::mem::take(&mut classified.rows);
+        let row_events = std::mem::take(&mut classified.row_events);
+        let persisted = self.persist(rows, &row_events, events, batch, writes).await?;
+        let diverted = persisted.diverted.len();
+        classified.refuse_all(persisted.diverted);
+        let (incidents, incidents_skipped) = self.track(model, classified, batch, writes).await?;
+        Ok(Stored {
+            inserted: persisted.inserted,
+            diverted,
+            incidents,
+            incidents_skipped,
         })
     }
 
@@ -308,27 +321,17 @@ impl Pipeline {
             db.operation.name = "MERGE",
             windows = classified.points.len(),
         );
-        let started = Instant::now();
-        let result = incidents::track_batch(
+        let tracking = incidents::track_batch(
             self.store.as_ref(),
             &self.options.incident_policy,
             &model.info.model_version,
             &classified.points,
             &classified.alerts,
-        )
-        .instrument(span.clone())
-        .await;
-        let failure = result.as_ref().err().map(FailureClass::of);
-        if failure.is_some() {
-            span.record("otel.status_code", "error");
-        }
-        writes.push(StoreWrite {
-            store: self.store.kind(),
-            operation: StoreOperation::TrackIncidents,
-            rows: classified.points.len(),
-            elapsed: started.elapsed(),
-            failure,
-        });
+        );
+        let operation = StoreOperation::TrackIncidents;
+        let result = self
+            .recorded(operation, classified.points.len(), span, tracking, writes)
+            .await;
         match result {
             Ok(outcome) => Ok((outcome, false)),
             Err(error) if error.is_transient() && !batch.is_last_attempt() => {
@@ -446,21 +449,44 @@ impl Pipeline {
             rows = rows.len(),
         );
         let count = rows.len();
+        let insert = self.store.insert(rows);
+        self.recorded(StoreOperation::InsertAnomalies, count, span, insert, writes)
+            .await
+    }
+
+    /// Runs one store operation in its dependency `span` (marked as an error when it fails)
+    /// and records it in `writes` for the observers.
+    async fn recorded<T>(
+        &self,
+        operation: StoreOperation,
+        rows: usize,
+        span: tracing::Span,
+        work: impl std::future::Future<Output = Result<T, StoreError>>,
+        writes: &mut Vec<StoreWrite>,
+    ) -> Result<T, StoreError> {
         let started = Instant::now();
-        let result = self.store.insert(rows).instrument(span.clone()).await;
+        let result = work.instrument(span.clone()).await;
         let failure = result.as_ref().err().map(FailureClass::of);
         if failure.is_some() {
             span.record("otel.status_code", "error");
         }
         writes.push(StoreWrite {
             store: self.store.kind(),
-            operation: StoreOperation::InsertAnomalies,
-            rows: count,
+            operation,
+            rows,
             elapsed: started.elapsed(),
             failure,
         });
         result
     }
+}
+
+/// What the store steps of a batch did, for its summary and outcome.
+struct Stored {
+    inserted: usize,
+    diverted: usize,
+    incidents: IncidentOutcome,
+    incidents_skipped: bool,
 }
 
 /// What the store took of a batch, and the anomalies it could not take.
