@@ -129,6 +129,20 @@ pub struct SaveOutcome {
     pub conflicts: Vec<String>,
 }
 
+/// A value as the JSON text a store keeps (incident trackers, incidents, messages).
+pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::permanent("cannot serialize", e))
+}
+
+/// A value back from the JSON text a store kept; `what` names it in the error.
+pub(crate) fn from_stored<T: serde::de::DeserializeOwned>(
+    text: &str,
+    what: &str,
+) -> Result<T, StoreError> {
+    serde_json::from_str(text)
+        .map_err(|e| StoreError::permanent(format!("stored {what} is not readable"), e))
+}
+
 /// The activity instant of an incident: its resolution, or its last anomalous window.
 pub fn incident_activity_ms(incident: &Incident) -> Result<i64, StoreError> {
     let text = incident.resolved_at.as_deref().unwrap_or(&incident.last_anomalous_at);

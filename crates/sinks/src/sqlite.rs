@@ -7,7 +7,8 @@ use std::time::Duration;
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension};
 
 use super::{
-    incident_activity_ms, message_at_ms, since_instant, since_ms, window_end_instants,
+    from_stored, incident_activity_ms, message_at_ms, since_instant, since_ms, to_json,
+    window_end_instants,
     AnomalyStore, HistoryQuery, IncidentQuery, LoadedTracker, SaveOutcome, StoreError,
     StoreFuture, TrackerRequest, TrackerSave,
 };
@@ -248,14 +249,6 @@ fn read_history(conn: &mut Connection, q: &HistoryQuery) -> Result<Vec<AnomalyRo
     Ok(out)
 }
 
-fn to_json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
-    serde_json::to_string(value).map_err(|e| StoreError::permanent("cannot serialize", e))
-}
-
-fn from_json<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> Result<T, StoreError> {
-    serde_json::from_str(text).map_err(|e| StoreError::permanent(format!("stored {what} is not readable"), e))
-}
-
 fn load_trackers(
     conn: &mut Connection,
     requests: &[TrackerRequest],
@@ -285,7 +278,7 @@ fn load_trackers(
                 .during(CONTEXT)?;
             let tracker = match found {
                 Some((version, state)) => Some(VersionedTracker {
-                    state: from_json::<TrackerState>(&state, "incident tracker")?,
+                    state: from_stored::<TrackerState>(&state, "incident tracker")?,
                     version,
                 }),
                 None => None,
@@ -308,7 +301,7 @@ fn load_trackers(
                     .during(CONTEXT)?;
                 for text in rows {
                     let text = text.during(CONTEXT)?;
-                    loaded.messages.push(from_json::<IncidentMessage>(&text, "incident message")?);
+                    loaded.messages.push(from_stored::<IncidentMessage>(&text, "incident message")?);
                 }
             }
             out.push(loaded);
@@ -418,7 +411,7 @@ fn read_incidents(conn: &mut Connection, q: &IncidentQuery) -> Result<Vec<Incide
         .during(CONTEXT)?;
     let mut out = Vec::new();
     for text in rows {
-        out.push(from_json::<Incident>(&text.during(CONTEXT)?, "incident")?);
+        out.push(from_stored::<Incident>(&text.during(CONTEXT)?, "incident")?);
     }
     Ok(out)
 }

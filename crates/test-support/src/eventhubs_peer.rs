@@ -144,11 +144,7 @@ impl State {
 
     fn partition_for_key(&self, key: &str) -> String {
         // Stable (FNV-1a) hash; the real service uses its own, tests must not depend on it.
-        let mut h: u64 = 0xcbf29ce484222325;
-        for b in key.bytes() {
-            h ^= b as u64;
-            h = h.wrapping_mul(0x100000001b3);
-        }
+        let h = domain::fnv1a(key.bytes());
         self.partition_ids[(h % self.partition_ids.len() as u64) as usize].clone()
     }
 }

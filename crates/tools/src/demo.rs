@@ -116,11 +116,7 @@ const DEMO_PARTITIONS: usize = 4;
 
 /// The partition of a device: a stable hash of its id, as Event Hubs hashes a partition key.
 fn partition_of(device: &str, partitions: usize) -> usize {
-    // FNV-1a: stable across runs and platforms.
-    let hash = device
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
-    (hash % partitions.max(1) as u64) as usize
+    (domain::fnv1a(device.bytes()) % partitions.max(1) as u64) as usize
 }
 
 /// What the driving workers gather from the replies.

@@ -149,7 +149,7 @@ pub fn evaluate_incidents(
     // Episodes: runs of consecutive labelled windows of one device, as (device, first, last) ms.
     let mut by_device: BTreeMap<&str, Vec<(i64, bool)>> = BTreeMap::new();
     for ((device, end), t) in truth {
-        if let Some(ms) = domain::time::parse(end).map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64) {
+        if let Some(ms) = sinks::unix_ms(end) {
             by_device.entry(device).or_default().push((ms, t.anomalous));
         }
     }

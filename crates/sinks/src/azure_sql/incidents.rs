@@ -9,9 +9,9 @@
 
 use serde::Serialize;
 
-use super::statements::{Cell, Param, Statement, MAX_KEY_UNITS};
+use super::statements::{check_length, Cell, Param, Statement, MAX_KEY_UNITS};
 use crate::{
-    incident_activity_ms, message_at_ms, since_ms, IncidentQuery, LoadedTracker, SaveOutcome,
+    from_stored, incident_activity_ms, message_at_ms, since_ms, to_json, IncidentQuery, LoadedTracker, SaveOutcome,
     StoreError, TrackerRequest, TrackerSave,
 };
 use domain::{Incident, IncidentMessage, TrackerState, VersionedTracker};
@@ -169,26 +169,14 @@ struct MessageRow<'a> {
     document: String,
 }
 
-fn json<T: Serialize>(value: &T) -> Result<String, StoreError> {
-    serde_json::to_string(value).map_err(|e| StoreError::permanent("cannot serialize", e))
-}
-
-fn check_key(what: &str, value: &str, max: usize) -> Result<(), StoreError> {
-    if domain::name_units(value) > max {
-        return Err(StoreError::invalid(format!(
-            "{what} is longer than the {max} UTF-16 code units its column holds"
-        )));
-    }
-    Ok(())
-}
 
 pub fn load(requests: &[TrackerRequest]) -> Result<Statement, StoreError> {
     let rows: Vec<RequestRow> = requests
         .iter()
         .enumerate()
         .map(|(ordinal, r)| {
-            check_key("device_id", &r.device_id, MAX_KEY_UNITS)?;
-            check_key("model_version", &r.model_version, MAX_KEY_UNITS)?;
+            check_length("device_id", &r.device_id, MAX_KEY_UNITS)?;
+            check_length("model_version", &r.model_version, MAX_KEY_UNITS)?;
             Ok(RequestRow {
                 ordinal,
                 device_id: &r.device_id,
@@ -200,7 +188,7 @@ pub fn load(requests: &[TrackerRequest]) -> Result<Statement, StoreError> {
         .collect::<Result<_, StoreError>>()?;
     Ok(Statement {
         sql: LOAD_TRACKERS,
-        params: vec![Param::Text(Some(json(&rows)?))],
+        params: vec![Param::Text(Some(to_json(&rows)?))],
     })
 }
 
@@ -221,14 +209,12 @@ pub fn loaded(requests: usize, rows: Vec<Vec<Cell>>) -> Result<Vec<LoadedTracker
             .ok_or_else(|| bad("an ordinal it was not asked for"))?;
         match kind {
             0 => {
-                let state: TrackerState = serde_json::from_str(&document)
-                    .map_err(|e| StoreError::permanent("stored incident tracker is not readable", e))?;
+                let state: TrackerState = from_stored(&document, "incident tracker")?;
                 slot.tracker = Some(VersionedTracker { state, version });
             }
-            1 => slot.messages.push(
-                serde_json::from_str::<IncidentMessage>(&document)
-                    .map_err(|e| StoreError::permanent("stored incident message is not readable", e))?,
-            ),
+            1 => slot
+                .messages
+                .push(from_stored::<IncidentMessage>(&document, "incident message")?),
             _ => return Err(bad("a row of unknown kind")),
         }
     }
@@ -239,18 +225,18 @@ pub fn save(saves: &[TrackerSave], updated_at: &str) -> Result<Statement, StoreE
     let mut rows = Vec::with_capacity(saves.len());
     for (ordinal, save) in saves.iter().enumerate() {
         let state = &save.state;
-        check_key("device_id", &state.device_id, MAX_KEY_UNITS)?;
-        check_key("model_version", &state.model_version, MAX_KEY_UNITS)?;
+        check_length("device_id", &state.device_id, MAX_KEY_UNITS)?;
+        check_length("model_version", &state.model_version, MAX_KEY_UNITS)?;
         let incidents = save
             .incidents
             .iter()
             .map(|i: &Incident| {
-                check_key("incident_id", &i.incident_id, 400)?;
+                check_length("incident_id", &i.incident_id, 400)?;
                 Ok(IncidentRow {
                     incident_id: &i.incident_id,
                     status: i.status.as_str(),
                     activity_ms: incident_activity_ms(i)?,
-                    document: json(i)?,
+                    document: to_json(i)?,
                 })
             })
             .collect::<Result<_, StoreError>>()?;
@@ -258,11 +244,11 @@ pub fn save(saves: &[TrackerSave], updated_at: &str) -> Result<Statement, StoreE
             .messages
             .iter()
             .map(|m| {
-                check_key("message_id", &m.message_id, 450)?;
+                check_length("message_id", &m.message_id, 450)?;
                 Ok(MessageRow {
                     message_id: &m.message_id,
                     at_ms: message_at_ms(m)?,
-                    document: json(m)?,
+                    document: to_json(m)?,
                 })
             })
             .collect::<Result<_, StoreError>>()?;
@@ -271,7 +257,7 @@ pub fn save(saves: &[TrackerSave], updated_at: &str) -> Result<Statement, StoreE
             device_id: &state.device_id,
             model_version: &state.model_version,
             expected_version: save.expected_version,
-            state: json(state)?,
+            state: to_json(state)?,
             incidents,
             messages,
         });
@@ -279,7 +265,7 @@ pub fn save(saves: &[TrackerSave], updated_at: &str) -> Result<Statement, StoreE
     Ok(Statement {
         sql: SAVE_TRACKERS,
         params: vec![
-            Param::Text(Some(json(&rows)?)),
+            Param::Text(Some(to_json(&rows)?)),
             Param::Text(Some(updated_at.to_string())),
         ],
     })
@@ -328,8 +314,7 @@ pub fn incidents(query: &IncidentQuery) -> Result<Statement, StoreError> {
 
 pub fn incident(cells: Vec<Cell>) -> Result<Incident, StoreError> {
     match cells.into_iter().next() {
-        Some(Cell::Text(document)) => serde_json::from_str(&document)
-            .map_err(|e| StoreError::permanent("stored incident is not readable", e)),
+        Some(Cell::Text(document)) => from_stored(&document, "incident"),
         _ => Err(StoreError::invalid("stored incident document has an unexpected type")),
     }
 }

@@ -125,12 +125,7 @@ pub fn batches(sql: &str) -> Vec<String> {
 
 /// FNV-1a (64-bit) of the script with line endings normalised: a change detector, not security.
 pub fn checksum(sql: &str) -> String {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in sql.replace("\r\n", "\n").bytes() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("{hash:016x}")
+    format!("{:016x}", domain::fnv1a(sql.replace("\r\n", "\n").bytes()))
 }
 
 /// Applies every migration not yet recorded; returns what happened to each.

@@ -132,7 +132,7 @@ struct PayloadRow<'a> {
     ordinal: usize,
 }
 
-fn check_length(what: &str, value: &str, max: usize) -> Result<(), StoreError> {
+pub(crate) fn check_length(what: &str, value: &str, max: usize) -> Result<(), StoreError> {
     // nvarchar(n) counts UTF-16 code units: a character outside the BMP takes two.
     if domain::name_units(value) > max {
         return Err(StoreError::invalid(format!(

@@ -6,7 +6,6 @@ use anyhow::{bail, Context, Result};
 
 use super::args::HubArgs;
 use super::io::read_input;
-use domain::time as timefmt;
 use sensor_anomaly::eventhubs;
 use sensor_anomaly::replay::{self, ReplayFilter, ReplayStats};
 use sensor_anomaly::simulate::{self, SimConfig};
@@ -226,8 +225,7 @@ fn generate(
     shape: Shape,
     tx: tokio::sync::mpsc::Sender<eventhubs::OutgoingEvent>,
 ) -> Result<()> {
-    let at_ms =
-        |ts: &str| timefmt::parse(ts).map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64);
+    let at_ms = sinks::unix_ms;
     match shape {
         Shape::Samples => {
             let mut open = true;
