@@ -1,6 +1,8 @@
 // The dashboard in headless Chromium against a running handler fed with demo data:
-// the feed shows the stored anomalies with their explanations, the drill-down chart has points,
-// and an anomaly posted during the test appears without a reload. Saves a screenshot.
+// the incidents table lists the stored incidents, open ones first, each with its channels and the
+// explanation of its peak window; the feed shows the stored anomalies with their explanations; the
+// drill-down chart has points; and an anomaly episode posted during the test appears (as an open
+// incident, above the resolved ones, and in the feed) without a reload. Saves a screenshot.
 // Usage: node dashboard.test.mjs BASE_URL SCREENSHOT.png
 import { chromium } from "playwright-core";
 
@@ -35,6 +37,28 @@ try {
   }
   const rows = await page.locator("#feed tr").count();
 
+  // 1b. Incidents: every stored one (as the API lists them: open first), each with its device,
+  // its largest channels and their shares, and its peak window's explanation.
+  const listed = await json("/api/incidents?limit=30");
+  if (listed.count === 0) fail("the demo opened no incidents");
+  await page.waitForFunction((n) => document.querySelectorAll("#incidents tr.incident").length === n, listed.count, { timeout: 10000 });
+  const shown = await page.locator("#incidents tr.incident").evaluateAll((trs) =>
+    trs.map((tr) => ({ id: tr.dataset.incident, status: tr.dataset.status, text: tr.innerText })));
+  const statuses = shown.map((r) => r.status);
+  if (statuses.join() !== [...statuses].sort((a, b) => (a === "open" ? 0 : 1) - (b === "open" ? 0 : 1)).join()) {
+    fail("open incidents are not first: " + statuses.join());
+  }
+  for (const [k, incident] of listed.incidents.entries()) {
+    const row = shown[k];
+    if (row.id !== incident.incident_id) fail(`row ${k} is ${row.id}, the API lists ${incident.incident_id}`);
+    for (const needed of [incident.device_id, incident.peak_explanation, incident.channels[0].channel,
+                          Math.round(100 * incident.channels[0].share) + "%"]) {
+      if (!row.text.includes(needed)) fail(`incident ${incident.incident_id} lacks "${needed}": ${row.text}`);
+    }
+  }
+  const openShown = statuses.filter((s) => s === "open").length;
+  if (Number(await page.locator("#incidents-open").innerText()) !== listed.open) fail("the open-incident count is not the API's");
+
   // 2. The drill-down: click a device; its chart has points and each channel's contribution.
   const device = stored[0].device_id;
   await page.locator(`#devices tr[data-device="${device}"]`).click();
@@ -47,28 +71,41 @@ try {
   if (anomalous === 0) fail("no anomalous point on the chart of a device with anomalies");
   if (contributions !== channels) fail(`${contributions} contribution bars for ${channels} channels`);
 
-  // 3. A new anomaly appears without a reload.
+  // 3. A new anomaly episode (two anomalous windows in a row: an incident under the default
+  // 2-of-3 rule) appears without a reload, in the feed and as an open incident.
   await page.evaluate(() => { window.__sameDocument = true; });
   const template = stored[0];
   const newest = new Date(Math.max(...stored.map((a) => Date.parse(a.window_end))));
-  const windowEnd = new Date(newest.getTime() + 60_000).toISOString().replace(".000Z", "Z");
-  const window = { ...template.features, device_id: "pump-live-test", window_end: windowEnd };
+  const at = (minutes) => new Date(newest.getTime() + minutes * 60_000).toISOString().replace(".000Z", "Z");
+  const events = [1, 2].map((m) => JSON.stringify({ ...template.features, device_id: "pump-live-test", window_end: at(m) }));
   const reply = await json("/ScoreWindows", {
     method: "POST",
     headers: { "content-type": "application/json" },
-    body: JSON.stringify({ Data: { events: JSON.stringify(window) }, Metadata: {} }),
+    body: JSON.stringify({ Data: { events: JSON.stringify(events) }, Metadata: {} }),
   });
   const alerts = reply.Outputs.alerts.map((a) => JSON.parse(a));
-  if (!alerts.some((a) => a.device_id === "pump-live-test")) fail("the posted window was not an anomaly");
+  if (alerts.filter((a) => a.device_id === "pump-live-test").length !== 2) fail("the posted windows were not anomalies");
+  const opened = reply.Outputs.incidents.map((m) => JSON.parse(m))
+    .filter((m) => m.transition === "opened" && m.incident.device_id === "pump-live-test");
+  if (opened.length !== 1) fail("the posted episode did not open one incident: " + JSON.stringify(reply.Outputs.incidents));
   await page.waitForFunction(() => document.getElementById("feed").innerText.includes("pump-live-test"), null, { timeout: 10000 });
+  await page.waitForFunction((id) => document.querySelector(`#incidents tr.incident.open[data-incident="${id}"]`) !== null,
+                             opened[0].incident.incident_id, { timeout: 10000 });
+  const liveStatuses = await page.locator("#incidents tr.incident").evaluateAll((trs) => trs.map((tr) => tr.dataset.status));
+  if (liveStatuses.indexOf("resolved") !== -1 && liveStatuses.lastIndexOf("open") > liveStatuses.indexOf("resolved")) {
+    fail("the new open incident is below a resolved one: " + liveStatuses.join());
+  }
   if (!(await page.evaluate(() => window.__sameDocument === true))) fail("the page reloaded");
   const fresh = await page.locator("#feed tr.new").count();
+  const freshIncidents = await page.locator("#incidents tr.incident.new").count();
 
   if (errors.length) fail("page errors: " + errors.join("; "));
   await page.waitForTimeout(300);
   await page.screenshot({ path: screenshot, fullPage: true });
-  console.log(`dashboard OK: feed ${rows} rows with explanations, chart of ${device} ${points} points (${anomalous} anomalous), ` +
-              `${contributions} channel bars, new anomaly shown live (${fresh} highlighted), screenshot ${screenshot}`);
+  console.log(`dashboard OK: ${listed.count} incidents (${openShown} open, listed first) with channels and explanations, ` +
+              `feed ${rows} rows with explanations, chart of ${device} ${points} points (${anomalous} anomalous), ` +
+              `${contributions} channel bars, new episode shown live as an open incident (${freshIncidents} incident rows and ` +
+              `${fresh} feed rows highlighted), screenshot ${screenshot}`);
 } finally {
   await browser.close();
 }

@@ -1,5 +1,6 @@
 //! The dashboard over HTTP (the page itself runs in a real browser in scripts/test.sh): the page
-//! is served from the binary, and its JSON reflects stored anomalies, devices and their scores.
+//! is served from the binary, and its JSON reflects stored anomalies and incidents, devices and
+//! their scores.
 
 use serde_json::{json, Value};
 
@@ -54,6 +55,12 @@ async fn the_page_and_its_json_show_the_fleet() {
         .sum();
     assert_eq!(last_hour, 3);
     assert_eq!(data["model"]["channels"].as_array().unwrap().len(), 5);
+    // Incidents as the store lists them (open first), with the open count.
+    let listed: Value = app.get("/api/incidents?limit=30").await.json().await.unwrap();
+    assert!(listed["count"].as_u64().unwrap() > 0, "{listed}");
+    assert_eq!(data["incidents"], listed["incidents"]);
+    assert_eq!(data["fleet"]["incidents_open"], listed["open"]);
+    assert_eq!(data["fleet"]["incidents_open_capped"], false);
 
     let device = first["device_id"].as_str().unwrap();
     let drill: Value = app

@@ -2,8 +2,8 @@
 //! binary (no CDN, no build step), polling `GET /api/dashboard/data` and, for the drill-down,
 //! `GET /api/dashboard/device?id=`.
 //!
-//! The data comes through the store trait (the feed, the last hour's anomalies: works on SQLite
-//! and Azure SQL alike) and the pipeline's in-memory live view (devices and their recent
+//! The data comes through the store trait (incidents, open first; the feed; the last hour's
+//! anomalies: works on SQLite and Azure SQL alike) and the pipeline's in-memory live view (devices and their recent
 //! scores). It is computed at most once a second whatever the number of viewers, so the page
 //! cannot slow `ScoreWindows` down.
 
@@ -22,7 +22,8 @@ use super::AppStateRef;
 use domain::time as timefmt;
 use crate::http::error::ApiError;
 use crate::http::state::AppState;
-use sinks::HistoryQuery;
+use domain::IncidentStatus;
+use sinks::{HistoryQuery, IncidentQuery};
 use crate::telemetry::metrics::{REFUSED, WINDOWS_SCORED};
 
 const PAGE: &str = include_str!("dashboard.html");
@@ -31,6 +32,9 @@ const FEED: usize = 50;
 /// At most this many anomalies are counted for the last hour (the figure says "at least").
 const LAST_HOUR_LIMIT: usize = 1000;
 const DEVICES_SHOWN: usize = 200;
+/// Incidents shown: the store lists open ones first, so every open incident is shown unless
+/// more than this many are open (the count then says "at least").
+const INCIDENTS_SHOWN: usize = 30;
 const FRESH_FOR: Duration = Duration::from_secs(1);
 
 
@@ -61,7 +65,7 @@ pub async fn data(State(state): AppStateRef) -> Result<Response, ApiError> {
 }
 
 async fn compute(state: &AppState) -> Result<Value, ApiError> {
-        let unavailable = |e: sinks::StoreError| {
+    let unavailable = |e: sinks::StoreError| {
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string(), None)
     };
     let feed = state
@@ -100,6 +104,18 @@ async fn compute(state: &AppState) -> Result<Value, ApiError> {
             *by_severity.entry(row.severity.as_str().to_string()).or_default() += 1;
         }
     }
+    let incidents = state
+        .store
+        .incidents(IncidentQuery {
+            limit: INCIDENTS_SHOWN,
+            ..IncidentQuery::default()
+        })
+        .await
+        .map_err(unavailable)?;
+    let open = incidents
+        .iter()
+        .filter(|i| i.status == IncidentStatus::Open)
+        .count();
     let devices = state.live.devices();
     let model = state.model.get();
     let metrics = &state.metrics;
@@ -122,7 +138,10 @@ async fn compute(state: &AppState) -> Result<Value, ApiError> {
             "newest_window_end": newest_ms.map(|ms| timefmt::format(timefmt::from_unix_seconds(ms.div_euclid(1000)))),
             "anomalies_last_hour": by_severity,
             "anomalies_last_hour_capped": last_hour_capped,
+            "incidents_open": open,
+            "incidents_open_capped": open == INCIDENTS_SHOWN,
         },
+        "incidents": incidents,
         "devices": devices.into_iter().take(DEVICES_SHOWN).collect::<Vec<_>>(),
         "feed": feed.iter().map(|r| json!({
             "device_id": r.device_id, "window_end": r.window_end, "severity": r.severity,
