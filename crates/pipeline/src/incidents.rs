@@ -295,12 +295,23 @@ pub struct IncidentOutcome {
     /// Transitions, in each device's window order: new ones and, for re-delivered windows, the
     /// stored ones again.
     pub messages: Vec<IncidentMessage>,
-    /// Of `messages`, those made by this batch (not re-published).
-    pub new_messages: usize,
+    /// For each of `messages`, whether this batch made it (false: a stored one published again).
+    /// Telemetry counts transitions once, from these.
+    pub made: Vec<bool>,
     /// Windows at or before their tracker's watermark (re-deliveries and late windows).
     pub late: usize,
     /// Conditional writes that lost to another instance and were read again.
     pub conflicts: usize,
+}
+
+impl IncidentOutcome {
+    /// The transitions this batch made (not re-published ones).
+    pub fn new_messages(&self) -> impl Iterator<Item = &IncidentMessage> {
+        self.messages
+            .iter()
+            .zip(&self.made)
+            .filter_map(|(m, made)| made.then_some(m))
+    }
 }
 
 /// How many times a batch reads the trackers again after losing a conditional write.
@@ -382,6 +393,7 @@ pub async fn track_batch(
                     Step::Late => {
                         result.late += 1;
                         if let Some(again) = stored.remove(point.window_end.as_str()) {
+                            result.made.extend(again.iter().map(|_| false));
                             result.messages.extend(again);
                         }
                     }
@@ -391,7 +403,7 @@ pub async fn track_batch(
                                 message.incident.incident_id.clone(),
                                 message.incident.clone(),
                             );
-                            result.new += 1;
+                            result.made.push(true);
                             fresh.push(message.clone());
                             result.messages.push(message);
                         }
@@ -421,7 +433,7 @@ pub async fn track_batch(
             }
             let result = results.remove(device).unwrap_or_default();
             outcome.messages.extend(result.messages);
-            outcome.new_messages += result.new;
+            outcome.made.extend(result.made);
             outcome.late += result.late;
         }
         if !again.is_empty() {
@@ -441,7 +453,7 @@ pub async fn track_batch(
 #[derive(Default)]
 struct DeviceResult {
     messages: Vec<IncidentMessage>,
-    new: usize,
+    made: Vec<bool>,
     late: usize,
 }
 

@@ -244,10 +244,10 @@ async fn a_redelivered_batch_republishes_the_same_messages_and_opens_no_second_i
     // Out of order within the batch: each device's windows are taken in window order.
     windows.reverse();
     let first = track(&store, &windows).await;
-    assert_eq!(first.new_messages, 3);
+    assert_eq!(first.new_messages().count(), 3);
     assert_eq!(first.late, 0);
     let again = track(&store, &windows).await;
-    assert_eq!(again.new_messages, 0);
+    assert_eq!(again.new_messages().count(), 0);
     assert_eq!(again.late, windows.len());
     let ids = |o: &IncidentOutcome| {
         let mut ids: Vec<String> = o.messages.iter().map(|m| m.message_id.clone()).collect();
@@ -263,7 +263,7 @@ async fn a_redelivered_batch_republishes_the_same_messages_and_opens_no_second_i
     let next = track(&store, &overlap).await;
     assert_eq!(next.late, 1);
     assert_eq!(kinds(&next.messages), [(Transition::Opened, at(1)), (Transition::Resolved, at(4))]);
-    assert_eq!(next.new_messages, 1);
+    assert_eq!(next.new_messages().count(), 1);
 }
 
 /// A store double: the first conditional write of each device loses to "another instance" that
@@ -319,7 +319,7 @@ async fn losing_the_race_to_another_instance_publishes_its_messages_not_new_ones
     let windows = series("pump-1", "..mm.....");
     let outcome = track(&store, &windows).await;
     assert_eq!(outcome.conflicts, 1);
-    assert_eq!(outcome.new_messages, 0, "the other instance made them");
+    assert_eq!(outcome.new_messages().count(), 0, "the other instance made them");
     assert_eq!(kinds(&outcome.messages), [(Transition::Opened, at(4)), (Transition::Resolved, at(7))]);
     let incidents = store.incidents(sinks::IncidentQuery { limit: 10, ..Default::default() }).await.unwrap();
     assert_eq!(incidents.len(), 1, "{incidents:?}");

@@ -4,11 +4,11 @@
 
 use std::collections::BTreeMap;
 
-use domain::{Alert, DeadLetter, RejectionKind, Severity};
+use domain::{Alert, DeadLetter, IncidentMessage, RejectionKind, Severity};
 use pipeline::{BatchOutcome, StoreWrite};
 
 use super::metrics::{
-    Metrics, ANOMALIES, BATCH_DURATION, INVOCATIONS, MODEL_RELOADS, REFUSED,
+    Metrics, ANOMALIES, BATCH_DURATION, INCIDENTS, INVOCATIONS, MODEL_RELOADS, REFUSED,
     STORE_WRITE_DURATION, STORE_WRITE_FAILURES, WINDOWS_SCORED,
 };
 
@@ -184,8 +184,57 @@ impl InternalEvent for BatchFailed<'_> {
 /// unbounded, so they are no metric dimension); a test holds the workbook to these names.
 pub const ANOMALOUS_DEVICES_TRACE: (&str, &[&str]) = ("anomalous devices", &["devices", "anomalies"]);
 
+/// The trace of one incident transition, and its properties. The workbook's incident views read
+/// it (incident and device ids are unbounded: no metric dimension); a test holds the workbook to
+/// these names.
+pub const INCIDENT_TRACE: (&str, &[&str]) = (
+    "incident",
+    &[
+        "incident_id",
+        "device_id",
+        "model_version",
+        "transition",
+        "at",
+        "status",
+        "severity",
+        "top_channel",
+        "opened_at",
+        "anomalous_windows",
+        "explanation",
+    ],
+);
+
+/// An incident transition this batch made (a re-published one is not emitted again): one
+/// trace ([`INCIDENT_TRACE`]) and the `incidents` counter.
+pub struct IncidentChanged<'a>(pub &'a IncidentMessage);
+
+impl InternalEvent for IncidentChanged<'_> {
+    fn emit(self, metrics: &Metrics) {
+        let message = self.0;
+        let incident = &message.incident;
+        let transition = message.transition.as_str();
+        let severity = incident.peak_severity.as_str();
+        tracing::info!(
+            incident_id = %incident.incident_id,
+            device_id = %incident.device_id,
+            model_version = %incident.model_version,
+            transition,
+            at = %message.at,
+            status = incident.status.as_str(),
+            severity,
+            top_channel = %incident.channels.first().map_or(incident.peak_top_channel.as_str(), |c| c.channel.as_str()),
+            opened_at = %incident.opened_at,
+            anomalous_windows = incident.anomalous_windows,
+            explanation = %incident.peak_explanation,
+            "incident"
+        );
+        metrics.add(&INCIDENTS, &[transition, severity], 1);
+    }
+}
+
 /// A `ScoreWindows` batch handled: its summary line, its refusals, its store writes, its
-/// anomalies (by severity and channel, and one trace with the devices) and its duration.
+/// anomalies (by severity and channel, and one trace with the devices), its incident
+/// transitions and its duration.
 pub struct BatchScored<'a>(pub &'a BatchOutcome);
 
 impl InternalEvent for BatchScored<'_> {
@@ -208,6 +257,9 @@ impl InternalEvent for BatchScored<'_> {
             );
         }
         log_anomalous_devices(&outcome.alerts);
+        for message in outcome.incidents.new_messages() {
+            IncidentChanged(message).emit(metrics);
+        }
         metrics.add(&WINDOWS_SCORED, &[], summary.windows_scored as u64);
         metrics.duration(&BATCH_DURATION, &[], summary.elapsed.as_secs_f64());
         let span = tracing::Span::current();

@@ -100,6 +100,14 @@ pub const ANOMALIES: Instrument = Instrument {
     labels: &["severity", "top_channel"],
     kind: Kind::Counter,
 };
+/// Counted once per transition (a re-published message of a re-delivered window is not counted
+/// again); the incident itself goes to a trace ([`INCIDENT_TRACE`](super::events::INCIDENT_TRACE)).
+pub const INCIDENTS: Instrument = Instrument {
+    name: "incidents",
+    help: "Incident transitions (opened, escalated, resolved) by the incident's peak severity",
+    labels: &["transition", "severity"],
+    kind: Kind::Counter,
+};
 pub const REFUSED: Instrument = Instrument {
     name: "refused",
     help: "Events or records refused (dead-lettered or counted) by kind",
@@ -156,10 +164,11 @@ pub const TELEMETRY_EXPORT_FAILURES: Instrument = Instrument {
 };
 
 /// Every metric this handler emits, in both exporters.
-pub const INSTRUMENTS: [&Instrument; 11] = [
+pub const INSTRUMENTS: [&Instrument; 12] = [
     &INVOCATIONS,
     &WINDOWS_SCORED,
     &ANOMALIES,
+    &INCIDENTS,
     &REFUSED,
     &BATCH_DURATION,
     &STORE_WRITE_DURATION,

@@ -321,6 +321,23 @@ async fn an_invocation_is_a_request_with_dependencies_and_metrics_follow() {
         serde_json::from_str(props["devices"].as_str().unwrap()).unwrap();
     assert_eq!(listed.iter().map(|d| d.1).sum::<u64>(), 3, "{listed:?}");
     assert!(listed.iter().all(|d| d.0.starts_with("pump-")), "{listed:?}");
+    // Each incident transition is a trace with the incident's properties; the counter agrees.
+    let (message, properties) = service::telemetry::events::INCIDENT_TRACE;
+    let changes: Vec<&Value> = traces.iter().copied().filter(|t| t["message"] == message).collect();
+    assert!(!changes.is_empty(), "no {message:?} trace in {traces:#?}");
+    for change in &changes {
+        let props = &change["properties"];
+        for key in properties {
+            assert!(props.get(*key).is_some(), "{key} in {props}");
+        }
+        assert!(props["device_id"].as_str().unwrap().starts_with("pump-"), "{props}");
+        assert!(props["explanation"].as_str().unwrap().contains("vibration"), "{props}");
+    }
+    let counted: f64 = find("sensor_anomaly.incidents")
+        .iter()
+        .map(|m| m["value"].as_f64().unwrap())
+        .sum();
+    assert_eq!(counted as usize, changes.len(), "one count per transition trace");
     let anomalies = find("sensor_anomaly.anomalies");
     assert!(
         anomalies

@@ -6,7 +6,10 @@
 use std::collections::BTreeSet;
 
 use service::http::invocation::INVOCATION_PROPERTIES;
-use service::telemetry::events::ANOMALOUS_DEVICES_TRACE;
+use service::telemetry::events::{ANOMALOUS_DEVICES_TRACE, INCIDENT_TRACE};
+
+/// The traces the handler emits that queries read, and their properties.
+const TRACES: [(&str, &[&str]); 2] = [ANOMALOUS_DEVICES_TRACE, INCIDENT_TRACE];
 use service::telemetry::metrics::INSTRUMENTS;
 
 /// Every customMetrics name the handler emits, and its dimensions.
@@ -72,8 +75,8 @@ fn workbook_and_alert_queries_use_only_emitted_names() {
         let mut names = quoted_after(query, "name ==");
         let mut dims: BTreeSet<&str> = BTreeSet::new();
         for message in quoted_after(query, "message ==") {
-            if message == ANOMALOUS_DEVICES_TRACE.0 {
-                dims.extend(ANOMALOUS_DEVICES_TRACE.1);
+            if let Some((_, properties)) = TRACES.iter().find(|(m, _)| *m == message) {
+                dims.extend(properties.iter());
                 names.push(message);
             } else {
                 problems.push(format!("{where_}: trace `{message}` is not emitted"));
@@ -88,7 +91,7 @@ fn workbook_and_alert_queries_use_only_emitted_names() {
                 metrics_used.insert(name.to_string());
                 dims.extend(metric_dims.iter());
             } else if !(*name == "ScoreWindows"
-                || *name == ANOMALOUS_DEVICES_TRACE.0
+                || TRACES.iter().any(|(m, _)| m == name)
                 || DEPENDENCY_NAMES.contains(name))
             {
                 problems.push(format!("{where_}: `{name}` is not emitted"));

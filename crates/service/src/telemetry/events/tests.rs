@@ -17,7 +17,9 @@ use super::*;
 use crate::model::InService;
 use crate::telemetry::app_insights::ExportHealth;
 use crate::telemetry::metrics::{Metrics, INSTRUMENTS};
-use domain::{Lineage, RecordError, ScoredWindow};
+use domain::{Lineage, RecordError, ScoredPoint, ScoredWindow, TrackerState};
+use pipeline::incidents::{Step, Tracker};
+use pipeline::{IncidentOutcome, IncidentPolicy};
 use ingress::host::BatchInfo;
 use pipeline::{BatchSummary, FailureClass, StoreOperation};
 use scoring::Model;
@@ -99,8 +101,10 @@ fn outcome(model: &InService) -> BatchOutcome {
         &domain::Excerpt::of("x"),
     );
     model.observe(&m.info.model_version, std::slice::from_ref(&window));
+    let alert = Alert::new(&scored[0], &lineage);
     BatchOutcome {
-        alerts: vec![Alert::new(&scored[0], &lineage)],
+        incidents: opened(&alert),
+        alerts: vec![alert],
         dead_letters: vec![letter],
         summary: BatchSummary {
             events: 2,
@@ -133,7 +137,36 @@ fn outcome(model: &InService) -> BatchOutcome {
                 failure: Some(FailureClass::Transient),
             },
         ],
-        incidents: Default::default(),
+    }
+}
+
+/// The incident `alert`'s window opens (one anomalous window opens one under this policy),
+/// made by this batch.
+fn opened(alert: &Alert) -> IncidentOutcome {
+    let policy = IncidentPolicy {
+        open_at: domain::Severity::Low,
+        ..IncidentPolicy::default()
+    };
+    let mut state = TrackerState::new(&alert.device_id, &alert.model_version);
+    let point = ScoredPoint {
+        device_id: alert.device_id.clone(),
+        window_end: alert.window_end.clone(),
+        window_end_ms: 1_767_225_660_000,
+        score: alert.score,
+        severity: domain::Severity::Low.max(alert.severity),
+        contributions: domain::ChannelValues::new(
+            vec!["vibration".to_string()].into(),
+            vec![alert.score],
+        ),
+    };
+    let Step::Taken(messages) = (Tracker { policy: &policy, state: &mut state }).observe(&point, Some(alert)) else {
+        panic!("a first window is never late");
+    };
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    IncidentOutcome {
+        made: vec![true],
+        messages,
+        ..IncidentOutcome::default()
     }
 }
 
@@ -218,6 +251,19 @@ fn every_event_reaches_both_exporters_with_the_declared_names_and_labels() {
     let declared: BTreeSet<String> = INSTRUMENTS.iter().map(|i| i.otel_name()).collect();
     let extra: Vec<_> = otel.keys().filter(|k| !declared.contains(*k)).collect();
     assert!(extra.is_empty(), "undeclared OpenTelemetry metrics {extra:?}");
+}
+
+#[test]
+fn a_republished_incident_message_is_not_counted_again() {
+    let model = Arc::new(model());
+    let metrics = Metrics::with_export(Arc::clone(&model), None, None);
+    let mut outcome = outcome(&model);
+    BatchScored(&outcome).emit(&metrics);
+    assert_eq!(metrics.total(&crate::telemetry::metrics::INCIDENTS), 1);
+    // The host re-delivers the batch: the stored message goes out again, made elsewhere.
+    outcome.incidents.made = vec![false];
+    BatchScored(&outcome).emit(&metrics);
+    assert_eq!(metrics.total(&crate::telemetry::metrics::INCIDENTS), 1);
 }
 
 #[test]
