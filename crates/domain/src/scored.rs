@@ -66,8 +66,9 @@ impl std::str::FromStr for Severity {
     }
 }
 
-/// The result for one window, as `/api/score` returns it.
-#[derive(Debug, Clone, Serialize)]
+/// The result for one window, as `/api/score` returns it (and `sensor-anomaly score` writes it,
+/// which `sensor-anomaly incidents` reads back).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ScoredWindow {
     pub device_id: String,
     pub window_end: String,
@@ -86,6 +87,7 @@ pub struct ScoredWindow {
     pub model_version: String,
     /// Wall time of the batch this window was scored in, divided over its windows. Internal:
     /// it is not part of the alert wire format.
+    #[serde(default)]
     pub processing_time_us: f64,
 }
 

@@ -251,8 +251,10 @@ fn filesystem_of<'m>(path: &Path, mounts: &'m str) -> Option<&'m str> {
         .map(|(_, fs)| fs)
 }
 
-/// The incident settings, each checked alone and then together (open_after within open_of).
-fn incident_policy(get: &impl Fn(&str) -> Option<String>) -> Result<IncidentPolicy, ConfigError> {
+/// The incident settings (`ANOMALY_INCIDENT_*` through `get`), each checked alone and then
+/// together (open_after within open_of). The offline `incidents` command reads them as the
+/// handler does.
+pub fn incident_policy(get: &impl Fn(&str) -> Option<String>) -> Result<IncidentPolicy, ConfigError> {
     let defaults = IncidentPolicy::default();
     let open_at = match get("ANOMALY_INCIDENT_OPEN_SEVERITY") {
         None => defaults.open_at,

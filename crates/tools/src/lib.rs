@@ -12,4 +12,5 @@ pub mod replay;
 pub mod schema;
 pub mod score_file;
 pub mod simulate;
+pub mod track_file;
 pub mod windowing;

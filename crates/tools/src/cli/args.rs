@@ -130,6 +130,15 @@ pub(crate) enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Incident transitions from scored windows (JSON lines, as `score` writes them), by the
+    /// handler's own incident rules and its settings (ANOMALY_INCIDENT_*, as for `serve`):
+    /// incident messages out, one JSON line each; a summary on stderr.
+    Incidents {
+        #[arg(long, default_value = "-")]
+        input: PathBuf,
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Time ONNX Runtime alone on window records (JSON lines): the ceiling of the handler's
     /// throughput (`scripts/bench.py`). Prints JSON.
     BenchModel {

@@ -11,7 +11,7 @@ use super::io::{read_input, writer};
 use scoring::Model;
 use sensor_anomaly::simulate;
 use sensor_anomaly::windowing::{self, Channels, WindowSpec};
-use sensor_anomaly::{schema, score_file};
+use sensor_anomaly::{schema, score_file, track_file};
 
 /// `simulate`: the fleet's samples as JSON lines.
 pub(crate) fn simulate_to_file(sim: SimArgs, out: Option<PathBuf>) -> Result<()> {
@@ -83,6 +83,29 @@ pub(crate) fn score(model: PathBuf, input: PathBuf, out: Option<PathBuf>) -> Res
     eprintln!(
         "scored {} windows with model {} ({} refused)",
         summary.scored, model.info.model_version, summary.refused
+    );
+    Ok(())
+}
+
+/// `incidents`: scored windows through the handler's incident rules.
+pub(crate) fn incidents(input: PathBuf, out: Option<PathBuf>) -> Result<()> {
+    let policy = service::configuration::incident_policy(&|name: &str| std::env::var(name).ok())?;
+    let reader: Box<dyn BufRead> = if input == Path::new("-") {
+        Box::new(BufReader::new(std::io::stdin().lock()))
+    } else {
+        Box::new(BufReader::new(
+            File::open(&input).with_context(|| format!("cannot read {}", input.display()))?,
+        ))
+    };
+    let mut w = writer(&out)?;
+    let s = track_file::track_lines(&policy, reader, &mut w, |line, reason| {
+        eprintln!("line {line}: refused: {reason}")
+    })?;
+    eprintln!(
+        "{} windows ({} refused, {} late): {} incidents opened, {} escalated, {} resolved, {} still open \
+         (open {} of {} or one {}, resolve after {} quiet windows or a {} s gap)",
+        s.windows, s.refused, s.late, s.opened, s.escalated, s.resolved, s.open_at_end,
+        policy.open_after, policy.open_of, policy.open_at.as_str(), policy.resolve_after, policy.gap_secs
     );
     Ok(())
 }

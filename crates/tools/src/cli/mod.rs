@@ -77,6 +77,7 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
             csv,
         } => files::window(input, out, size_secs, hop_secs, channels, csv),
         Command::Score { model, input, out } => files::score(model, input, out),
+        Command::Incidents { input, out } => files::incidents(input, out),
         Command::BenchModel {
             model,
             windows,
