@@ -2,12 +2,12 @@
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 
 use super::args::{CsvArgs, SimArgs};
-use super::io::{read_input, writer};
+use super::io::{lines_from, read_input, writer};
 use scoring::Model;
 use sensor_anomaly::simulate;
 use sensor_anomaly::windowing::{self, Channels, WindowSpec};
@@ -67,14 +67,7 @@ pub(crate) fn window(
 /// `score`: window records scored offline.
 pub(crate) fn score(model: PathBuf, input: PathBuf, out: Option<PathBuf>) -> Result<()> {
     let model = Model::load_file(&model)?;
-    let reader: Box<dyn BufRead> = if input == Path::new("-") {
-        Box::new(BufReader::new(std::io::stdin().lock()))
-    } else {
-        Box::new(BufReader::new(
-            File::open(&input)
-                .with_context(|| format!("cannot read {}", input.display()))?,
-        ))
-    };
+    let reader = lines_from(&input)?;
     let mut w = writer(&out)?;
     let summary = score_file::score_lines(&model, reader, &mut w, |line, reason| {
         eprintln!("line {line}: refused: {reason}")
@@ -90,13 +83,7 @@ pub(crate) fn score(model: PathBuf, input: PathBuf, out: Option<PathBuf>) -> Res
 /// `incidents`: scored windows through the handler's incident rules.
 pub(crate) fn incidents(input: PathBuf, out: Option<PathBuf>) -> Result<()> {
     let policy = service::configuration::incident_policy(&|name: &str| std::env::var(name).ok())?;
-    let reader: Box<dyn BufRead> = if input == Path::new("-") {
-        Box::new(BufReader::new(std::io::stdin().lock()))
-    } else {
-        Box::new(BufReader::new(
-            File::open(&input).with_context(|| format!("cannot read {}", input.display()))?,
-        ))
-    };
+    let reader = lines_from(&input)?;
     let mut w = writer(&out)?;
     let s = track_file::track_lines(&policy, reader, &mut w, |line, reason| {
         eprintln!("line {line}: refused: {reason}")

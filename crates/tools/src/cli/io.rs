@@ -1,7 +1,7 @@
 //! Files or standard input and output, as every file command takes them.
 
 use std::fs::File;
-use std::io::{BufWriter, Read, Write};
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -18,6 +18,17 @@ pub(crate) fn writer(out: &Option<PathBuf>) -> Result<Box<dyn Write>> {
             ))
         }
         None => Box::new(BufWriter::new(std::io::stdout().lock())),
+    })
+}
+
+/// A file, or standard input for `-`, read line by line.
+pub(crate) fn lines_from(path: &Path) -> Result<Box<dyn BufRead>> {
+    Ok(if path == Path::new("-") {
+        Box::new(BufReader::new(std::io::stdin().lock()))
+    } else {
+        Box::new(BufReader::new(
+            File::open(path).with_context(|| format!("cannot read {}", path.display()))?,
+        ))
     })
 }
 
