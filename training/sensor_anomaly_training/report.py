@@ -123,6 +123,31 @@ def _fmt(v):
     return str(v)
 
 
+def expected_far_lines(e) -> list[str]:
+    """The report's section on how often the model will alarm on normal operation it has not
+    seen (train.expected_false_alarms), or nothing when it was not estimated."""
+    if not e:
+        return []
+    lines = ["## Expected false-alarm rate on normal operation it has not seen", ""]
+    if e["far"] is None:
+        return lines + ["Not estimated: no refit had enough windows "
+                        f"({'; '.join(f.get('error', '') for f in e['folds'])}).", ""]
+    how = ("each device's windows in time order, cut into blocks; refitted on the blocks before each "
+           "block and counted on it (forward chaining: later operation, drift included)"
+           if e["method"] == "forward chaining" else "refitted without each fold and counted on it (k-fold)")
+    lines += [f"**{e['far']:.4f}** ({e['alarms']} alarms on {e['windows']} windows taken as normal): "
+              f"{1000 * e['far']:.1f} alarms per 1,000 windows. Same options and threshold rule, {how}. "
+              "Expect about this rate of alarms on healthy operation like the training period's; "
+              "the threshold's own calibration cannot show it.", "",
+              "| fold | fitted on | counted on | alarms | rate |", "|---|---|---|---|---|"]
+    for f in e["folds"]:
+        if "error" in f:
+            lines.append(f"| {f['fold']} | {f['fit_windows']} | {f['windows']} | not fitted: {f['error']} | |")
+        else:
+            lines.append(f"| {f['fold']} | {f['fit_windows']} | {f['windows']} | {f['alarms']} | {f['far']:.4f} |")
+    return lines + [""]
+
+
 def write(out_dir, *, model_path, info, windows, results, evaluated_name: str) -> dict:
     """Writes report.md, report.json and the plots; returns the metrics."""
     out = Path(out_dir)
@@ -201,6 +226,7 @@ def write(out_dir, *, model_path, info, windows, results, evaluated_name: str) -
         lines += ["", f"{metrics['unscorable']} window(s) had a null feature (e.g. a one-sample window "
                   "has no std) and were not scored, as the function dead-letters them."]
     lines += ["", "FAR = false alarms / healthy windows; MAR = missed / anomalous windows.", ""]
+    lines += expected_far_lines(summary.get("expected_false_alarms"))
     if share:
         lines += ["## Which channels the alarms blame", "", "| channel | share of flagged score |", "|---|---|"]
         lines += [f"| {ch} | {v:.3f} |" for ch, v in share.items()]

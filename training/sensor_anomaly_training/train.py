@@ -46,7 +46,7 @@ import os
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -435,6 +435,7 @@ class TrainOptions:
     split: str = "chronological"
     min_samples: int | None = None
     max_level_ratio: float | None = None  # leave out channels whose level drifts more (None: keep all)
+    far_folds: int = 0  # estimate the false-alarm rate on unseen normal data with this many refits
     min_rows: int = MIN_ROWS
 
 
@@ -503,6 +504,8 @@ def fit(W: Windows, opts: TrainOptions, validation: Windows | None = None, sourc
         "max_level_ratio": opts.max_level_ratio,
         **det.summary(),
     }
+    if opts.far_folds:
+        summary["expected_false_alarms"] = expected_false_alarms(W, opts, validation)
     meta = {
         "anomaly.contract": "1",
         "anomaly.detector": opts.detector,
@@ -525,6 +528,65 @@ def fit(W: Windows, opts: TrainOptions, validation: Windows | None = None, sourc
             "detector": det, "mean": mean, "std": std, "validation": V, "windows": W, "validation_scores": val_scores,
             "seconds": time.monotonic() - started, "fit_seconds": fit_secs}
     return final, info
+
+
+def far_blocks(W: Windows, rows: np.ndarray, split: str, folds: int, seed: int):
+    """(fit rows, test rows) per fold. Chronological: forward chaining -- each device's windows
+    in time order cut into folds + 1 blocks; fold k fits on the blocks before k and is counted on
+    block k, so it meets later operation (drift included) as the model will in service. Random:
+    k-fold over the rows."""
+    if split == "random":
+        perm = np.random.default_rng(seed).permutation(rows)
+        parts = np.array_split(perm, folds)
+        return [(np.sort(np.concatenate([q for j, q in enumerate(parts) if j != k])), np.sort(p))
+                for k, p in enumerate(parts)]
+    by_device: dict[str, list[int]] = {}
+    for i in rows:
+        by_device.setdefault(W.device[i], []).append(int(i))
+    chunks = []
+    for idx in by_device.values():
+        idx.sort(key=lambda i: (W.window_end[i], i))
+        chunks.append(np.array_split(np.array(idx, np.int64), folds + 1))
+    return [(np.sort(np.concatenate([c[j] for c in chunks for j in range(k)])),
+             np.sort(np.concatenate([c[k] for c in chunks])))
+            for k in range(1, folds + 1)]
+
+
+def expected_false_alarms(W: Windows, opts: TrainOptions, validation: Windows | None = None) -> dict:
+    """How often a model fitted this way alarms on normal operation it has not seen, from the
+    training windows alone (no labels: they are taken as normal, as for fitting). The same
+    options, threshold rule included, are refitted on part of the windows and the alarms counted
+    on the rest (`far_blocks`). The threshold's own calibration cannot say this: a quantile of
+    the calibration windows alarms on 1 - q of them by construction."""
+    rows = np.flatnonzero(np.all(np.isfinite(W.X), axis=1))
+    inner = replace(opts, far_folds=0)
+    folds, alarms, counted = [], 0, 0
+    level = logger.level
+    logger.setLevel(logging.WARNING)  # the refits would repeat every progress line
+    try:
+        for k, (fit_idx, test_idx) in enumerate(far_blocks(W, rows, opts.split, opts.far_folds, opts.seed), 1):
+            fold = {"fold": k, "fit_windows": int(len(fit_idx)), "windows": int(len(test_idx))}
+            try:
+                data, info = fit(W.subset(fit_idx), inner, validation)
+            except InputError as e:
+                fold["error"] = str(e).splitlines()[0]
+                folds.append(fold)
+                continue
+            T = W.subset(test_idx).select_channels(info["windows"].channels)
+            scores = detectors.ort_run(data, T.X).astype(np.float64).sum(axis=1)
+            n = int(np.sum(scores >= info["threshold"]))
+            fold.update(alarms=n, far=n / len(test_idx) if len(test_idx) else 0.0)
+            folds.append(fold)
+            alarms, counted = alarms + n, counted + len(test_idx)
+    finally:
+        logger.setLevel(level)
+    out = {"method": "k-fold" if opts.split == "random" else "forward chaining",
+           "folds": folds, "windows": counted, "alarms": alarms,
+           "far": alarms / counted if counted else None}
+    far = "n/a" if out["far"] is None else f"{out['far']:.4f}"
+    log(f"stage=expected_far method={out['method']} folds={opts.far_folds} windows={counted} "
+        f"alarms={alarms} far={far}")
+    return out
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -640,6 +702,11 @@ def build_parser() -> argparse.ArgumentParser:
                           "sample noise explains over the training windows (a warming-up "
                           "temperature: its normal range cannot be learned from a short period); "
                           "needs the mean and std stats. Default: keep every channel")
+    mdl.add_argument("--far-folds", type=_number_arg(int, lambda v: 0 <= v <= 20, "between 0 and 20"), default=3, metavar="N",
+                     help="estimate the false-alarm rate on normal data the model has not seen: "
+                          "refit N times on part of the training windows and count alarms on the "
+                          "rest (forward in time for the chronological split); in the report and "
+                          "the model's training summary. 0 skips it")
     thr = p.add_argument_group("threshold")
     thr.add_argument("--threshold", type=_threshold_arg, default="quantile",
                      help="quantile (of healthy validation scores), max-f1 or precision:P "
@@ -667,7 +734,8 @@ def options_from_args(args) -> TrainOptions:
                         pca_variance=args.pca_variance, trees=args.trees, threshold=args.threshold,
                         threshold_quantile=args.threshold_quantile,
                         threshold_margin=args.threshold_margin, split=args.split,
-                        min_samples=args.min_samples, max_level_ratio=args.max_level_ratio)
+                        min_samples=args.min_samples, max_level_ratio=args.max_level_ratio,
+                        far_folds=args.far_folds)
 
 
 def run(args) -> dict:

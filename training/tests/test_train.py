@@ -96,6 +96,55 @@ def windows_of(X):
 QUIET = train.TrainOptions(max_iter=30, hidden=(12, 6, 12), seed=3)
 
 
+class ExpectedFalseAlarmTests(unittest.TestCase):
+    """The false-alarm rate a model will have on normal data it has not seen, from its own
+    training windows (no labels)."""
+
+    def test_forward_blocks_fit_on_the_past_and_k_folds_partition(self):
+        W = windows_of(synthetic_features(400, seed=2))
+        rows = np.arange(len(W))
+        blocks = train.far_blocks(W, rows, "chronological", 3, 0)
+        self.assertEqual(len(blocks), 3)
+        for fit_idx, test_idx in blocks:
+            for dev in {W.device[i] for i in test_idx}:
+                last_fit = max(W.window_end[i] for i in fit_idx if W.device[i] == dev)
+                first_test = min(W.window_end[i] for i in test_idx if W.device[i] == dev)
+                self.assertLess(last_fit, first_test, "fits only on the device's past")
+        self.assertEqual(len(blocks[-1][0]) + len(blocks[-1][1]), len(rows))
+        folds = train.far_blocks(W, rows, "random", 4, 0)
+        tested = np.concatenate([t for _, t in folds])
+        self.assertEqual(sorted(tested.tolist()), rows.tolist(), "each row counted once")
+        for fit_idx, test_idx in folds:
+            self.assertFalse(set(fit_idx.tolist()) & set(test_idx.tolist()))
+
+    def test_a_steady_process_expects_few_alarms_and_a_drifting_one_many(self):
+        opts = replace(QUIET, detector="pca", far_folds=3)
+        steady = synthetic_features(800, seed=4)
+        _, info = train.fit(windows_of(steady), opts)
+        calm = info["summary"]["expected_false_alarms"]
+        self.assertEqual(calm["method"], "forward chaining")
+        self.assertEqual([f["fold"] for f in calm["folds"]], [1, 2, 3])
+        self.assertLess(calm["far"], 0.05, calm)
+        # Normal operation moves to another level of one channel in the last quarter of the
+        # period: a model fitted on what came before alarms there, and the estimate says so
+        # (the threshold's calibration on the last 20% of its own fit cannot).
+        drifting = steady.copy()
+        for col in (0, 2, 3):  # channel 0's mean, min and max
+            drifting[600:, col] += 8 * 2.0
+        _, info = train.fit(windows_of(drifting), opts)
+        worried = info["summary"]["expected_false_alarms"]
+        self.assertGreater(worried["folds"][2]["far"], 0.8, worried)
+        self.assertGreater(worried["far"], 0.3, worried)
+        self.assertEqual(worried["alarms"], sum(f.get("alarms", 0) for f in worried["folds"]))
+
+    def test_folds_that_cannot_be_fitted_are_named(self):
+        _, info = train.fit(windows_of(synthetic_features(300, seed=5)),
+                            replace(QUIET, detector="pca", far_folds=5, min_rows=100))
+        e = info["summary"]["expected_false_alarms"]
+        self.assertIn("too few rows", e["folds"][0]["error"])
+        self.assertTrue(any("alarms" in f for f in e["folds"]), e)
+
+
 class CliTests(unittest.TestCase):
     """The command line on window files: reproducibility, the metadata contract, bad input."""
 
@@ -418,7 +467,9 @@ class TelemetryEndToEndTests(unittest.TestCase):
         self.assertGreater(m["pr_auc"], 0.7)
         self.assertGreater(m["attribution"]["windows"], 0)
         text = (rep / "report.md").read_text()
-        for needle in ("| f1 |", "| PR-AUC |", "| FAR |", "| MAR |", "top-channel accuracy", "scores.png"):
+        self.assertIn("expected_false_alarms", s, "the estimate travels in the model file")
+        for needle in ("| f1 |", "| PR-AUC |", "| FAR |", "| MAR |", "top-channel accuracy", "scores.png",
+                       "## Expected false-alarm rate on normal operation it has not seen"):
             self.assertIn(needle, text)
         for png in ("scores.png", "validation-scores.png", "precision-recall.png"):
             self.assertGreater((rep / png).stat().st_size, 1000, png)
