@@ -1,5 +1,6 @@
 //! The embedded store: one SQLite file, written in WAL mode from blocking threads.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -52,7 +53,38 @@ impl<T> Classify<T> for Result<T, rusqlite::Error> {
 /// One SQLite file behind a mutex: SQLite has one writer at a time anyway.
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
+    trackers: Arc<Mutex<TrackerCache>>,
     path: PathBuf,
+}
+
+/// The trackers this store last read or wrote, parsed, with their versions. A load asks the
+/// database for the version and reads (and parses) the state only when it is not the cached
+/// one: every write moves the version (and tracker rows are never deleted), so another
+/// instance's write is always seen and a stale entry never used. Taken after the connection's
+/// lock, never alone.
+#[derive(Default)]
+struct TrackerCache {
+    entries: HashMap<(String, String), (i64, TrackerState)>,
+}
+
+/// Parsed trackers kept: about a kilobyte each at most. Past this the cache starts again
+/// (the entries are only a shortcut).
+const TRACKER_CACHE_ENTRIES: usize = 4096;
+
+impl TrackerCache {
+    fn version(&self, device: &str, model: &str) -> Option<i64> {
+        self.entries
+            .get(&(device.to_string(), model.to_string()))
+            .map(|(v, _)| *v)
+    }
+
+    fn put(&mut self, device: &str, model: &str, version: i64, state: TrackerState) {
+        if self.entries.len() >= TRACKER_CACHE_ENTRIES {
+            self.entries.clear();
+        }
+        self.entries
+            .insert((device.to_string(), model.to_string()), (version, state));
+    }
 }
 
 const SCHEMA: &str = "
@@ -126,6 +158,7 @@ impl SqliteStore {
         conn.execute_batch(SCHEMA).during("creating the schema")?;
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
+            trackers: Arc::default(),
             path: path.to_path_buf(),
         })
     }
@@ -251,15 +284,19 @@ fn read_history(conn: &mut Connection, q: &HistoryQuery) -> Result<Vec<AnomalyRo
 
 fn load_trackers(
     conn: &mut Connection,
+    cache: &Mutex<TrackerCache>,
     requests: &[TrackerRequest],
 ) -> Result<Vec<LoadedTracker>, StoreError> {
     const CONTEXT: &str = "reading incident trackers";
+    let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
     let tx = conn.transaction().during(CONTEXT)?;
     let mut out = Vec::with_capacity(requests.len());
     {
+        // The state only when its version is not the cached one (?3; NULL matches none).
         let mut tracker = tx
             .prepare_cached(
-                "SELECT version, state FROM incident_trackers WHERE device_id = ?1 AND model_version = ?2",
+                "SELECT version, CASE WHEN version = ?3 THEN NULL ELSE state END
+                 FROM incident_trackers WHERE device_id = ?1 AND model_version = ?2",
             )
             .during(CONTEXT)?;
         let mut messages = tx
@@ -270,17 +307,26 @@ fn load_trackers(
             )
             .during(CONTEXT)?;
         for r in requests {
-            let found: Option<(i64, String)> = tracker
-                .query_row(params![r.device_id, r.model_version], |row| {
+            let cached = cache.version(&r.device_id, &r.model_version);
+            let found: Option<(i64, Option<String>)> = tracker
+                .query_row(params![r.device_id, r.model_version, cached], |row| {
                     Ok((row.get(0)?, row.get(1)?))
                 })
                 .optional()
                 .during(CONTEXT)?;
             let tracker = match found {
-                Some((version, state)) => Some(VersionedTracker {
-                    state: from_stored::<TrackerState>(&state, "incident tracker")?,
-                    version,
-                }),
+                Some((version, Some(text))) => {
+                    let state = from_stored::<TrackerState>(&text, "incident tracker")?;
+                    cache.put(&r.device_id, &r.model_version, version, state.clone());
+                    Some(VersionedTracker { state, version })
+                }
+                Some((version, None)) => cache
+                    .entries
+                    .get(&(r.device_id.clone(), r.model_version.clone()))
+                    .map(|(_, state)| VersionedTracker {
+                        state: state.clone(),
+                        version,
+                    }),
                 None => None,
             };
             let mut loaded = LoadedTracker {
@@ -311,7 +357,11 @@ fn load_trackers(
     Ok(out)
 }
 
-fn save_trackers(conn: &mut Connection, saves: &[TrackerSave]) -> Result<SaveOutcome, StoreError> {
+fn save_trackers(
+    conn: &mut Connection,
+    cache: &Mutex<TrackerCache>,
+    saves: &[TrackerSave],
+) -> Result<SaveOutcome, StoreError> {
     const CONTEXT: &str = "saving incident trackers";
     // Everything is checked and serialized before the transaction: a bad save writes nothing.
     let mut prepared = Vec::with_capacity(saves.len());
@@ -334,6 +384,7 @@ fn save_trackers(conn: &mut Connection, saves: &[TrackerSave]) -> Result<SaveOut
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
         .during(CONTEXT)?;
     let mut outcome = SaveOutcome::default();
+    let mut written_versions = Vec::with_capacity(saves.len());
     {
         let mut update = tx
             .prepare_cached(
@@ -373,6 +424,7 @@ fn save_trackers(conn: &mut Connection, saves: &[TrackerSave]) -> Result<SaveOut
                 outcome.conflicts.push(device.clone());
                 continue;
             }
+            written_versions.push((save, save.expected_version.map_or(1, |v| v + 1)));
             for (i, (activity, document)) in save.incidents.iter().zip(incidents) {
                 incident
                     .execute(params![i.incident_id, device, model, i.status.as_str(), activity, document])
@@ -387,6 +439,13 @@ fn save_trackers(conn: &mut Connection, saves: &[TrackerSave]) -> Result<SaveOut
         }
     }
     tx.commit().during(CONTEXT)?;
+    // Only what is committed is cached; a conflicting tracker is read again next time anyway
+    // (its version is not the cached one).
+    let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
+    for (save, version) in written_versions {
+        let state = &save.state;
+        cache.put(&state.device_id, &state.model_version, version, state.clone());
+    }
     Ok(outcome)
 }
 
@@ -449,14 +508,16 @@ impl AnomalyStore for SqliteStore {
         if requests.is_empty() {
             return Box::pin(async { Ok(Vec::new()) });
         }
-        self.blocking(move |conn| load_trackers(conn, &requests))
+        let cache = Arc::clone(&self.trackers);
+        self.blocking(move |conn| load_trackers(conn, &cache, &requests))
     }
 
     fn save_trackers(&self, saves: Vec<TrackerSave>) -> StoreFuture<'_, SaveOutcome> {
         if saves.is_empty() {
             return Box::pin(async { Ok(SaveOutcome::default()) });
         }
-        self.blocking(move |conn| save_trackers(conn, &saves))
+        let cache = Arc::clone(&self.trackers);
+        self.blocking(move |conn| save_trackers(conn, &cache, &saves))
     }
 
     fn incidents(&self, query: IncidentQuery) -> StoreFuture<'_, Vec<Incident>> {

@@ -365,6 +365,44 @@ async fn memory_store_keeps_the_contract() {
     keeps_the_contract(&MemoryStore::new()).await;
 }
 
+/// Two handlers on one SQLite file: each keeps the trackers it parsed, and one's write is seen by
+/// the other at its next load (the version moved), never hidden by what it kept.
+#[tokio::test]
+async fn sqlite_stores_sharing_a_file_never_load_a_stale_tracker() {
+    let scratch = Scratch::new("contract-tracker-cache");
+    let path = scratch.path("a.sqlite");
+    let a = SqliteStore::open(&path, Duration::from_millis(500)).unwrap();
+    let b = SqliteStore::open(&path, Duration::from_millis(500)).unwrap();
+    let (t1, t2, t3) = ("2026-02-01T00:01:00Z", "2026-02-01T00:02:00Z", "2026-02-01T00:03:00Z");
+    let save = |state: TrackerState, expected| TrackerSave {
+        state,
+        expected_version: expected,
+        incidents: Vec::new(),
+        messages: Vec::new(),
+    };
+    a.save_trackers(vec![save(tracker("dev", t1), None)]).await.unwrap();
+    for store in [&a, &b] {
+        let loaded = store.load_trackers(vec![request("dev", t1, t1)]).await.unwrap().remove(0);
+        assert_eq!(loaded.tracker.unwrap().state.watermark, t1);
+    }
+    // b moves it on; a, which wrote and read version 1, must see version 2.
+    let outcome = b.save_trackers(vec![save(tracker("dev", t2), Some(1))]).await.unwrap();
+    assert_eq!(outcome.saved, 1);
+    let seen = a.load_trackers(vec![request("dev", t3, t3)]).await.unwrap().remove(0).tracker.unwrap();
+    assert_eq!((seen.version, seen.state.watermark.as_str()), (2, t2));
+    // a's write at the stale version 1 is a conflict, and a then reads b's again.
+    let stale = a.save_trackers(vec![save(tracker("dev", t3), Some(1))]).await.unwrap();
+    assert_eq!(stale.conflicts, vec!["dev".to_string()]);
+    let again = a.load_trackers(vec![request("dev", t3, t3)]).await.unwrap().remove(0).tracker.unwrap();
+    assert_eq!((again.version, again.state.watermark.as_str()), (2, t2));
+    // And a's own write is what a reads back.
+    a.save_trackers(vec![save(tracker("dev", t3), Some(2))]).await.unwrap();
+    let own = a.load_trackers(vec![request("dev", t3, t3)]).await.unwrap().remove(0).tracker.unwrap();
+    assert_eq!((own.version, own.state.watermark.as_str()), (3, t3));
+    let other = b.load_trackers(vec![request("dev", t3, t3)]).await.unwrap().remove(0).tracker.unwrap();
+    assert_eq!((other.version, other.state.watermark.as_str()), (3, t3));
+}
+
 #[tokio::test]
 async fn sqlite_store_classifies_a_held_lock_as_transient() {
     let scratch = Scratch::new("contract-lock");
