@@ -21,7 +21,7 @@ cargo test --release --workspace --quiet ${gated[@]+"${gated[@]}"}
 echo "==> Python training tests" >&2
 skab=../shared/datasets/skab
 if [ ! -d "$skab" ]; then
-  echo "==> note: the SKAB smoke test is skipped: $skab not found (the dataset is not part of the repository; see README, Benchmark: SKAB)" >&2
+  echo "==> note: the SKAB smoke tests (the outlier benchmark and the changepoint benchmark on two files each) are skipped: $skab not found (the dataset is not part of the repository; see README, Benchmark: SKAB)" >&2
 fi
 .venv/bin/python -m unittest discover -s training/tests
 # wrk drives the bench script's short run (scripts/tests/test_bench.py); without it that test
