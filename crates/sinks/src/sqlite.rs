@@ -72,18 +72,11 @@ struct TrackerCache {
 const TRACKER_CACHE_ENTRIES: usize = 4096;
 
 impl TrackerCache {
-    fn version(&self, device: &str, model: &str) -> Option<i64> {
-        self.entries
-            .get(&(device.to_string(), model.to_string()))
-            .map(|(v, _)| *v)
-    }
-
-    fn put(&mut self, device: &str, model: &str, version: i64, state: TrackerState) {
+    fn put(&mut self, key: (String, String), version: i64, state: TrackerState) {
         if self.entries.len() >= TRACKER_CACHE_ENTRIES {
             self.entries.clear();
         }
-        self.entries
-            .insert((device.to_string(), model.to_string()), (version, state));
+        self.entries.insert(key, (version, state));
     }
 }
 
@@ -307,27 +300,32 @@ fn load_trackers(
             )
             .during(CONTEXT)?;
         for r in requests {
-            let cached = cache.version(&r.device_id, &r.model_version);
+            let key = (r.device_id.clone(), r.model_version.clone());
+            let cached = cache.entries.get(&key);
             let found: Option<(i64, Option<String>)> = tracker
-                .query_row(params![r.device_id, r.model_version, cached], |row| {
-                    Ok((row.get(0)?, row.get(1)?))
-                })
+                .query_row(
+                    params![r.device_id, r.model_version, cached.map(|(v, _)| *v)],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
                 .optional()
                 .during(CONTEXT)?;
-            let tracker = match found {
-                Some((version, Some(text))) => {
+            let tracker = match (found, cached) {
+                // The stored version is the cached one: the state is the cached state.
+                (Some((version, None)), Some((_, state))) => Some(VersionedTracker {
+                    state: state.clone(),
+                    version,
+                }),
+                (Some((version, text)), _) => {
+                    // NULL comes only for the cached version, which is then in the cache.
+                    let text = text.ok_or_else(|| StoreError::Transient {
+                        context: format!("{CONTEXT}: the cached tracker of {} is gone", r.device_id),
+                        source: None,
+                    })?;
                     let state = from_stored::<TrackerState>(&text, "incident tracker")?;
-                    cache.put(&r.device_id, &r.model_version, version, state.clone());
+                    cache.put(key, version, state.clone());
                     Some(VersionedTracker { state, version })
                 }
-                Some((version, None)) => cache
-                    .entries
-                    .get(&(r.device_id.clone(), r.model_version.clone()))
-                    .map(|(_, state)| VersionedTracker {
-                        state: state.clone(),
-                        version,
-                    }),
-                None => None,
+                (None, _) => None,
             };
             let mut loaded = LoadedTracker {
                 tracker,
@@ -444,7 +442,8 @@ fn save_trackers(
     let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
     for (save, version) in written_versions {
         let state = &save.state;
-        cache.put(&state.device_id, &state.model_version, version, state.clone());
+        let key = (state.device_id.clone(), state.model_version.clone());
+        cache.put(key, version, state.clone());
     }
     Ok(outcome)
 }
