@@ -47,8 +47,9 @@ pub struct TrackSummary {
     pub open_at_end: usize,
 }
 
-/// One scored window as the tracker takes it, or why the line cannot be one.
-fn point(line: &str) -> Result<(ScoredPoint, Option<Alert>), String> {
+/// One scored window as the tracker takes it, with its model version, or why the line cannot
+/// be one.
+fn point(line: &str) -> Result<(ScoredPoint, Option<Alert>, String), String> {
     let scored: ScoredWindow = serde_json::from_str(line).map_err(|e| e.to_string())?;
     let window_end_ms = sinks::unix_ms(&scored.window_end)
         .ok_or_else(|| format!("window_end {:?} is not an RFC 3339 time", scored.window_end))?;
@@ -67,7 +68,7 @@ fn point(line: &str) -> Result<(ScoredPoint, Option<Alert>), String> {
         severity: scored.severity,
         contributions: ChannelValues::new(names, values),
     };
-    Ok((point, alert))
+    Ok((point, alert, scored.model_version))
 }
 
 /// Runs every device's windows through the tracker (each device in window order; devices in
@@ -90,12 +91,7 @@ pub fn track_lines(
             continue;
         }
         match point(&line) {
-            Ok((point, alert)) => {
-                let model_version = alert
-                    .as_ref()
-                    .map(|a| a.model_version.clone())
-                    .or_else(|| model_version_of(&line))
-                    .unwrap_or_default();
+            Ok((point, alert, model_version)) => {
                 let key = (point.device_id.clone(), model_version);
                 let windows = by_tracker.entry(key.clone()).or_default();
                 if windows.is_empty() {
@@ -134,15 +130,6 @@ pub fn track_lines(
     }
     out.flush()?;
     Ok(summary)
-}
-
-/// A normal window has no alert to carry its model version: read it from the line.
-fn model_version_of(line: &str) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    struct Version {
-        model_version: String,
-    }
-    serde_json::from_str::<Version>(line).ok().map(|v| v.model_version)
 }
 
 fn count(summary: &mut TrackSummary, message: &IncidentMessage) {
