@@ -117,10 +117,17 @@ def score_file(bin_path: Path, f: bs.SkabFile, det: str, setting: bs.Setting, tm
         for r in rows:
             if r is not None:
                 fh.write(json.dumps(r) + "\n")
-    ends, _, _ = bs.read_rows(f.path)
-    cps = read_changepoints(f.path)
-    return Scored(f.name, f.folder, [e.removesuffix("Z") for e in ends[bs.TRAIN_ROWS:]],
-                  cps[bs.TRAIN_ROWS:], records, [int(bool(r and r["is_anomaly"])) for r in rows])
+    index, true_cp = scored_rows(f.path)
+    return Scored(f.name, f.folder, index, true_cp, records,
+                  [int(bool(r and r["is_anomaly"])) for r in rows])
+
+
+def scored_rows(path: Path) -> tuple[list, list]:
+    """The scored rows' times (the scorer's index) and true changepoints: rows after the first
+    400."""
+    ends, _, _ = bs.read_rows(path)
+    return ([e.removesuffix("Z") for e in ends[bs.TRAIN_ROWS:]],
+            read_changepoints(path)[bs.TRAIN_ROWS:])
 
 
 def read_changepoints(path: Path) -> list:
@@ -310,16 +317,14 @@ def unfitted(f: bs.SkabFile, tmp: Path) -> Scored | None:
     """A file that could not be fitted, as raising nothing; None when it has no row to score
     (no more than the first 400) or cannot even be read."""
     try:
-        ends, _, _ = bs.read_rows(f.path)
+        index, true_cp = scored_rows(f.path)
     except (train.InputError, OSError, KeyError):
         return None
-    rows = len(ends) - bs.TRAIN_ROWS
-    if rows <= 0:
+    if not index:
         return None
     records = tmp / "none.jsonl"
     records.write_text("")
-    return Scored(f.name, f.folder, [e.removesuffix("Z") for e in ends[bs.TRAIN_ROWS:]],
-                  read_changepoints(f.path)[bs.TRAIN_ROWS:], records, [0] * rows)
+    return Scored(f.name, f.folder, index, true_cp, records, [0] * len(index))
 
 
 if __name__ == "__main__":
