@@ -131,9 +131,20 @@ def scored_rows(path: Path) -> tuple[list, list]:
 
 
 def read_changepoints(path: Path) -> list:
+    """The `changepoint` column, 0/1 per row; a file without it, or with a value that is not a
+    number, is refused with its line."""
     import csv
     with open(path, newline="", encoding="utf-8") as fh:
-        return [int(float(r[bs.CHANGEPOINT] or 0)) for r in csv.DictReader(fh, delimiter=";")]
+        reader = csv.DictReader(fh, delimiter=";")
+        if bs.CHANGEPOINT not in (reader.fieldnames or []):
+            raise train.InputError(f"no `{bs.CHANGEPOINT}` column: the changepoint benchmark needs it")
+        out = []
+        for n, r in enumerate(reader, start=2):
+            try:
+                out.append(int(float(r[bs.CHANGEPOINT] or 0)))
+            except (TypeError, ValueError):
+                raise train.InputError(f"line {n}: bad `{bs.CHANGEPOINT}` value") from None
+        return out
 
 
 def incident_prediction(bin_path: Path, s: Scored, rules: Rules, tmp: Path) -> tuple[list, dict]:
@@ -318,7 +329,7 @@ def unfitted(f: bs.SkabFile, tmp: Path) -> Scored | None:
     (no more than the first 400) or cannot even be read."""
     try:
         index, true_cp = scored_rows(f.path)
-    except (train.InputError, OSError, KeyError):
+    except (train.InputError, OSError):
         return None
     if not index:
         return None

@@ -65,6 +65,18 @@ class IncidentPredictionTests(unittest.TestCase):
             self.assertEqual(pred, expected)
 
 
+class ChangepointColumnTests(unittest.TestCase):
+    def test_a_file_without_a_readable_changepoint_column_is_refused_with_where(self):
+        with tempfile.TemporaryDirectory() as td:
+            missing, bad = Path(td) / "a.csv", Path(td) / "b.csv"
+            missing.write_text("datetime;x;anomaly\n2020-01-01 00:00:00;1;0\n")
+            bad.write_text("datetime;x;anomaly;changepoint\n2020-01-01 00:00:00;1;0;0\n2020-01-01 00:00:01;1;0;x\n")
+            with self.assertRaisesRegex(train.InputError, "no `changepoint` column"):
+                nab.read_changepoints(missing)
+            with self.assertRaisesRegex(train.InputError, "line 3: bad `changepoint` value"):
+                nab.read_changepoints(bad)
+
+
 class ScorerTests(unittest.TestCase):
     """The scorer is SKAB's NAB: a perfect detector scores 100, a silent one 0, false alarms below."""
 
