@@ -16,6 +16,12 @@ if [ -z "${ANOMALY_TEST_SQL_CONNECTION_STRING:-}" ]; then
 else
   gated=(-- --include-ignored)
 fi
+# The model-store tests run against Azurite (npm); once it is installed they must run, not skip.
+if reason=$(scripts/azurite-setup.sh 2>&1 >/dev/null); then
+  export ANOMALY_REQUIRE_AZURITE=1
+else
+  echo "==> note: the model-store tests against Azurite are skipped: $reason" >&2
+fi
 cargo test --release --workspace --quiet ${gated[@]+"${gated[@]}"}
 
 echo "==> Python training tests" >&2

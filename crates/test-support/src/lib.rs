@@ -1,8 +1,9 @@
 //! What the integration tests share: host-shaped invocations ([`host`]), child processes that
 //! cannot outlive their test and ports that are held rather than guessed ([`process`]), and an
 //! in-process AMQP 1.0 peer that stands in for Event Hubs ([`eventhubs_peer`]); scratch
-//! folders removed when their test ends ([`Scratch`]).
+//! folders removed when their test ends ([`Scratch`]); Azurite's blob service ([`azurite`]).
 
+pub mod azurite;
 pub mod eventhubs_peer;
 pub mod host;
 pub mod process;

@@ -165,6 +165,46 @@ pub(crate) enum Command {
     },
     /// Run the whole pipeline locally and report detection quality and speed.
     Demo(DemoArgs),
+    /// The models in Blob Storage that every handler instance follows (ANOMALY_MODEL_STORE or
+    /// ANOMALY_MODEL_STORE__blobServiceUri, and ANOMALY_MODEL_CONTAINER, as for `serve`).
+    Model {
+        #[command(subcommand)]
+        command: ModelCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum ModelCommand {
+    /// The champion, the challenger and the earlier champions the pointer names.
+    Status {
+        /// Print the pointer document itself.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make a model the champion fleet-wide: --file (validated and uploaded), or the current
+    /// challenger.
+    Promote {
+        /// An ONNX model file following the contract (models/README.md).
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// Who is promoting, for the pointer's record (default: $USER).
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// Score a model in shadow beside the champion (--file), or stop (--clear).
+    Challenge {
+        #[arg(long, required_unless_present = "clear", conflicts_with = "clear")]
+        file: Option<PathBuf>,
+        #[arg(long)]
+        clear: bool,
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// Put the previous champion back.
+    Rollback {
+        #[arg(long)]
+        by: Option<String>,
+    },
 }
 
 /// `demo`'s options.

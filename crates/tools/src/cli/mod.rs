@@ -5,6 +5,7 @@ mod args;
 mod files;
 mod hubs;
 mod io;
+mod models;
 mod ops;
 
 use std::process::ExitCode;
@@ -88,6 +89,7 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
             command: DbCommand::Migrate,
         } => ops::db_migrate(),
         Command::Demo(args) => ops::demo(args),
+        Command::Model { command } => models::run(command),
         Command::Capacity(args) => {
             let plan = sensor_anomaly::capacity::plan(args.inputs())?;
             if args.json {
@@ -126,7 +128,10 @@ pub(crate) fn exit_code(result: Result<()>) -> ExitCode {
             ExitCode::SUCCESS
         }
         // Event Hubs errors say what to check in one line; the SDK's own chain repeats itself.
-        Err(error) if error.is::<eventhubs::EventHubError>() => {
+        Err(error)
+            if error.is::<eventhubs::EventHubError>()
+                || error.is::<sensor_anomaly::model_ops::ModelOpError>() =>
+        {
             eprintln!("error: {error}");
             ExitCode::FAILURE
         }

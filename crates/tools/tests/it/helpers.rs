@@ -240,3 +240,22 @@ pub async fn spawn_serve(settings: &[(&str, String)]) -> (ChildGuard, u16) {
     let port = child.ready_port(Duration::from_secs(30)).await;
     (child, port)
 }
+
+/// The default model with another `anomaly.model_version` (15 characters, the length of the
+/// default's) and optionally another threshold (19 characters): an edit of equal length leaves
+/// the ONNX protobuf valid, so the result is a real, distinct model file.
+pub fn model_variant(version: &str, threshold: Option<&str>) -> Vec<u8> {
+    let mut bytes = std::fs::read(default_model()).expect("default model");
+    replace_once(&mut bytes, b"ae-08eb8db3ca8f", version.as_bytes());
+    if let Some(threshold) = threshold {
+        replace_once(&mut bytes, b"0.09565200725516301", threshold.as_bytes());
+    }
+    bytes
+}
+
+/// Replaces the first occurrence of `from` in a model file with `to`, of the same length.
+pub fn replace_once(bytes: &mut [u8], from: &[u8], to: &[u8]) {
+    assert_eq!(from.len(), to.len(), "same-length edits only");
+    let at = bytes.windows(from.len()).position(|w| w == from).expect("the default model's metadata value");
+    bytes[at..at + to.len()].copy_from_slice(to);
+}

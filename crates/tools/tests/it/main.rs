@@ -15,6 +15,7 @@ mod helpers;
 mod infra;
 
 mod local_loop;
+mod model_store;
 mod monitoring;
 mod reliability;
 mod score_windows;

@@ -1,0 +1,299 @@
+//! The store: the container's blobs through the Azure SDK's blob client. Reads are plain; every
+//! write is conditional (a model blob only if it does not exist, the pointer only if its ETag is
+//! still the one read), so two operators cannot clobber each other and a retried upload is one
+//! blob.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use azure_core::credentials::TokenCredential;
+use azure_core::http::{ClientOptions, Etag, ExponentialRetryOptions, RequestContent, RetryOptions, StatusCode, Url};
+use azure_identity::{DeveloperToolsCredential, ManagedIdentityCredential, ManagedIdentityCredentialOptions, UserAssignedId};
+use azure_storage_blob::models::{
+    BlobClientDownloadOptions, BlobClientGetPropertiesResultHeaders, BlobClientUploadOptions,
+    BlobContainerClientCreateOptions,
+};
+use azure_storage_blob::{BlobClient, BlobContainerClient, BlobContainerClientOptions};
+use futures::StreamExt;
+use sha2::{Digest, Sha256};
+
+use crate::pointer::{ModelRef, Pointer, PointerError, MAX_POINTER_BYTES, POINTER_BLOB};
+use crate::settings::{StoreAuth, StoreSettings};
+
+/// The largest model file the store hands out (the cap of `/api/reload`).
+pub const MAX_MODEL_BYTES: usize = 256 << 20;
+/// How long an account SAS for Azurite lives; a client is made per use, well within it.
+const SAS_LIFETIME: time::Duration = time::Duration::hours(1);
+
+/// Why a store operation failed, by what the caller can do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// 404: the container or blob is not there.
+    #[error("{what} not found in {target}")]
+    NotFound { what: String, target: String },
+    /// 409/412: a conditional write lost (someone else changed the pointer, or the blob exists).
+    #[error("{what} changed in {target} since it was read")]
+    Conflict { what: String, target: String },
+    /// 401/403: the identity lacks the role, or the key is wrong.
+    #[error("not authorized on {target}: {detail} (the identity needs Storage Blob Data Reader to follow, Contributor to promote)")]
+    Unauthorized { target: String, detail: String },
+    /// Unreachable, throttled, 5xx, timed out: may succeed later.
+    #[error("{target} is unavailable: {source}")]
+    Unavailable {
+        target: String,
+        #[source]
+        source: azure_core::Error,
+    },
+    /// The blob is there but is not what the pointer promised.
+    #[error("{blob} in {target} {problem}")]
+    Corrupt { blob: String, target: String, problem: String },
+    #[error(transparent)]
+    Pointer(#[from] PointerError),
+    #[error("cannot set up the blob client for {target}: {source}")]
+    Client {
+        target: String,
+        #[source]
+        source: azure_core::Error,
+    },
+}
+
+impl StoreError {
+    /// Whether retrying the same operation later can succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Unavailable { .. })
+    }
+}
+
+/// A pointer as read, with the ETag a change must be conditional on.
+#[derive(Debug, Clone)]
+pub struct Versioned {
+    pub pointer: Pointer,
+    pub etag: Etag,
+}
+
+/// Lowercase hex SHA-256.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub struct ModelStore {
+    settings: StoreSettings,
+    credential: Option<Arc<dyn TokenCredential>>,
+    retry: RetryOptions,
+}
+
+impl std::fmt::Debug for ModelStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ModelStore").field("container", &self.target()).finish_non_exhaustive()
+    }
+}
+
+/// Who is asking: the handler follows the pointer with the app's managed identity; the CLI
+/// (an operator's laptop or a pipeline) uses the developer tools' login.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Caller {
+    Handler,
+    Operator,
+}
+
+impl ModelStore {
+    /// A store client for `settings`. No request is made until an operation runs.
+    pub fn new(settings: StoreSettings, caller: Caller) -> Result<Self, StoreError> {
+        let target = settings.container_url().to_string();
+        let client_error = |source| StoreError::Client { target: target.clone(), source };
+        let credential: Option<Arc<dyn TokenCredential>> = match (&settings.auth, caller) {
+            (StoreAuth::SharedKey { .. }, _) => None,
+            (StoreAuth::Identity { client_id }, Caller::Handler) => {
+                let options = ManagedIdentityCredentialOptions {
+                    user_assigned_id: client_id.clone().map(UserAssignedId::ClientId),
+                    ..Default::default()
+                };
+                Some(ManagedIdentityCredential::new(Some(options)).map_err(client_error)?)
+            }
+            (StoreAuth::Identity { .. }, Caller::Operator) => {
+                Some(DeveloperToolsCredential::new(None).map_err(client_error)?)
+            }
+        };
+        // A few quick retries: the handler polls again anyway, and the CLI says what failed.
+        let retry = RetryOptions::exponential(ExponentialRetryOptions {
+            initial_delay: Duration::from_millis(200).try_into().unwrap_or_default(),
+            max_retries: 3,
+            max_total_elapsed: Duration::from_secs(10).try_into().unwrap_or_default(),
+            max_delay: Duration::from_secs(2).try_into().unwrap_or_default(),
+        });
+        Ok(ModelStore { settings, credential, retry })
+    }
+
+    /// The container's URL, for messages (no credentials in it).
+    pub fn target(&self) -> String {
+        self.settings.container_url().to_string()
+    }
+
+    fn container(&self) -> Result<BlobContainerClient, StoreError> {
+        let mut url: Url = self.settings.container_url();
+        if let StoreAuth::SharedKey { account, key } = &self.settings.auth {
+            let expiry = time::OffsetDateTime::now_utc() + SAS_LIFETIME;
+            let sas = crate::sas::account_sas(account, key.expose(), expiry).map_err(|e| StoreError::Client {
+                target: self.target(),
+                source: azure_core::Error::with_message(azure_core::error::ErrorKind::Credential, e.to_string()),
+            })?;
+            url.set_query(Some(&sas));
+        }
+        let options = BlobContainerClientOptions {
+            client_options: ClientOptions {
+                retry: self.retry.clone(),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        BlobContainerClient::new(url, self.credential.clone(), Some(options)).map_err(|source| StoreError::Client {
+            target: self.target(),
+            source,
+        })
+    }
+
+    fn blob(&self, name: &str) -> Result<BlobClient, StoreError> {
+        Ok(self.container()?.blob_client(name))
+    }
+
+    fn classify(&self, what: &str, error: azure_core::Error) -> StoreError {
+        let target = self.target();
+        match error.http_status() {
+            Some(StatusCode::NotFound) => StoreError::NotFound { what: what.into(), target },
+            Some(StatusCode::Conflict) | Some(StatusCode::PreconditionFailed) => {
+                StoreError::Conflict { what: what.into(), target }
+            }
+            Some(StatusCode::Unauthorized) | Some(StatusCode::Forbidden) => StoreError::Unauthorized {
+                target,
+                detail: error.to_string(),
+            },
+            _ if matches!(error.kind(), azure_core::error::ErrorKind::Credential) => StoreError::Unauthorized {
+                target,
+                detail: error.to_string(),
+            },
+            _ => StoreError::Unavailable { target, source: error },
+        }
+    }
+
+    /// Creates the container if it is not there (the operator's first promotion; Bicep creates
+    /// it in Azure).
+    pub async fn ensure_container(&self) -> Result<(), StoreError> {
+        let container = self.container()?;
+        match container.create(Some(BlobContainerClientCreateOptions::default())).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.http_status() == Some(StatusCode::Conflict) => Ok(()),
+            Err(e) => Err(self.classify("the container", e)),
+        }
+    }
+
+    /// The pointer and its ETag; `None` when no pointer was ever written (the packaged model
+    /// serves).
+    pub async fn pointer(&self) -> Result<Option<Versioned>, StoreError> {
+        let (bytes, etag) = match self.download(POINTER_BLOB, MAX_POINTER_BYTES).await {
+            Ok(found) => found,
+            Err(StoreError::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let etag = etag.ok_or_else(|| StoreError::Corrupt {
+            blob: POINTER_BLOB.into(),
+            target: self.target(),
+            problem: "came without an ETag".into(),
+        })?;
+        Ok(Some(Versioned {
+            pointer: Pointer::parse(&bytes)?,
+            etag,
+        }))
+    }
+
+    /// The pointer's ETag alone: a cheap check whether it moved.
+    pub async fn pointer_etag(&self) -> Result<Option<Etag>, StoreError> {
+        let blob = self.blob(POINTER_BLOB)?;
+        match blob.get_properties(None).await {
+            Ok(response) => Ok(response.etag().ok().flatten()),
+            Err(e) if e.http_status() == Some(StatusCode::NotFound) => Ok(None),
+            Err(e) => Err(self.classify("the pointer", e)),
+        }
+    }
+
+    /// Writes `pointer` if the stored one still has `expected` (None: only if there is none
+    /// yet). A lost race is [`StoreError::Conflict`]; nothing is overwritten.
+    pub async fn put_pointer(&self, pointer: &Pointer, expected: Option<&Etag>) -> Result<Etag, StoreError> {
+        let blob = self.blob(POINTER_BLOB)?;
+        let mut options = BlobClientUploadOptions::default();
+        match expected {
+            Some(etag) => options.if_match = Some(etag.clone()),
+            None => options = options.if_not_exists(),
+        }
+        options.blob_content_type = Some("application/json".into());
+        let body: RequestContent<azure_core::Bytes, azure_core::http::NoFormat> = azure_core::Bytes::from(pointer.to_bytes()).into();
+        let result = blob.upload(body, Some(options)).await.map_err(|e| self.classify("the pointer", e.into()))?;
+        result.etag.ok_or_else(|| StoreError::Corrupt {
+            blob: POINTER_BLOB.into(),
+            target: self.target(),
+            problem: "was written but the service returned no ETag".into(),
+        })
+    }
+
+    /// Uploads a model file under its content-addressed name, unless that blob is there (then
+    /// it is the same bytes, which [`ModelStore::download_model`] checks on every read).
+    pub async fn upload_model(&self, model_version: &str, bytes: &[u8]) -> Result<ModelRef, StoreError> {
+        let sha256 = sha256_hex(bytes);
+        let model = ModelRef {
+            model_version: model_version.to_string(),
+            blob: ModelRef::blob_name(model_version, &sha256),
+            sha256,
+            bytes: bytes.len() as u64,
+        };
+        let blob = self.blob(&model.blob)?;
+        let mut options = BlobClientUploadOptions::default().if_not_exists();
+        options.blob_content_type = Some("application/octet-stream".into());
+        let body: RequestContent<azure_core::Bytes, azure_core::http::NoFormat> = azure_core::Bytes::copy_from_slice(bytes).into();
+        match blob.upload(body, Some(options)).await.map_err(|e| self.classify(&model.blob, e.into())) {
+            Ok(_) | Err(StoreError::Conflict { .. }) => Ok(model),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The bytes of `model`, checked against its size and SHA-256: a blob that was replaced or
+    /// truncated is [`StoreError::Corrupt`], never served.
+    pub async fn download_model(&self, model: &ModelRef) -> Result<Vec<u8>, StoreError> {
+        let (bytes, _) = self.download(&model.blob, MAX_MODEL_BYTES).await?;
+        let corrupt = |problem: String| StoreError::Corrupt {
+            blob: model.blob.clone(),
+            target: self.target(),
+            problem,
+        };
+        if bytes.len() as u64 != model.bytes {
+            return Err(corrupt(format!("has {} bytes, the pointer says {}", bytes.len(), model.bytes)));
+        }
+        let sha = sha256_hex(&bytes);
+        if sha != model.sha256 {
+            return Err(corrupt(format!("has SHA-256 {sha}, the pointer says {}", model.sha256)));
+        }
+        Ok(bytes)
+    }
+
+    /// A whole blob, read no further than `cap` bytes, and its ETag.
+    async fn download(&self, name: &str, cap: usize) -> Result<(Vec<u8>, Option<Etag>), StoreError> {
+        let blob = self.blob(name)?;
+        let result = blob
+            .download(Some(BlobClientDownloadOptions::default()))
+            .await
+            .map_err(|e| self.classify(name, e.into()))?;
+        let etag = result.properties.etag.clone();
+        let mut body = result.body;
+        let mut bytes = Vec::new();
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| self.classify(name, e))?;
+            if bytes.len() + chunk.len() > cap {
+                return Err(StoreError::Corrupt {
+                    blob: name.into(),
+                    target: self.target(),
+                    problem: format!("is larger than {cap} bytes"),
+                });
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok((bytes, etag))
+    }
+}

@@ -1,0 +1,149 @@
+//! `sensor-anomaly model`: the operator's side of the model store. Every change validates what
+//! it names with the checks the handler makes (the contract, the metadata, a probe inference),
+//! uploads the file under its content-addressed name, and writes the pointer conditionally on
+//! the ETag it was computed from: two operators racing cannot clobber each other, the loser is
+//! told and nothing of theirs lands.
+
+use model_store::{Change, ModelRef, ModelStore, Pointer, PointerError, StoreError, Versioned};
+use scoring::{Model, ModelError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelOpError {
+    #[error("the model file was refused: {0}")]
+    Invalid(#[from] ModelError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Pointer(#[from] PointerError),
+    #[error("the pointer changed while this {change} was being made (someone else changed it): nothing was written; run `sensor-anomaly model status` and try again")]
+    Raced { change: &'static str },
+    #[error("there is no challenger to promote: name a file with --file, or set one with `model challenge --file`")]
+    NoChallenger,
+    #[error("the challenger's features differ from the champion's ({detail}): it cannot be scored on the same windows in shadow; promote it instead")]
+    FeatureMismatch { detail: String },
+}
+
+/// What a change did, for the command's output.
+#[derive(Debug, Clone)]
+pub struct Changed {
+    pub before: Option<Pointer>,
+    pub after: Pointer,
+}
+
+/// A model file checked the way the handler checks one, and its reference once uploaded.
+pub struct Checked {
+    pub model: Model,
+    pub bytes: Vec<u8>,
+}
+
+pub fn check(bytes: Vec<u8>, source: &str) -> Result<Checked, ModelOpError> {
+    let model = Model::load_bytes(&bytes, source)?;
+    Ok(Checked { model, bytes })
+}
+
+async fn upload(store: &ModelStore, checked: &Checked) -> Result<ModelRef, ModelOpError> {
+    store.ensure_container().await?;
+    Ok(store.upload_model(&checked.model.info.model_version, &checked.bytes).await?)
+}
+
+/// Writes `after` if the pointer is still `before`'s version.
+async fn write(store: &ModelStore, before: Option<Versioned>, after: Pointer) -> Result<Changed, ModelOpError> {
+    let expected = before.as_ref().map(|v| v.etag.clone());
+    match store.put_pointer(&after, expected.as_ref()).await {
+        Ok(_) => Ok(Changed {
+            before: before.map(|v| v.pointer),
+            after,
+        }),
+        Err(StoreError::Conflict { .. }) => Err(ModelOpError::Raced { change: after.change.as_str() }),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn now() -> String {
+    domain::time::format(domain::time::now())
+}
+
+/// `model promote`: `file` (checked and uploaded) becomes the champion; without a file, the
+/// current challenger does.
+pub async fn promote(store: &ModelStore, file: Option<&Checked>, by: &str) -> Result<Changed, ModelOpError> {
+    let uploaded = match file {
+        Some(checked) => Some(upload(store, checked).await?),
+        None => None,
+    };
+    let before = store.pointer().await?;
+    let model = match uploaded {
+        Some(model) => model,
+        None => before
+            .as_ref()
+            .and_then(|v| v.pointer.challenger.clone())
+            .ok_or(ModelOpError::NoChallenger)?,
+    };
+    let after = Pointer::promote(before.as_ref().map(|v| &v.pointer), model, by, &now());
+    write(store, before, after).await
+}
+
+/// `model challenge`: `file` is scored in shadow beside the champion (None: stop).
+pub async fn challenge(store: &ModelStore, file: Option<&Checked>, by: &str) -> Result<Changed, ModelOpError> {
+    let before = store.pointer().await?;
+    let model = match file {
+        Some(checked) => {
+            let champion = before.as_ref().ok_or(PointerError::NoChampion)?;
+            let champion_model = fetch(store, &champion.pointer.champion).await?;
+            same_features(&champion_model, &checked.model)?;
+            Some(upload(store, checked).await?)
+        }
+        None => None,
+    };
+    let after = Pointer::challenge(before.as_ref().map(|v| &v.pointer), model, by, &now())?;
+    write(store, before, after).await
+}
+
+/// `model rollback`: the previous champion serves again.
+pub async fn rollback(store: &ModelStore, by: &str) -> Result<Changed, ModelOpError> {
+    let before = store.pointer().await?;
+    let after = Pointer::rollback(before.as_ref().map(|v| &v.pointer), by, &now())?;
+    // The champion it goes back to must still be in the store, unchanged.
+    fetch(store, &after.champion).await?;
+    write(store, before, after).await
+}
+
+/// A stored model, verified against its reference and loaded.
+pub async fn fetch(store: &ModelStore, model: &ModelRef) -> Result<Model, ModelOpError> {
+    let bytes = store.download_model(model).await?;
+    Ok(Model::load_bytes(&bytes, &model.blob)?)
+}
+
+/// A challenger is scored on the windows decoded for the champion: it must read the same
+/// features in the same order.
+pub fn same_features(champion: &Model, challenger: &Model) -> Result<(), ModelOpError> {
+    let (a, b) = (&champion.info.feature_names, &challenger.info.feature_names);
+    if a == b {
+        return Ok(());
+    }
+    let detail = match a.iter().zip(b).position(|(x, y)| x != y) {
+        Some(i) => format!("feature {i} is {:?} in the champion, {:?} in the challenger", a[i], b[i]),
+        None => format!("{} features in the champion, {} in the challenger", a.len(), b.len()),
+    };
+    Err(ModelOpError::FeatureMismatch { detail })
+}
+
+/// One line per role, for `model status` and after a change.
+pub fn describe(pointer: &Pointer) -> String {
+    let line = |m: &ModelRef| format!("{} ({}, {} bytes, sha256 {})", m.model_version, m.blob, m.bytes, &m.sha256[..12.min(m.sha256.len())]);
+    let mut out = format!("champion    {}\n", line(&pointer.champion));
+    match &pointer.challenger {
+        Some(c) => out.push_str(&format!("challenger  {} (scored in shadow)\n", line(c))),
+        None => out.push_str("challenger  none\n"),
+    }
+    for (i, m) in pointer.history.iter().enumerate() {
+        out.push_str(&format!("{}{}\n", if i == 0 { "earlier     " } else { "            " }, line(m)));
+    }
+    let change = match pointer.change {
+        Change::Promote => "promoted",
+        Change::Rollback => "rolled back",
+        Change::Challenge => "challenger set",
+        Change::ClearChallenger => "challenger cleared",
+    };
+    out.push_str(&format!("last change {change} at {} by {}\n", pointer.updated_at, pointer.updated_by));
+    out
+}

@@ -1,0 +1,213 @@
+//! The model store against Azurite (npm 3.35.0, the version compose.yaml pins), for real:
+//! uploads, the pointer, promotions, rollback, racing operators and corrupt files. Azurite takes
+//! an account key, not Entra ID, so every test here that talks to it says `shared_key`; the
+//! identity path is tested up to the credential (the last test). Without Azurite installed each
+//! test says it was skipped (scripts/azurite-setup.sh installs it; scripts/test.sh requires it).
+
+use std::process::Command;
+use std::sync::Arc;
+
+use crate::helpers::*;
+use model_store::{Caller, ModelStore, Pointer, StoreError, StoreSettings};
+use sensor_anomaly::model_ops::{self, ModelOpError};
+use test_support::azurite::Azurite;
+
+macro_rules! azurite_or_skip {
+    () => {
+        match Azurite::start().await {
+            Ok(azurite) => azurite,
+            Err(reason) => {
+                eprintln!("skipped: {reason}");
+                return;
+            }
+        }
+    };
+}
+
+fn settings(azurite: &Azurite, container: &str) -> StoreSettings {
+    let connection = azurite.connection_string();
+    StoreSettings::from_lookup(|name| match name {
+        "ANOMALY_MODEL_STORE" => Some(connection.clone()),
+        "ANOMALY_MODEL_CONTAINER" => Some(container.to_string()),
+        _ => None,
+    })
+    .expect("valid settings")
+    .expect("a store")
+}
+
+fn store(azurite: &Azurite, container: &str) -> ModelStore {
+    ModelStore::new(settings(azurite, container), Caller::Operator).expect("client")
+}
+
+fn checked(version: &str) -> model_ops::Checked {
+    model_ops::check(model_variant(version, None), version).expect("a valid model")
+}
+
+/// `sensor-anomaly model …` against `azurite`'s `container`.
+fn cli(azurite: &Azurite, container: &str, args: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .arg("model")
+        .args(args)
+        .env("ANOMALY_MODEL_STORE", azurite.connection_string())
+        .env("ANOMALY_MODEL_CONTAINER", container)
+        .env_remove("ANOMALY_MODEL_STORE__blobServiceUri")
+        .output()
+        .expect("the CLI runs")
+}
+
+#[tokio::test]
+async fn shared_key_promote_challenge_rollback_through_the_pointer() {
+    let azurite = azurite_or_skip!();
+    let store = store(&azurite, "lifecycle");
+    assert!(store.pointer().await.unwrap().is_none(), "no pointer before the first promotion");
+
+    let first = model_ops::promote(&store, Some(&checked("ae-test-first-1")), "op").await.unwrap();
+    assert!(first.before.is_none());
+    let second = model_ops::promote(&store, Some(&checked("ae-test-second2")), "op").await.unwrap();
+    assert_eq!(second.after.history, vec![first.after.champion.clone()]);
+    let challenger = model_ops::challenge(&store, Some(&checked("ae-test-chall-3")), "op").await.unwrap();
+    assert_eq!(challenger.after.challenger.as_ref().unwrap().model_version, "ae-test-chall-3");
+
+    // What is stored is what the pointer says: each model downloads, verifies and loads.
+    let stored = store.pointer().await.unwrap().unwrap().pointer;
+    assert_eq!(stored, challenger.after);
+    for m in [&stored.champion, stored.challenger.as_ref().unwrap(), &stored.history[0]] {
+        let model = model_ops::fetch(&store, m).await.unwrap();
+        assert_eq!(model.info.model_version, m.model_version);
+    }
+
+    // The challenger is promoted without naming a file; then rolled back twice.
+    let promoted = model_ops::promote(&store, None, "op").await.unwrap();
+    assert_eq!(promoted.after.champion.model_version, "ae-test-chall-3");
+    assert_eq!(promoted.after.challenger, None);
+    let back = model_ops::rollback(&store, "op").await.unwrap();
+    assert_eq!(back.after.champion.model_version, "ae-test-second2");
+    let back = model_ops::rollback(&store, "op").await.unwrap();
+    assert_eq!(back.after.champion.model_version, "ae-test-first-1");
+    assert!(matches!(model_ops::rollback(&store, "op").await, Err(ModelOpError::Pointer(_))));
+
+    // Uploading the same file again is the same blob: the content-addressed name already holds it.
+    let again = store.upload_model("ae-test-first-1", &model_variant("ae-test-first-1", None)).await.unwrap();
+    assert_eq!(again, back.after.champion);
+}
+
+#[tokio::test]
+async fn shared_key_racing_operators_one_wins_and_none_is_lost() {
+    let azurite = azurite_or_skip!();
+    let store = Arc::new(store(&azurite, "race"));
+    model_ops::promote(&store, Some(&checked("ae-race-base-00")), "op").await.unwrap();
+
+    // Two changes computed from the same read: the second is refused, the first stays.
+    let read = store.pointer().await.unwrap().unwrap();
+    let a = store.upload_model("ae-race-a-00001", &model_variant("ae-race-a-00001", None)).await.unwrap();
+    let b = store.upload_model("ae-race-b-00001", &model_variant("ae-race-b-00001", None)).await.unwrap();
+    store.put_pointer(&Pointer::promote(Some(&read.pointer), a.clone(), "alice", "t"), Some(&read.etag)).await.unwrap();
+    let lost = store.put_pointer(&Pointer::promote(Some(&read.pointer), b, "bob", "t"), Some(&read.etag)).await;
+    assert!(matches!(lost, Err(StoreError::Conflict { .. })), "{lost:?}");
+    assert_eq!(store.pointer().await.unwrap().unwrap().pointer.champion, a);
+
+    // Eight operators at once: each either lands or is told it raced; every one that landed is
+    // in the final pointer's champion or history (no lost update).
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            let version = format!("ae-race-many-{i:02}");
+            model_ops::promote(&store, Some(&checked(&version)), &format!("op{i}")).await.map(|_| version)
+        }));
+    }
+    let mut landed = Vec::new();
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(version) => landed.push(version),
+            Err(ModelOpError::Raced { .. }) => {}
+            Err(other) => panic!("a racing promotion failed otherwise: {other}"),
+        }
+    }
+    assert!(!landed.is_empty());
+    let last = store.pointer().await.unwrap().unwrap().pointer;
+    let known: Vec<String> = std::iter::once(&last.champion).chain(&last.history).map(|m| m.model_version.clone()).collect();
+    for version in &landed {
+        assert!(known.contains(version), "{version} landed but is not in {known:?}");
+    }
+    // What a losing operator is told.
+    let message = ModelOpError::Raced { change: "promote" }.to_string();
+    assert!(message.contains("someone else changed it") && message.contains("model status"), "{message}");
+}
+
+#[tokio::test]
+async fn shared_key_corrupt_and_invalid_models_are_refused() {
+    let azurite = azurite_or_skip!();
+    let store = store(&azurite, "corrupt");
+    let scratch = Scratch::new("model-cli");
+
+    // The CLI refuses a file that is not a model before anything is uploaded.
+    std::fs::write(scratch.path("broken.onnx"), b"not a model").unwrap();
+    let out = cli(&azurite, "corrupt", &["promote", "--file", scratch.path("broken.onnx").to_str().unwrap()]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("the model file was refused"), "{stderr}");
+    assert!(store.pointer().await.unwrap().is_none());
+
+    // Promote through the CLI, then replace the champion's blob behind the pointer's back: a
+    // download is refused by its SHA-256.
+    std::fs::write(scratch.path("m.onnx"), model_variant("ae-corrupt-0001", None)).unwrap();
+    let out = cli(&azurite, "corrupt", &["promote", "--file", scratch.path("m.onnx").to_str().unwrap(), "--by", "ci"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("promote: champion ae-corrupt-0001 (was the packaged model)"), "{stdout}");
+    let status = cli(&azurite, "corrupt", &["status"]);
+    assert!(String::from_utf8_lossy(&status.stdout).contains("by ci"), "{status:?}");
+
+    // A challenger that reads other features cannot be shadowed on the champion's windows.
+    let mut reordered = model_variant("ae-corrupt-0004", None);
+    replace_once(&mut reordered, br#""temperature_min", "temperature_max""#, br#""temperature_max", "temperature_min""#);
+    std::fs::write(scratch.path("reordered.onnx"), reordered).unwrap();
+    let out = cli(&azurite, "corrupt", &["challenge", "--file", scratch.path("reordered.onnx").to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("feature 2 is \"temperature_min\" in the champion"), "{stderr}");
+    let pointer = store.pointer().await.unwrap().unwrap().pointer;
+    let container = azure_storage_blob::BlobContainerClient::new(
+        format!("{}/corrupt?{}", azurite.endpoint(), model_store::sas::account_sas(test_support::azurite::ACCOUNT, test_support::azurite::KEY, domain::time::now() + time::Duration::hours(1)).unwrap()).parse().unwrap(),
+        None,
+        None,
+    )
+    .unwrap();
+    let tampered = model_variant("ae-corrupt-0002", None);
+    container
+        .blob_client(&pointer.champion.blob)
+        .upload(azure_core::Bytes::from(tampered).into(), None)
+        .await
+        .unwrap();
+    let refused = store.download_model(&pointer.champion).await;
+    assert!(matches!(&refused, Err(StoreError::Corrupt { problem, .. }) if problem.contains("SHA-256")), "{refused:?}");
+
+    // The champion's own blob is corrupt now, so even a matching challenger is refused: the
+    // check reads the champion through the same verification.
+    std::fs::write(scratch.path("same.onnx"), model_variant("ae-corrupt-0005", None)).unwrap();
+    let out = cli(&azurite, "corrupt", &["challenge", "--file", scratch.path("same.onnx").to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("SHA-256"), "{out:?}");
+}
+
+#[tokio::test]
+async fn identity_path_reaches_the_credential_and_says_what_to_check() {
+    // No Azurite: the identity form needs Entra ID, which nothing here provides. The CLI takes
+    // the developer tools' login (`az login`), finds none, and says so in one line, naming the
+    // role; it never falls back to anything else.
+    let closed = ClosedPort::new();
+    let out = Command::new(BIN)
+        .args(["model", "status"])
+        .env_remove("ANOMALY_MODEL_STORE")
+        .env("ANOMALY_MODEL_STORE__blobServiceUri", format!("https://127.0.0.1:{}", closed.port()))
+        .env("PATH", "/nonexistent")
+        .output()
+        .expect("the CLI runs");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("not authorized on https://127.0.0.1:"), "{stderr}");
+    assert!(stderr.contains("Storage Blob Data Reader"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+
+    let out = Command::new(BIN).args(["model", "status"]).env_remove("ANOMALY_MODEL_STORE").env_remove("ANOMALY_MODEL_STORE__blobServiceUri").output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no model store is configured"));
+}
