@@ -7,6 +7,8 @@ pub mod sas;
 pub mod settings;
 pub mod store;
 
+/// The version a conditional write names (the SDK's type).
+pub use azure_core::http::Etag;
 pub use pointer::{Change, ModelRef, Pointer, PointerError};
 pub use settings::{StoreAuth, StoreSettings, StoreSettingsError};
 pub use store::{sha256_hex, Caller, ModelStore, StoreError, Versioned};

@@ -6,13 +6,15 @@ use std::time::Duration;
 
 use domain::Severity;
 use pipeline::incidents::{IncidentPolicy, PolicyError};
+use model_store::{StoreSettings, StoreSettingsError};
 use sinks::azure_sql::settings::{SqlSettings, SqlSettingsError};
 use crate::telemetry::app_insights::{AppInsightsSettings, AppInsightsSettingsError};
 
 /// Settings whose values are credentials: never echoed, even when invalid.
-pub const SECRET_SETTINGS: [&str; 2] = [
+pub const SECRET_SETTINGS: [&str; 3] = [
     "ANOMALY_SQL_CONNECTION_STRING",
     "APPLICATIONINSIGHTS_CONNECTION_STRING",
+    model_store::settings::CONNECTION,
 ];
 
 /// A setting's value as it may appear in a message.
@@ -36,6 +38,8 @@ pub enum ConfigError {
     Sql(#[from] SqlSettingsError),
     #[error(transparent)]
     AppInsights(#[from] AppInsightsSettingsError),
+    #[error(transparent)]
+    ModelStore(#[from] StoreSettingsError),
 }
 
 /// Everything the handler needs to start. Defaults suit `func start` and the demo.
@@ -87,6 +91,13 @@ pub struct Settings {
     /// alerts hub (default true: consumers of the per-window stream keep working; page on the
     /// incidents hub).
     pub publish_window_alerts: bool,
+    /// `ANOMALY_MODEL_STORE__blobServiceUri` (the app's identity) or `ANOMALY_MODEL_STORE` (an
+    /// account key, for Azurite), and `ANOMALY_MODEL_CONTAINER`: follow the champion (and
+    /// challenger) the store's pointer names. Unset: the packaged model serves.
+    pub model_store: Option<StoreSettings>,
+    /// `ANOMALY_MODEL_POLL_SECS`: how often the pointer is checked (default 30, 1 to 3600): the
+    /// longest a promotion takes to reach this instance, plus one download and load.
+    pub model_poll: Duration,
 }
 
 impl Default for Settings {
@@ -108,6 +119,8 @@ impl Default for Settings {
             allow_ephemeral_sqlite: false,
             incident_policy: IncidentPolicy::default(),
             publish_window_alerts: true,
+            model_store: None,
+            model_poll: Duration::from_secs(30),
         }
     }
 }
@@ -197,6 +210,17 @@ impl Settings {
             allow_ephemeral_sqlite: flag(&get, "ANOMALY_ALLOW_EPHEMERAL_SQLITE")?,
             incident_policy: incident_policy(&get)?,
             publish_window_alerts: flag_or(&get, "ANOMALY_PUBLISH_WINDOW_ALERTS", true)?,
+            model_store: StoreSettings::from_lookup(&lookup)?,
+            model_poll: match number(&get, "ANOMALY_MODEL_POLL_SECS", 30u64, 1)? {
+                s if s <= 3600 => Duration::from_secs(s),
+                s => {
+                    return Err(ConfigError::Invalid {
+                        name: "ANOMALY_MODEL_POLL_SECS",
+                        value: s.to_string(),
+                        problem: "must be at most 3600 (an hour)".into(),
+                    })
+                }
+            },
             drift_hours: match number(&get, "ANOMALY_DRIFT_HOURS", defaults.drift_hours, 1)? {
                 h if h <= 168 => h,
                 h => {

@@ -10,6 +10,7 @@ pub mod configuration;
 pub mod http;
 pub mod live;
 pub mod model;
+pub mod model_follow;
 pub mod startup;
 pub mod telemetry;
 

@@ -1,8 +1,11 @@
 //! The model in service and the drift of live windows from its training data, kept together:
 //! a reload swaps both under one lock, so drift is never measured against the wrong model, and
-//! whatever reads them (metrics, `/api/model`, `/api/drift`) sees the same model.
+//! whatever reads them (metrics, `/api/model`, `/api/drift`) sees the same model. Beside it, the
+//! challenger the model store names, if any (scored in shadow), and where each came from.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
+
+use serde::Serialize;
 
 use domain::WindowRecord;
 use scoring::drift::{DriftMonitor, DriftReport};
@@ -13,6 +16,32 @@ pub struct InService {
     /// `None` when the model carries no training quantiles.
     drift: Mutex<Option<DriftMonitor>>,
     drift_hours: u32,
+    /// Where the champion came from (changed with it).
+    origin: Mutex<Origin>,
+    /// The challenger the model store names, scored in shadow.
+    challenger: RwLock<Option<(Arc<Model>, Origin)>>,
+}
+
+/// Where a model in service came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Origin {
+    /// `ANOMALY_MODEL_PATH`, read at start-up.
+    Packaged { sha256: String },
+    /// The model store's pointer.
+    Store { blob: String, sha256: String },
+    /// `POST /api/reload` (this instance only).
+    Reload { source: String },
+}
+
+impl Origin {
+    /// The file's SHA-256, when known.
+    pub fn sha256(&self) -> Option<&str> {
+        match self {
+            Origin::Packaged { sha256 } | Origin::Store { sha256, .. } => Some(sha256),
+            Origin::Reload { .. } => None,
+        }
+    }
 }
 
 fn drift_monitor(model: &Model, hours: u32) -> Option<DriftMonitor> {
@@ -25,12 +54,29 @@ fn drift_monitor(model: &Model, hours: u32) -> Option<DriftMonitor> {
 }
 
 impl InService {
-    pub fn new(model: Model, drift_hours: u32) -> Self {
+    pub fn new(model: Model, origin: Origin, drift_hours: u32) -> Self {
         InService {
             drift: Mutex::new(drift_monitor(&model, drift_hours)),
             model: ServingModel::new(model),
             drift_hours,
+            origin: Mutex::new(origin),
+            challenger: RwLock::new(None),
         }
+    }
+
+    pub fn origin(&self) -> Origin {
+        self.origin.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The challenger and where it came from, if one is named.
+    pub fn challenger(&self) -> Option<(Arc<Model>, Origin)> {
+        self.challenger.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Names (or with `None`, clears) the challenger.
+    pub fn set_challenger(&self, challenger: Option<(Model, Origin)>) {
+        *self.challenger.write().unwrap_or_else(|p| p.into_inner()) =
+            challenger.map(|(m, o)| (Arc::new(m), o));
     }
 
     pub fn get(&self) -> Arc<Model> {
@@ -39,9 +85,10 @@ impl InService {
 
     /// Puts `model` in service; batches already running finish on the one it replaces. Drift
     /// starts over against the new model's training data.
-    pub fn replace(&self, model: Model) -> Arc<Model> {
+    pub fn replace(&self, model: Model, origin: Origin) -> Arc<Model> {
         self.model.replace(model, |m| {
             *self.drift_lock() = drift_monitor(m, self.drift_hours);
+            *self.origin.lock().unwrap_or_else(|p| p.into_inner()) = origin;
         })
     }
 
@@ -94,11 +141,11 @@ mod tests {
 
     #[test]
     fn windows_scored_by_a_replaced_model_are_not_measured_against_the_new_one() {
-        let in_service = InService::new(default_model(), 24);
+        let in_service = InService::new(default_model(), Origin::Packaged { sha256: String::new() }, 24);
         let old = in_service.get().info.model_version.clone();
         let mut next = default_model();
         next.info.model_version = format!("{old}-next");
-        in_service.replace(next);
+        in_service.replace(next, Origin::Reload { source: "test".into() });
         let window = WindowRecord {
             device_id: "d".into(),
             window_end: "2026-01-01T00:01:00Z".into(),

@@ -18,7 +18,9 @@ use scoring::{Model, ModelError};
 use sinks::azure_sql::AzureSqlStore;
 use sinks::{AnomalyStore, SqliteStore, StoreError};
 use crate::live::LiveView;
-use crate::model::InService;
+use crate::model::{InService, Origin};
+use crate::model_follow::Follower;
+use model_store::{Caller, ModelStore};
 use crate::telemetry::Telemetry;
 
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +35,8 @@ pub enum StartupError {
     },
     #[error("cannot open the anomaly store: {0}")]
     Store(#[from] StoreError),
+    #[error("cannot set up the model store: {0}")]
+    ModelStore(#[from] model_store::StoreError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -92,7 +96,7 @@ impl Application {
 
     async fn assemble(
         settings: Settings,
-        model: Model,
+        (model, origin): (Model, Origin),
         store: Arc<dyn AnomalyStore>,
         telemetry: &Telemetry,
     ) -> Result<Self, StartupError> {
@@ -101,20 +105,38 @@ impl Application {
         if let Err(error) = store.ping().await {
             tracing::warn!(store = %store.kind(), %error, "the anomaly store is not ready yet");
         }
+        let model = Arc::new(InService::new(model, origin, settings.drift_hours));
+        let metrics = telemetry.metrics(Arc::clone(&model));
+        // With a model store, the champion it names serves from the first invocation: one poll
+        // before listening. If the store is away, the packaged model serves until a poll succeeds.
+        let follower = match &settings.model_store {
+            Some(store_settings) => {
+                let follower = Arc::new(Follower::new(
+                    ModelStore::new(store_settings.clone(), Caller::Handler)?,
+                    Arc::clone(&model),
+                    settings.model_path.clone(),
+                    settings.model_poll,
+                ));
+                follower.poll_once(&metrics).await;
+                Some(follower)
+            }
+            None => None,
+        };
         let addr = SocketAddr::from(([127, 0, 0, 1], settings.port));
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| StartupError::Bind { addr, source })?;
+        let serving = model.get();
         tracing::info!(
-            model = %model.info.model_version,
-            features = model.feature_count(),
-            threshold = model.info.threshold,
+            model = %serving.info.model_version,
+            features = serving.feature_count(),
+            threshold = serving.info.threshold,
+            model_store = follower.as_ref().map(|f| f.target()).unwrap_or_default(),
             store = %store.kind(),
             app_insights = telemetry.exporting(),
             "handler ready on {}",
             listener.local_addr().map(|a| a.to_string()).unwrap_or_default()
         );
-        let model = Arc::new(InService::new(model, settings.drift_hours));
         let pipeline = Pipeline::new(
             Arc::clone(&store),
             PipelineOptions {
@@ -124,8 +146,9 @@ impl Application {
             },
         );
         let state = Arc::new(AppState {
-            metrics: telemetry.metrics(Arc::clone(&model)),
+            metrics,
             model,
+            follower,
             store,
             pipeline,
             live: LiveView::new(),
@@ -152,18 +175,25 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        let stop_following = tokio_util::sync::CancellationToken::new();
+        if let Some(follower) = &self.state.follower {
+            tokio::spawn(Arc::clone(follower).run(Arc::clone(&self.state), stop_following.clone()));
+        }
         let router = http::router(self.state);
-        axum::serve(self.listener, router)
+        let served = axum::serve(self.listener, router)
             .with_graceful_shutdown(async move {
                 shutdown.await;
                 tracing::info!("shutting down: finishing the requests in flight");
             })
-            .await
+            .await;
+        stop_following.cancel();
+        served
     }
 }
 
-fn load_model(settings: &Settings) -> Result<Model, StartupError> {
-    Model::load_file(&settings.model_path).map_err(|source| StartupError::Model {
+/// The packaged model (`ANOMALY_MODEL_PATH`) and its SHA-256.
+fn load_model(settings: &Settings) -> Result<(Model, Origin), StartupError> {
+    crate::model_follow::packaged(&settings.model_path).map_err(|source| StartupError::Model {
         path: settings.model_path.display().to_string(),
         source,
     })

@@ -18,6 +18,8 @@ pub struct AppState {
     pub settings: Settings,
     /// The model in service and the drift from its training data.
     pub model: Arc<InService>,
+    /// Follows the model store's pointer, when one is configured.
+    pub follower: Option<Arc<crate::model_follow::Follower>>,
     pub store: Arc<dyn AnomalyStore>,
     pub pipeline: Pipeline,
     pub metrics: Metrics,

@@ -8,7 +8,7 @@ use domain::{Alert, DeadLetter, IncidentMessage, RejectionKind, Severity};
 use pipeline::{BatchOutcome, StoreWrite};
 
 use super::metrics::{
-    Metrics, ANOMALIES, BATCH_DURATION, INCIDENTS, INVOCATIONS, MODEL_RELOADS, REFUSED,
+    Metrics, ANOMALIES, BATCH_DURATION, INCIDENTS, INVOCATIONS, MODEL_FOLLOW, MODEL_RELOADS, REFUSED,
     STORE_WRITE_DURATION, STORE_WRITE_FAILURES, WINDOWS_SCORED,
 };
 
@@ -315,6 +315,66 @@ impl InternalEvent for ModelReloaded<'_> {
             }
         };
         metrics.add(&MODEL_RELOADS, &[outcome], 1);
+    }
+}
+
+/// Which model a follow event is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Champion,
+    Challenger,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Champion => "champion",
+            Role::Challenger => "challenger",
+        }
+    }
+}
+
+/// What following the model store's pointer did (`model_follow`).
+pub enum ModelFollowed<'a> {
+    /// A new champion serves on this instance.
+    Switched { from: &'a str, to: &'a str, source: &'a str },
+    ChallengerSet { model_version: &'a str, blob: &'a str },
+    ChallengerCleared,
+    /// A named model was not put in service; the serving one stays.
+    Refused {
+        role: Role,
+        model_version: &'a str,
+        error: &'a dyn std::error::Error,
+    },
+    /// The pointer could not be read; the serving models stay and the next poll tries again.
+    Unreachable { store: &'a str, error: &'a dyn std::error::Error },
+}
+
+impl InternalEvent for ModelFollowed<'_> {
+    fn emit(self, metrics: &Metrics) {
+        let (role, outcome) = match self {
+            ModelFollowed::Switched { from, to, source } => {
+                tracing::info!(%from, %to, %source, "champion switched: following the model store");
+                ("champion", "switched")
+            }
+            ModelFollowed::ChallengerSet { model_version, blob } => {
+                tracing::info!(%model_version, %blob, "challenger set: scored in shadow from now on");
+                ("challenger", "set")
+            }
+            ModelFollowed::ChallengerCleared => {
+                tracing::info!("challenger cleared");
+                ("challenger", "cleared")
+            }
+            ModelFollowed::Refused { role, model_version, error } => {
+                tracing::error!(role = role.as_str(), %model_version, %error, "the model store names a model that was refused; the serving model stays");
+                (role.as_str(), "refused")
+            }
+            ModelFollowed::Unreachable { store, error } => {
+                tracing::warn!(%store, %error, "the model store's pointer could not be read; the serving model stays");
+                ("pointer", "unreachable")
+            }
+        };
+        metrics.add(&MODEL_FOLLOW, &[role, outcome], 1);
     }
 }
 

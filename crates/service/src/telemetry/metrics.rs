@@ -144,6 +144,12 @@ pub const MODEL_RELOADS: Instrument = Instrument {
     labels: &["outcome"],
     kind: Kind::Counter,
 };
+pub const MODEL_FOLLOW: Instrument = Instrument {
+    name: "model_follow",
+    help: "What following the model store's pointer did, by role (champion, challenger, pointer) and outcome (switched, set, cleared, refused, unreachable)",
+    labels: &["role", "outcome"],
+    kind: Kind::Counter,
+};
 pub const MODEL_INFO: Instrument = Instrument {
     name: "model_info",
     help: "The model in service (value 1)",
@@ -164,7 +170,7 @@ pub const TELEMETRY_EXPORT_FAILURES: Instrument = Instrument {
 };
 
 /// Every metric this handler emits, in both exporters.
-pub const INSTRUMENTS: [&Instrument; 12] = [
+pub const INSTRUMENTS: [&Instrument; 13] = [
     &INVOCATIONS,
     &WINDOWS_SCORED,
     &ANOMALIES,
@@ -174,6 +180,7 @@ pub const INSTRUMENTS: [&Instrument; 12] = [
     &STORE_WRITE_DURATION,
     &STORE_WRITE_FAILURES,
     &MODEL_RELOADS,
+    &MODEL_FOLLOW,
     &MODEL_INFO,
     &DRIFT_PSI,
     &TELEMETRY_EXPORT_FAILURES,

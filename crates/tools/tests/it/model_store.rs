@@ -211,3 +211,81 @@ async fn identity_path_reaches_the_credential_and_says_what_to_check() {
     let out = Command::new(BIN).args(["model", "status"]).env_remove("ANOMALY_MODEL_STORE").env_remove("ANOMALY_MODEL_STORE__blobServiceUri").output().unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("no model store is configured"));
 }
+
+/// Polls `GET /api/model` until `done` holds; returns the body and how long it took.
+async fn wait_model(app: &TestApp, what: &str, done: impl Fn(&serde_json::Value) -> bool) -> (serde_json::Value, std::time::Duration) {
+    let started = std::time::Instant::now();
+    loop {
+        let body: serde_json::Value = app.get("/api/model").await.json().await.unwrap();
+        if done(&body) {
+            return (body, started.elapsed());
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(30), "{what} not seen within 30 s: {body}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn shared_key_handler_follows_the_pointer_and_never_serves_an_unverified_model() {
+    let azurite = azurite_or_skip!();
+    let store = store(&azurite, "follow");
+    let app = spawn_app_with(|s| {
+        s.model_store = Some(settings(&azurite, "follow"));
+        s.model_poll = std::time::Duration::from_millis(100);
+    })
+    .await;
+
+    // No pointer yet: the packaged model, and the store it follows.
+    let body: serde_json::Value = app.get("/api/model").await.json().await.unwrap();
+    assert_eq!(body["origin"]["kind"], "packaged");
+    assert_eq!(body["origin"]["sha256"], model_store::sha256_hex(&std::fs::read(default_model()).unwrap()));
+    assert_eq!(body["model_store"]["container"], format!("{}/follow", azurite.endpoint()));
+    assert_eq!(body["challenger"], serde_json::Value::Null);
+
+    // A promotion reaches the handler within a poll or two; so does a challenger.
+    let promoted = model_ops::promote(&store, Some(&checked("ae-follow-00001")), "op").await.unwrap();
+    let (body, took) = wait_model(&app, "the promotion", |b| b["model_version"] == "ae-follow-00001").await;
+    assert_eq!(body["origin"], serde_json::json!({"kind": "store", "blob": promoted.after.champion.blob, "sha256": promoted.after.champion.sha256}));
+    eprintln!("promotion seen after {took:?} (poll interval 100 ms)");
+    model_ops::challenge(&store, Some(&checked("ae-follow-chal1")), "op").await.unwrap();
+    let (body, _) = wait_model(&app, "the challenger", |b| b["challenger"]["model_version"] == "ae-follow-chal1").await;
+    assert_eq!(body["challenger"]["origin"]["kind"], "store");
+
+    // A pointer naming bytes that are not the file: refused once, the champion stays.
+    let read = store.pointer().await.unwrap().unwrap();
+    let good = store.upload_model("ae-follow-00002", &model_variant("ae-follow-00002", None)).await.unwrap();
+    let lying = model_store::ModelRef { sha256: "0".repeat(64), ..good.clone() };
+    store.put_pointer(&Pointer::promote(Some(&read.pointer), lying, "mallory", "t"), Some(&read.etag)).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    let body: serde_json::Value = app.get("/api/model").await.json().await.unwrap();
+    assert_eq!(body["model_version"], "ae-follow-00001", "an unverified file never serves");
+    app.assert_metrics(&["sensor_anomaly_model_follow_total{role=\"champion\",outcome=\"refused\"} 1"]).await;
+
+    // A file that is not a model, with its true hash: refused by the load checks.
+    let read = store.pointer().await.unwrap().unwrap();
+    let junk = store.upload_model("ae-follow-junk01", b"not an onnx file").await.unwrap();
+    store.put_pointer(&Pointer::promote(Some(&read.pointer), junk, "op", "t"), Some(&read.etag)).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    let body: serde_json::Value = app.get("/api/model").await.json().await.unwrap();
+    assert_eq!(body["model_version"], "ae-follow-00001");
+    app.assert_metrics(&["sensor_anomaly_model_follow_total{role=\"champion\",outcome=\"refused\"} 2"]).await;
+
+    // Back to a good file; rollback and clearing the challenger follow too.
+    let read = store.pointer().await.unwrap().unwrap();
+    store.put_pointer(&Pointer::promote(Some(&read.pointer), good, "op", "t"), Some(&read.etag)).await.unwrap();
+    wait_model(&app, "the good promotion", |b| b["model_version"] == "ae-follow-00002").await;
+    model_ops::challenge(&store, None, "op").await.unwrap();
+    wait_model(&app, "the cleared challenger", |b| b["challenger"].is_null()).await;
+
+    // Reload is refused: it would change this instance only.
+    let response = app.post_json("/api/reload", &serde_json::json!({})).await;
+    assert_eq!(response.status().as_u16(), 409);
+    let error: serde_json::Value = response.json().await.unwrap();
+    assert!(error["error"].as_str().unwrap().contains("sensor-anomaly model promote"), "{error}");
+    app.assert_metrics(&[
+        "sensor_anomaly_model_follow_total{role=\"champion\",outcome=\"switched\"} 2",
+        "sensor_anomaly_model_follow_total{role=\"challenger\",outcome=\"set\"} 1",
+        "sensor_anomaly_model_follow_total{role=\"challenger\",outcome=\"cleared\"} 1",
+    ])
+    .await;
+}

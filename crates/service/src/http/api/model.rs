@@ -7,9 +7,24 @@ use serde_json::json;
 
 use super::AppStateRef;
 
-/// `GET /api/model`: what the serving model expects and how it was trained.
+/// `GET /api/model`: what the serving model expects and how it was trained, where it came from,
+/// and the model store this instance follows (with the challenger it scores in shadow).
 pub async fn model_info(State(state): AppStateRef) -> Response {
     let model = state.model.get();
+    let challenger = state.model.challenger().map(|(m, origin)| {
+        json!({
+            "model_version": m.info.model_version,
+            "detector": m.info.detector,
+            "threshold": m.info.threshold,
+            "origin": origin,
+        })
+    });
+    let model_store = state.follower.as_ref().map(|f| {
+        json!({
+            "container": f.target(),
+            "poll_secs": state.settings.model_poll.as_secs_f64(),
+        })
+    });
     Json(json!({
         "model_version": model.info.model_version,
         "detector": model.info.detector,
@@ -21,6 +36,9 @@ pub async fn model_info(State(state): AppStateRef) -> Response {
         "feature_std": model.info.feature_std,
         "training_summary": model.info.training_summary,
         "source": model.source,
+        "origin": state.model.origin(),
+        "challenger": challenger,
+        "model_store": model_store,
     }))
     .into_response()
 }

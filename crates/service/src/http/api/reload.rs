@@ -28,6 +28,16 @@ pub async fn reload(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    if let Some(follower) = &state.follower {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!(
+                "this handler follows the model store {}: promote a model there (`sensor-anomaly model promote`) so that every instance serves it; a reload would change this instance only",
+                follower.target()
+            ),
+            None,
+        ));
+    }
     let bytes = body?;
     let is_binary = headers
         .get(header::CONTENT_TYPE)
@@ -96,7 +106,7 @@ pub async fn reload(
         Ok(model) => {
             let new_version = model.info.model_version.clone();
             let source = model.source.clone();
-            let old = state.model.replace(model);
+            let old = state.model.replace(model, crate::model::Origin::Reload { source: source.clone() });
             state.emit(ModelReloaded::Replaced {
                 from: &old.info.model_version,
                 to: &new_version,

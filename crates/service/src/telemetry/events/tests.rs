@@ -79,7 +79,11 @@ impl PushMetricExporter for Capture {
 
 fn model() -> InService {
     let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/default.onnx"));
-    InService::new(Model::load_file(path).expect("default model"), 24)
+    InService::new(
+        Model::load_file(path).expect("default model"),
+        crate::model::Origin::Packaged { sha256: String::new() },
+        24,
+    )
 }
 
 fn outcome(model: &InService) -> BatchOutcome {
@@ -278,7 +282,7 @@ fn a_reload_changes_the_model_both_exporters_report() {
     let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/default.onnx"));
     let mut replacement = Model::load_file(path).unwrap();
     replacement.info.model_version = format!("{before}-next");
-    model.replace(replacement);
+    model.replace(replacement, crate::model::Origin::Reload { source: "test".into() });
     let text = metrics.render();
     assert!(text.contains(&format!("model_version=\"{before}-next\"")), "{text}");
     assert!(!text.contains(&format!("model_version=\"{before}\"")), "{text}");
