@@ -61,6 +61,22 @@ param alertEmail string
 @description('Hours of data the drift check covers (ANOMALY_DRIFT_HOURS).')
 param driftHours int = 24
 
+@description('Principal (object) id allowed to promote models in the model store (Storage Blob Data Contributor on its container): you (az ad signed-in-user show --query id -o tsv), a group or a pipeline identity; empty for none.')
+param modelOperatorPrincipalId string = ''
+
+@description('The kind of modelOperatorPrincipalId.')
+@allowed([
+  'User'
+  'Group'
+  'ServicePrincipal'
+])
+param modelOperatorPrincipalType string = 'User'
+
+@description('Seconds between two checks of the model store\'s pointer (ANOMALY_MODEL_POLL_SECS): a promotion reaches every instance within this, plus a download.')
+@minValue(1)
+@maxValue(3600)
+param modelPollSecs int = 30
+
 @description('Puts SQL, storage and Event Hubs behind private endpoints (public network access off) and the function app on a virtual network. Off by default: it adds a billed private endpoint per service (six), six private DNS zones and a storage account for the SQL setup script. Stream Analytics still reaches Event Hubs as a trusted service; device senders must reach the namespace through the network. See docs/infra-scan.md.')
 param privateNetworking bool = false
 
@@ -166,6 +182,8 @@ module storage 'modules/storage.bicep' = {
     tags: tags
     storageName: names.storage
     functionPrincipalId: functionIdentity.properties.principalId
+    modelOperatorPrincipalId: modelOperatorPrincipalId
+    modelOperatorPrincipalType: modelOperatorPrincipalType
     privateNetworking: privateNetworking
     privateEndpointSubnetId: privateEndpointSubnetId
     dnsZoneIds: dnsZoneIds
@@ -215,6 +233,9 @@ module functionApp 'modules/functionapp.bicep' = {
     functionConsumerGroup: eventHubs.outputs.functionConsumerGroup
     sqlConnectionString: 'Server=tcp:${sql.outputs.serverFqdn},1433;Database=${names.sqlDatabase};Authentication=Active Directory Managed Identity;User Id=${functionIdentity.properties.clientId}'
     driftHours: driftHours
+    modelStoreUri: storage.outputs.blobEndpoint
+    modelContainer: storage.outputs.modelContainer
+    modelPollSecs: modelPollSecs
     diagnosticSettings: diagnostics
     virtualNetworkSubnetId: privateNetworking ? network.outputs.appSubnetId : ''
   }
@@ -245,3 +266,5 @@ output streamAnalyticsJob string = streamAnalytics.outputs.name
 output sqlServerFqdn string = sql.outputs.serverFqdn
 output sqlDatabase string = names.sqlDatabase
 output appInsightsName string = names.appInsights
+output modelStoreUri string = storage.outputs.blobEndpoint
+output modelContainer string = storage.outputs.modelContainer

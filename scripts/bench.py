@@ -74,6 +74,9 @@ def args_parser():
     p.add_argument("--handler", action="append", default=[],
                    help="NAME=PATH of a handler binary; repeat to compare (default: "
                         "current=target/release/sensor-anomaly-handler)")
+    p.add_argument("--handler-env", action="append", default=[],
+                   help="NAME:KEY=VALUE, an app setting for the handler called NAME (e.g. a model "
+                        "store for one of two runs of the same binary); repeatable")
     p.add_argument("--cli", default=str(ROOT / "target/release/sensor-anomaly"))
     p.add_argument("--model", default=str(ROOT / "models/default.onnx"))
     p.add_argument("--devices", type=int, default=40)
@@ -168,7 +171,8 @@ def measure(name: str, binary: str, a, scratch: Path, bodies: tuple) -> dict:
     for suffix in ("", "-wal", "-shm"):
         Path(f"{db}{suffix}").unlink(missing_ok=True)
     env = dict(os.environ, ANOMALY_MODEL_PATH=a.model, ANOMALY_SQLITE_PATH=str(db),
-               ORT_DYLIB_PATH=os.environ.get("ORT_DYLIB_PATH", str(ROOT / ".ort/lib")))
+               ORT_DYLIB_PATH=os.environ.get("ORT_DYLIB_PATH", str(ROOT / ".ort/lib")),
+               **a.extra_env.get(name, {}))
     started = time.perf_counter()
     proc, port = start_handler([binary], env, cwd=scratch)
     ready_s = time.perf_counter() - started
@@ -236,6 +240,13 @@ def main(argv=None) -> int:
         if not Path(path).is_file():
             sys.exit(f"--handler {name}: {path} is missing (cargo build --release)")
         handlers.append((name, str(Path(path).absolute())))
+    a.extra_env = {}
+    for spec in a.handler_env:
+        name, sep, setting = spec.partition(":")
+        key, eq, value = setting.partition("=")
+        if not sep or not eq or not key or name not in {n for n, _ in handlers}:
+            sys.exit(f"--handler-env {spec!r}: expected NAME:KEY=VALUE for a --handler NAME")
+        a.extra_env.setdefault(name, {})[key] = value
     if shutil.which("wrk") is None:
         sys.exit("wrk is missing (Debian/Ubuntu: apt-get install wrk)")
     a.cli, a.model = str(Path(a.cli).absolute()), str(Path(a.model).absolute())

@@ -19,6 +19,10 @@ param hubs object
 param functionConsumerGroup string
 param sqlConnectionString string
 param driftHours int
+@description('The model store: the storage account\'s blob endpoint, its container and the poll interval (README, Updating the model).')
+param modelStoreUri string
+param modelContainer string
+param modelPollSecs int
 param diagnosticSettings array
 @description('The app subnet (delegated to Microsoft.App/environments) for outbound VNet integration; empty for none.')
 param virtualNetworkSubnetId string = ''
@@ -140,6 +144,28 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'ANOMALY_MODEL_PATH'
           value: 'models/default.onnx'
+        }
+        // The model store every instance follows, by the app's identity; the packaged model
+        // serves until a model is promoted there.
+        {
+          name: 'ANOMALY_MODEL_STORE__blobServiceUri'
+          value: modelStoreUri
+        }
+        {
+          name: 'ANOMALY_MODEL_STORE__clientId'
+          value: identityClientId
+        }
+        {
+          name: 'ANOMALY_MODEL_CONTAINER'
+          value: modelContainer
+        }
+        {
+          name: 'ANOMALY_MODEL_POLL_SECS'
+          value: string(modelPollSecs)
+        }
+        {
+          name: 'ANOMALY_RETRAIN_AFTER_HOURS'
+          value: '6'
         }
         {
           name: 'ANOMALY_SQL_CONNECTION_STRING'

@@ -88,6 +88,13 @@ var alerts = [
     window: 'PT15M'
     query: loadTextContent('../monitoring/alerts/failed-invocations.kql')
   }
+  {
+    name: 'retraining-recommended'
+    display: 'Retraining recommended: drift lasted ANOMALY_RETRAIN_AFTER_HOURS'
+    severity: 3
+    window: 'PT30M'
+    query: loadTextContent('../monitoring/alerts/retraining-recommended.kql')
+  }
 ]
 
 resource rules 'Microsoft.Insights/scheduledQueryRules@2023-03-15-preview' = [

@@ -265,6 +265,14 @@ resource setup 'Microsoft.Resources/deploymentScripts@2023-08-01' = {
         name: 'MIGRATION_003_SQL'
         value: loadTextContent('../../sql/V003__incidents.sql')
       }
+      {
+        name: 'MIGRATION_004_NAME'
+        value: 'V004__idempotent_across_models.sql'
+      }
+      {
+        name: 'MIGRATION_004_SQL'
+        value: loadTextContent('../../sql/V004__idempotent_across_models.sql')
+      }
     ]
     scriptContent: loadTextContent('../scripts/sql-setup.sh')
   }, privateNetworking ? scriptInNetwork : {})

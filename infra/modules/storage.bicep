@@ -1,6 +1,7 @@
-// The function app's storage: the host's state (AzureWebJobsStorage, identity-based) and the
-// Flex Consumption deployment container. Shared keys disabled; the function's identity gets
-// the blob, queue and table roles the host needs.
+// The function app's storage: the host's state (AzureWebJobsStorage, identity-based), the
+// Flex Consumption deployment container and the model store (the `models` container: model
+// files and the pointer every instance follows). Shared keys disabled; the function's identity
+// gets the blob, queue and table roles the host needs, the model operator the right to promote.
 param location string
 param tags object
 @minLength(3)
@@ -12,6 +13,16 @@ param privateNetworking bool = false
 param privateEndpointSubnetId string = ''
 @description('Private DNS zone ids by sub-resource (network.bicep\'s dnsZoneIds).')
 param dnsZoneIds object = {}
+@description('The model store\'s container (ANOMALY_MODEL_CONTAINER).')
+param modelContainer string = 'models'
+@description('Principal (object) id of whoever promotes models (`sensor-anomaly model promote`): a person, a group or a pipeline\'s identity; empty for none.')
+param modelOperatorPrincipalId string = ''
+@allowed([
+  'User'
+  'Group'
+  'ServicePrincipal'
+])
+param modelOperatorPrincipalType string = 'User'
 
 var deploymentContainer = 'app-package'
 var roles = {
@@ -54,6 +65,40 @@ resource container 'Microsoft.Storage/storageAccounts/blobServices/containers@20
   name: deploymentContainer
 }
 
+// Model files and the pointer. Versioned names are content-addressed, so nothing here is ever
+// overwritten but the pointer (by conditional writes on its ETag).
+resource models 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: blobs
+  name: modelContainer
+}
+
+var blobDataReader = '2a2b9908-6ea1-4ae2-8e65-a410df84e7d1'
+var blobDataContributor = 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
+
+// The handler reads the model store. The host's account-wide Storage Blob Data Owner above
+// already covers it; this assignment states what the model store needs, so it survives the
+// host's role being narrowed or the models moving to another account.
+resource modelReader 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(models.id, functionPrincipalId, blobDataReader)
+  scope: models
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', blobDataReader)
+    principalId: functionPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// The operator uploads models and moves the pointer, in this container only.
+resource modelOperator 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(modelOperatorPrincipalId)) {
+  name: guid(models.id, modelOperatorPrincipalId, blobDataContributor)
+  scope: models
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', blobDataContributor)
+    principalId: modelOperatorPrincipalId
+    principalType: modelOperatorPrincipalType
+  }
+}
+
 resource assignments 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
   for role in items(roles): {
     name: guid(account.id, functionPrincipalId, role.value)
@@ -83,4 +128,6 @@ module endpoints 'privateendpoint.bicep' = [
 ]
 
 output name string = account.name
+output blobEndpoint string = account.properties.primaryEndpoints.blob
+output modelContainer string = models.name
 output deploymentContainerUrl string = '${account.properties.primaryEndpoints.blob}${deploymentContainer}'

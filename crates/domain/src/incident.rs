@@ -90,11 +90,12 @@ pub struct ChannelShare {
     pub share: f64,
 }
 
-/// One anomaly episode on one device, scored by one model version.
+/// One anomaly episode on one device (`model_version`: the model that opened it; a champion
+/// promoted while it is open continues it).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Incident {
-    /// `model_version/device_id/first anomalous window end`: the same however often the windows
-    /// are delivered.
+    /// `device_id/first anomalous window end`: the same however often the windows are delivered
+    /// and whichever model scores them.
     pub incident_id: String,
     pub device_id: String,
     pub model_version: String,
@@ -125,8 +126,8 @@ pub struct Incident {
 }
 
 impl Incident {
-    pub fn id(model_version: &str, device_id: &str, first_window_end: &str) -> String {
-        format!("{model_version}/{device_id}/{first_window_end}")
+    pub fn id(device_id: &str, first_window_end: &str) -> String {
+        format!("{device_id}/{first_window_end}")
     }
 }
 
@@ -180,7 +181,8 @@ pub struct OpenIncident {
     pub quiet_run: u32,
 }
 
-/// What the incident tracker of one device and model version remembers between batches.
+/// What the incident tracker of one device remembers between batches (`model_version`: the
+/// model that scored the last batch it took).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrackerState {
     pub device_id: String,
@@ -224,7 +226,7 @@ mod tests {
 
     #[test]
     fn ids_are_stable_and_names_are_the_wire_names() {
-        assert_eq!(Incident::id("m1", "pump-1", "2026-01-01T00:01:00Z"), "m1/pump-1/2026-01-01T00:01:00Z");
+        assert_eq!(Incident::id("pump-1", "2026-01-01T00:01:00Z"), "pump-1/2026-01-01T00:01:00Z");
         for t in Transition::ALL {
             assert_eq!(serde_json::to_value(t).unwrap(), t.as_str());
         }

@@ -53,6 +53,11 @@ pub fn canonical_with_ms(text: &str) -> Option<(String, i64)> {
     Some((write_utc(t)?, (t.unix_timestamp_nanos() / 1_000_000) as i64))
 }
 
+/// Canonical form of an instant in milliseconds since the epoch.
+pub fn format_ms(ms: i64) -> String {
+    format(OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH))
+}
+
 pub fn now() -> OffsetDateTime {
     OffsetDateTime::now_utc()
 }

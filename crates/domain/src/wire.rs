@@ -80,7 +80,8 @@ pub fn hex(bytes: &[u8]) -> String {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Alert {
     pub schema_version: u32,
-    /// `model_version/device_id/window_end`: stable across re-deliveries, so consumers can drop
+    /// `device_id/window_end`: stable across re-deliveries and across models (a window
+    /// re-delivered while the fleet switches champions keeps its id), so consumers can drop
     /// duplicates (delivery is at least once).
     pub alert_id: String,
     pub device_id: String,
@@ -98,14 +99,14 @@ pub struct Alert {
 }
 
 impl Alert {
-    pub fn id(model_version: &str, device_id: &str, window_end: &str) -> String {
-        format!("{model_version}/{device_id}/{window_end}")
+    pub fn id(device_id: &str, window_end: &str) -> String {
+        format!("{device_id}/{window_end}")
     }
 
     pub fn new(scored: &ScoredWindow, lineage: &Lineage) -> Self {
         Alert {
             schema_version: ALERT_SCHEMA_VERSION,
-            alert_id: Self::id(&scored.model_version, &scored.device_id, &scored.window_end),
+            alert_id: Self::id(&scored.device_id, &scored.window_end),
             device_id: scored.device_id.clone(),
             window_end: scored.window_end.clone(),
             model_version: scored.model_version.clone(),

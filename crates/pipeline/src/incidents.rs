@@ -214,7 +214,7 @@ fn open_incident(state: &TrackerState, pending: Vec<WindowMark>, span: u64) -> O
     let last = &pending[pending.len() - 1];
     let mut open = OpenIncident {
         incident: Incident {
-            incident_id: Incident::id(&state.model_version, &state.device_id, &first.window_end),
+            incident_id: Incident::id(&state.device_id, &first.window_end),
             device_id: state.device_id.clone(),
             model_version: state.model_version.clone(),
             status: IncidentStatus::Open,
@@ -361,7 +361,6 @@ pub async fn track_batch(
                 let windows = &by_device[device];
                 TrackerRequest {
                     device_id: device.to_string(),
-                    model_version: model_version.to_string(),
                     from_ms: windows.first().map_or(0, |(p, _)| p.window_end_ms),
                     to_ms: windows.last().map_or(0, |(p, _)| p.window_end_ms),
                 }
@@ -375,6 +374,11 @@ pub async fn track_batch(
                 Some(VersionedTracker { state, version }) => (state, Some(version)),
                 None => (TrackerState::new(device, model_version), None),
             };
+            // The tracker is the device's, whichever model scored its windows so far; what it
+            // opens from now on names the model scoring this batch.
+            if state.model_version != model_version {
+                state.model_version = model_version.to_string();
+            }
             // A message's `at` is the window end it was made at, as that window carried it.
             let mut stored: HashMap<String, Vec<IncidentMessage>> = HashMap::new();
             for message in loaded.messages {

@@ -98,6 +98,9 @@ pub struct Settings {
     /// `ANOMALY_MODEL_POLL_SECS`: how often the pointer is checked (default 30, 1 to 3600): the
     /// longest a promotion takes to reach this instance, plus one download and load.
     pub model_poll: Duration,
+    /// `ANOMALY_RETRAIN_AFTER_HOURS`: after this long of unbroken drift (a feature's PSI at or
+    /// above 0.2), the handler recommends retraining once (default 6, 1 to 168).
+    pub retrain_after: Duration,
 }
 
 impl Default for Settings {
@@ -121,6 +124,7 @@ impl Default for Settings {
             publish_window_alerts: true,
             model_store: None,
             model_poll: Duration::from_secs(30),
+            retrain_after: Duration::from_secs(6 * 3600),
         }
     }
 }
@@ -218,6 +222,16 @@ impl Settings {
                         name: "ANOMALY_MODEL_POLL_SECS",
                         value: s.to_string(),
                         problem: "must be at most 3600 (an hour)".into(),
+                    })
+                }
+            },
+            retrain_after: match number(&get, "ANOMALY_RETRAIN_AFTER_HOURS", 6u64, 1)? {
+                h if h <= 168 => Duration::from_secs(h * 3600),
+                h => {
+                    return Err(ConfigError::Invalid {
+                        name: "ANOMALY_RETRAIN_AFTER_HOURS",
+                        value: h.to_string(),
+                        problem: "must be at most 168 (a week)".into(),
                     })
                 }
             },
@@ -508,6 +522,33 @@ tmpfs /tmp tmpfs rw 0 0
         assert_eq!(s.models_dir, PathBuf::from("."));
         let s = settings(&[("ANOMALY_MODELS_DIR", "/x"), ("ANOMALY_MODEL_PATH", "/srv/m/a.onnx")]).unwrap();
         assert_eq!(s.models_dir, PathBuf::from("/x"));
+    }
+
+    #[test]
+    fn model_store_settings_are_read_checked_and_redacted() {
+        let s = settings(&[]).unwrap();
+        assert_eq!((s.model_store.is_none(), s.model_poll, s.retrain_after), (true, Duration::from_secs(30), Duration::from_secs(6 * 3600)));
+        let s = settings(&[
+            ("ANOMALY_MODEL_STORE__blobServiceUri", "https://acct.blob.core.windows.net/"),
+            ("ANOMALY_MODEL_CONTAINER", "fleet-models"),
+            ("ANOMALY_MODEL_POLL_SECS", "5"),
+            ("ANOMALY_RETRAIN_AFTER_HOURS", "12"),
+        ])
+        .unwrap();
+        let store = s.model_store.expect("a model store");
+        assert_eq!(store.container_url().as_str(), "https://acct.blob.core.windows.net/fleet-models");
+        assert_eq!((s.model_poll, s.retrain_after), (Duration::from_secs(5), Duration::from_secs(12 * 3600)));
+        for (name, value) in [("ANOMALY_MODEL_POLL_SECS", "0"), ("ANOMALY_MODEL_POLL_SECS", "3601"), ("ANOMALY_RETRAIN_AFTER_HOURS", "169"), ("ANOMALY_RETRAIN_AFTER_HOURS", "0")] {
+            let err = settings(&[(name, value)]).unwrap_err();
+            assert!(err.to_string().contains(name), "{err}");
+        }
+        let key = "c2VjcmV0LWtleS12YWx1ZQ==";
+        let err = settings(&[("ANOMALY_MODEL_STORE", &format!("AccountKey={key}"))]).unwrap_err();
+        assert!(matches!(err, ConfigError::ModelStore(_)), "{err}");
+        assert!(err.to_string().contains("ANOMALY_MODEL_STORE") && !err.to_string().contains(key), "{err}");
+        let ok = settings(&[("ANOMALY_MODEL_STORE", &format!("AccountName=a;AccountKey={key}"))]).unwrap();
+        assert!(!format!("{ok:?}").contains(key));
+        assert!(SECRET_SETTINGS.contains(&"ANOMALY_MODEL_STORE"));
     }
 
     #[test]

@@ -11,6 +11,8 @@ pub mod http;
 pub mod live;
 pub mod model;
 pub mod model_follow;
+pub mod retrain;
+pub mod shadow;
 pub mod startup;
 pub mod telemetry;
 

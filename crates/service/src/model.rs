@@ -20,6 +20,10 @@ pub struct InService {
     origin: Mutex<Origin>,
     /// The challenger the model store names, scored in shadow.
     challenger: RwLock<Option<(Arc<Model>, Origin)>>,
+    /// How the challenger compares with the champion.
+    pub shadow: crate::shadow::Shadow,
+    /// Drift long enough to recommend retraining.
+    pub retrain: crate::retrain::RetrainWatch,
 }
 
 /// Where a model in service came from.
@@ -55,12 +59,19 @@ fn drift_monitor(model: &Model, hours: u32) -> Option<DriftMonitor> {
 
 impl InService {
     pub fn new(model: Model, origin: Origin, drift_hours: u32) -> Self {
+        Self::with_retrain_after(model, origin, drift_hours, std::time::Duration::from_secs(6 * 3600))
+    }
+
+    /// As [`InService::new`], recommending retraining after `retrain_after` of unbroken drift.
+    pub fn with_retrain_after(model: Model, origin: Origin, drift_hours: u32, retrain_after: std::time::Duration) -> Self {
         InService {
             drift: Mutex::new(drift_monitor(&model, drift_hours)),
             model: ServingModel::new(model),
             drift_hours,
             origin: Mutex::new(origin),
             challenger: RwLock::new(None),
+            shadow: Default::default(),
+            retrain: crate::retrain::RetrainWatch::new(retrain_after),
         }
     }
 

@@ -105,7 +105,7 @@ impl Application {
         if let Err(error) = store.ping().await {
             tracing::warn!(store = %store.kind(), %error, "the anomaly store is not ready yet");
         }
-        let model = Arc::new(InService::new(model, origin, settings.drift_hours));
+        let model = Arc::new(InService::with_retrain_after(model, origin, settings.drift_hours, settings.retrain_after));
         let metrics = telemetry.metrics(Arc::clone(&model));
         // With a model store, the champion it names serves from the first invocation: one poll
         // before listening. If the store is away, the packaged model serves until a poll succeeds.

@@ -3,8 +3,8 @@
 //! and trying the pipeline without a disk). The Azure SQL sink implements the same trait.
 //!
 //! Every store keeps the same promises, checked by one contract suite (`crates/tools/tests/it/store_contract.rs`):
-//! rows are unique on (device, window end, model version), so a re-delivered batch is stored
-//! once; `insert` is all-or-nothing and returns how many rows were new; history is newest window
+//! rows are unique on (device, window end), so a re-delivered batch is stored once, whichever
+//! model scores it (a fleet switching champions included); `insert` is all-or-nothing and returns how many rows were new; history is newest window
 //! first by instant.
 
 pub mod azure_sql;
@@ -88,13 +88,13 @@ pub struct IncidentQuery {
     pub limit: usize,
 }
 
-/// The tracker of one device and model version, and the stored incident messages of its windows
-/// between `from_ms` and `to_ms` (the batch's windows of that device), to publish again for a
-/// re-delivery.
+/// The tracker of one device, and the stored incident messages of its windows between `from_ms`
+/// and `to_ms` (the batch's windows of that device), to publish again for a re-delivery. One
+/// tracker per device whatever the model: an incident open when the champion changes is
+/// continued (and resolved) by the next one, not opened again.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrackerRequest {
     pub device_id: String,
-    pub model_version: String,
     pub from_ms: i64,
     pub to_ms: i64,
 }

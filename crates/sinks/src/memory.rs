@@ -14,16 +14,16 @@ use domain::{AnomalyRow, Incident, IncidentMessage, IncidentStatus, VersionedTra
 
 #[derive(Default)]
 struct Rows {
-    /// (device, window end, model version) of every stored row.
-    keys: HashSet<(String, String, String)>,
+    /// (device, window end) of every stored row.
+    keys: HashSet<(String, String)>,
     /// In insertion order, with the window end as an instant.
     rows: Vec<(i64, AnomalyRow)>,
-    /// Incident trackers by (device, model version).
-    trackers: HashMap<(String, String), VersionedTracker>,
+    /// Incident trackers by device.
+    trackers: HashMap<String, VersionedTracker>,
     /// Incidents by id, with their activity instant.
     incidents: BTreeMap<String, (i64, Incident)>,
-    /// Messages by (device, model version), keyed by window instant and id.
-    messages: HashMap<(String, String), BTreeMap<(i64, String), IncidentMessage>>,
+    /// Messages by device, keyed by window instant and id.
+    messages: HashMap<String, BTreeMap<(i64, String), IncidentMessage>>,
 }
 
 #[derive(Default)]
@@ -53,11 +53,7 @@ impl AnomalyStore for MemoryStore {
             let now = timefmt::format(timefmt::now());
             let mut inserted = 0;
             for (mut row, end_ms) in rows.into_iter().zip(instants) {
-                let key = (
-                    row.device_id.clone(),
-                    row.window_end.clone(),
-                    row.model_version.clone(),
-                );
+                let key = (row.device_id.clone(), row.window_end.clone());
                 if stored.keys.insert(key) {
                     row.inserted_at = Some(now.clone());
                     stored.rows.push((end_ms, row));
@@ -105,7 +101,7 @@ impl AnomalyStore for MemoryStore {
         let loaded = requests
             .into_iter()
             .map(|r| {
-                let key = (r.device_id, r.model_version);
+                let key = r.device_id;
                 LoadedTracker {
                     tracker: stored.trackers.get(&key).cloned(),
                     messages: stored.messages.get(&key).map_or_else(Vec::new, |m| {
@@ -140,10 +136,10 @@ impl AnomalyStore for MemoryStore {
             let mut stored = self.rows();
             let mut outcome = SaveOutcome::default();
             for (save, incident_ms, message_ms) in checked {
-                let key = (save.state.device_id.clone(), save.state.model_version.clone());
+                let key = save.state.device_id.clone();
                 let current = stored.trackers.get(&key).map(|t| t.version);
                 if current != save.expected_version {
-                    outcome.conflicts.push(key.0);
+                    outcome.conflicts.push(key);
                     continue;
                 }
                 let version = save.expected_version.unwrap_or(0) + 1;

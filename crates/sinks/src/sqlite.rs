@@ -64,7 +64,7 @@ pub struct SqliteStore {
 /// lock, never alone.
 #[derive(Default)]
 struct TrackerCache {
-    entries: HashMap<(String, String), (i64, TrackerState)>,
+    entries: HashMap<String, (i64, TrackerState)>,
 }
 
 /// Parsed trackers kept: about a kilobyte each at most. Past this the cache starts again
@@ -72,7 +72,7 @@ struct TrackerCache {
 const TRACKER_CACHE_ENTRIES: usize = 4096;
 
 impl TrackerCache {
-    fn put(&mut self, key: (String, String), version: i64, state: TrackerState) {
+    fn put(&mut self, key: String, version: i64, state: TrackerState) {
         if self.entries.len() >= TRACKER_CACHE_ENTRIES {
             self.entries.clear();
         }
@@ -80,8 +80,12 @@ impl TrackerCache {
     }
 }
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS anomalies (
+/// The schema's version (`PRAGMA user_version`): 1 keys anomalies and trackers by device and
+/// window, not by model version, so a window is stored once whichever champion scores it.
+const SCHEMA_VERSION: i64 = 1;
+
+/// The anomaly table's columns, shared by the schema and the version-1 migration.
+const ANOMALY_COLUMNS: &str = "
     id              INTEGER PRIMARY KEY,
     device_id       TEXT    NOT NULL,
     window_end      TEXT    NOT NULL,
@@ -99,18 +103,29 @@ CREATE TABLE IF NOT EXISTS anomalies (
     event_offset    TEXT,
     enqueued_time   TEXT,
     inserted_at     TEXT    NOT NULL,
-    UNIQUE (device_id, window_end, model_version)
-);
-CREATE INDEX IF NOT EXISTS anomalies_by_window ON anomalies (window_end_ms DESC);
-CREATE INDEX IF NOT EXISTS anomalies_by_device ON anomalies (device_id, window_end_ms DESC);
-CREATE TABLE IF NOT EXISTS incident_trackers (
-    device_id       TEXT    NOT NULL,
+    UNIQUE (device_id, window_end)";
+
+/// The tracker table's columns: one tracker per device, `model_version` the model that last
+/// moved it.
+const TRACKER_COLUMNS: &str = "
+    device_id       TEXT    NOT NULL PRIMARY KEY,
     model_version   TEXT    NOT NULL,
     version         INTEGER NOT NULL,
     state           TEXT    NOT NULL,
-    updated_at      TEXT    NOT NULL,
-    PRIMARY KEY (device_id, model_version)
-);
+    updated_at      TEXT    NOT NULL";
+
+const INDEXES: &str = "
+CREATE INDEX IF NOT EXISTS anomalies_by_window ON anomalies (window_end_ms DESC);
+CREATE INDEX IF NOT EXISTS anomalies_by_device ON anomalies (device_id, window_end_ms DESC);
+CREATE INDEX IF NOT EXISTS incidents_by_activity ON incidents (status, activity_ms DESC);
+CREATE INDEX IF NOT EXISTS incidents_by_device ON incidents (device_id, activity_ms DESC);
+CREATE INDEX IF NOT EXISTS incident_messages_by_device ON incident_messages (device_id, at_ms);
+";
+
+fn schema() -> String {
+    format!(
+        "CREATE TABLE IF NOT EXISTS anomalies ({ANOMALY_COLUMNS});
+CREATE TABLE IF NOT EXISTS incident_trackers ({TRACKER_COLUMNS});
 CREATE TABLE IF NOT EXISTS incidents (
     incident_id     TEXT    PRIMARY KEY,
     device_id       TEXT    NOT NULL,
@@ -119,8 +134,6 @@ CREATE TABLE IF NOT EXISTS incidents (
     activity_ms     INTEGER NOT NULL,
     document        TEXT    NOT NULL
 );
-CREATE INDEX IF NOT EXISTS incidents_by_activity ON incidents (status, activity_ms DESC);
-CREATE INDEX IF NOT EXISTS incidents_by_device ON incidents (device_id, activity_ms DESC);
 CREATE TABLE IF NOT EXISTS incident_messages (
     message_id      TEXT    PRIMARY KEY,
     device_id       TEXT    NOT NULL,
@@ -128,8 +141,54 @@ CREATE TABLE IF NOT EXISTS incident_messages (
     at_ms           INTEGER NOT NULL,
     document        TEXT    NOT NULL
 );
-CREATE INDEX IF NOT EXISTS incident_messages_by_window ON incident_messages (device_id, model_version, at_ms);
-";
+{INDEXES}"
+    )
+}
+
+/// Version 0 to 1: the tables are rebuilt under the new keys. Of the rows one window has under
+/// several model versions, the first stored stays (it is the one that was alerted first); of a
+/// device's trackers, the one written last.
+fn migration_v1() -> String {
+    format!(
+        "CREATE TABLE anomalies_v1 ({ANOMALY_COLUMNS});
+INSERT OR IGNORE INTO anomalies_v1 SELECT * FROM anomalies ORDER BY id;
+DROP TABLE anomalies;
+ALTER TABLE anomalies_v1 RENAME TO anomalies;
+CREATE TABLE incident_trackers_v1 ({TRACKER_COLUMNS});
+INSERT OR REPLACE INTO incident_trackers_v1 SELECT * FROM incident_trackers ORDER BY updated_at, version;
+DROP TABLE incident_trackers;
+ALTER TABLE incident_trackers_v1 RENAME TO incident_trackers;
+DROP INDEX IF EXISTS incident_messages_by_window;
+{INDEXES}"
+    )
+}
+
+/// Creates the schema, or brings an older one to [`SCHEMA_VERSION`], in one write transaction
+/// (two processes opening one file at once migrate it once).
+fn prepare_schema(conn: &mut Connection) -> Result<(), StoreError> {
+    const CONTEXT: &str = "preparing the schema";
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .during(CONTEXT)?;
+    let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0)).during(CONTEXT)?;
+    let existing: i64 = tx
+        .query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'anomalies'", [], |r| r.get(0))
+        .during(CONTEXT)?;
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::invalid(format!(
+            "the database has schema version {version}; this build knows {SCHEMA_VERSION} (a newer build wrote it)"
+        )));
+    }
+    if existing > 0 && version < 1 {
+        // Tables of version 0 (trackers and messages may predate incidents: create them first).
+        tx.execute_batch(&schema()).during(CONTEXT)?;
+        tx.execute_batch(&migration_v1()).during(CONTEXT)?;
+    } else {
+        tx.execute_batch(&schema()).during(CONTEXT)?;
+    }
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION).during(CONTEXT)?;
+    tx.commit().during(CONTEXT)
+}
 
 impl SqliteStore {
     /// Opens (creating if needed) the database. `busy_timeout` bounds how long a write waits for
@@ -148,7 +207,8 @@ impl SqliteStore {
         // FULL: a 2xx lets the host checkpoint past the batch, so the commit must be on disk.
         conn.pragma_update(None, "synchronous", "FULL")
             .during(&opening)?;
-        conn.execute_batch(SCHEMA).during("creating the schema")?;
+        let mut conn = conn;
+        prepare_schema(&mut conn)?;
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
             trackers: Arc::default(),
@@ -188,7 +248,7 @@ fn insert_rows(conn: &mut Connection, rows: &[AnomalyRow]) -> Result<usize, Stor
                  contributions, features, top_channel, explanation, partition_id, sequence_number, event_offset,
                  enqueued_time, inserted_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
-             ON CONFLICT (device_id, window_end, model_version) DO NOTHING",
+             ON CONFLICT (device_id, window_end) DO NOTHING",
         ).during(CONTEXT)?;
         let now = timefmt::format(timefmt::now());
         for (r, end_ms) in rows.iter().zip(instants) {
@@ -285,26 +345,26 @@ fn load_trackers(
     let tx = conn.transaction().during(CONTEXT)?;
     let mut out = Vec::with_capacity(requests.len());
     {
-        // The state only when its version is not the cached one (?3; NULL matches none).
+        // The state only when its version is not the cached one (?2; NULL matches none).
         let mut tracker = tx
             .prepare_cached(
-                "SELECT version, CASE WHEN version = ?3 THEN NULL ELSE state END
-                 FROM incident_trackers WHERE device_id = ?1 AND model_version = ?2",
+                "SELECT version, CASE WHEN version = ?2 THEN NULL ELSE state END
+                 FROM incident_trackers WHERE device_id = ?1",
             )
             .during(CONTEXT)?;
         let mut messages = tx
             .prepare_cached(
                 "SELECT document FROM incident_messages
-                 WHERE device_id = ?1 AND model_version = ?2 AND at_ms BETWEEN ?3 AND ?4
+                 WHERE device_id = ?1 AND at_ms BETWEEN ?2 AND ?3
                  ORDER BY at_ms, message_id",
             )
             .during(CONTEXT)?;
         for r in requests {
-            let key = (r.device_id.clone(), r.model_version.clone());
+            let key = r.device_id.clone();
             let cached = cache.entries.get(&key);
             let found: Option<(i64, Option<String>)> = tracker
                 .query_row(
-                    params![r.device_id, r.model_version, cached.map(|(v, _)| *v)],
+                    params![r.device_id, cached.map(|(v, _)| *v)],
                     |row| Ok((row.get(0)?, row.get(1)?)),
                 )
                 .optional()
@@ -339,7 +399,7 @@ fn load_trackers(
             if replayed {
                 let rows = messages
                     .query_map(
-                        params![r.device_id, r.model_version, r.from_ms, r.to_ms],
+                        params![r.device_id, r.from_ms, r.to_ms],
                         |row| row.get::<_, String>(0),
                     )
                     .during(CONTEXT)?;
@@ -386,14 +446,14 @@ fn save_trackers(
     {
         let mut update = tx
             .prepare_cached(
-                "UPDATE incident_trackers SET version = version + 1, state = ?3, updated_at = ?4
-                 WHERE device_id = ?1 AND model_version = ?2 AND version = ?5",
+                "UPDATE incident_trackers SET version = version + 1, model_version = ?2, state = ?3, updated_at = ?4
+                 WHERE device_id = ?1 AND version = ?5",
             )
             .during(CONTEXT)?;
         let mut create = tx
             .prepare_cached(
                 "INSERT INTO incident_trackers (device_id, model_version, version, state, updated_at)
-                 VALUES (?1, ?2, 1, ?3, ?4) ON CONFLICT (device_id, model_version) DO NOTHING",
+                 VALUES (?1, ?2, 1, ?3, ?4) ON CONFLICT (device_id) DO NOTHING",
             )
             .during(CONTEXT)?;
         let mut incident = tx
@@ -442,8 +502,7 @@ fn save_trackers(
     let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
     for (save, version) in written_versions {
         let state = &save.state;
-        let key = (state.device_id.clone(), state.model_version.clone());
-        cache.put(key, version, state.clone());
+        cache.put(state.device_id.clone(), version, state.clone());
     }
     Ok(outcome)
 }

@@ -73,8 +73,8 @@ fn point(line: &str) -> Result<(ScoredPoint, Option<Alert>, String), String> {
 
 /// Runs every device's windows through the tracker (each device in window order; devices in
 /// the order they first appear) and writes each transition as one JSON line. Unreadable lines
-/// are reported through `refused` and skipped. A device's model version is its windows'
-/// (the tracker is per device and model version, as in the store).
+/// are reported through `refused` and skipped. One tracker per device whatever the model, as in
+/// the store (an incident open when the model changes is continued by the next one).
 pub fn track_lines(
     policy: &IncidentPolicy,
     input: impl BufRead,
@@ -82,8 +82,8 @@ pub fn track_lines(
     mut refused: impl FnMut(usize, String),
 ) -> Result<TrackSummary, TrackFileError> {
     let mut summary = TrackSummary::default();
-    let mut order: Vec<(String, String)> = Vec::new();
-    let mut by_tracker: BTreeMap<(String, String), Vec<(ScoredPoint, Option<Alert>)>> =
+    let mut order: Vec<String> = Vec::new();
+    let mut by_tracker: BTreeMap<String, Vec<(ScoredPoint, Option<Alert>, String)>> =
         BTreeMap::new();
     for (i, line) in input.lines().enumerate() {
         let line = line.map_err(|source| TrackFileError::Read { line: i + 1, source })?;
@@ -92,12 +92,11 @@ pub fn track_lines(
         }
         match point(&line) {
             Ok((point, alert, model_version)) => {
-                let key = (point.device_id.clone(), model_version);
-                let windows = by_tracker.entry(key.clone()).or_default();
+                let windows = by_tracker.entry(point.device_id.clone()).or_default();
                 if windows.is_empty() {
-                    order.push(key);
+                    order.push(point.device_id.clone());
                 }
-                windows.push((point, alert));
+                windows.push((point, alert, model_version));
                 summary.windows += 1;
             }
             Err(reason) => {
@@ -108,9 +107,13 @@ pub fn track_lines(
     }
     for key in order {
         let mut windows = by_tracker.remove(&key).unwrap_or_default();
-        windows.sort_by_key(|(p, _)| p.window_end_ms);
-        let mut state = TrackerState::new(&key.0, &key.1);
-        for (point, alert) in &windows {
+        windows.sort_by_key(|(p, _, _)| p.window_end_ms);
+        let first_model = windows.first().map_or("", |(_, _, m)| m.as_str());
+        let mut state = TrackerState::new(&key, first_model);
+        for (point, alert, model_version) in &windows {
+            if &state.model_version != model_version {
+                state.model_version.clone_from(model_version);
+            }
             let mut tracker = Tracker {
                 policy,
                 state: &mut state,
@@ -213,7 +216,7 @@ mod tests {
         let (summary, messages, _) = run(&lines);
         assert_eq!(messages.len(), 1);
         assert_eq!(messages[0].incident.device_id, "pump-1");
-        assert_eq!(messages[0].incident.incident_id, "m1/pump-1/2026-01-01T00:00:00Z");
+        assert_eq!(messages[0].incident.incident_id, "pump-1/2026-01-01T00:00:00Z");
         assert_eq!(summary.open_at_end, 1);
     }
 }

@@ -39,7 +39,7 @@ fn window(device: &str, minute: i64, severity: Severity, channel: &str) -> (Scor
     };
     let alert = (severity != Severity::Normal).then(|| Alert {
         schema_version: ALERT_SCHEMA_VERSION,
-        alert_id: Alert::id(MODEL, device, &window_end),
+        alert_id: Alert::id(device, &window_end),
         device_id: device.to_string(),
         window_end: window_end.clone(),
         model_version: MODEL.to_string(),
@@ -124,7 +124,7 @@ fn a_lone_anomalous_window_opens_nothing_two_of_three_open_one_incident() {
         ]
     );
     let first = &messages[0].incident;
-    assert_eq!(first.incident_id, format!("{MODEL}/pump-1/{}", at(7)), "it starts at its first anomalous window");
+    assert_eq!(first.incident_id, format!("pump-1/{}", at(7)), "it starts at its first anomalous window");
     assert_eq!((first.opened_at.as_str(), first.detected_at.as_str()), (at(7).as_str(), at(9).as_str()));
     assert_eq!((first.anomalous_windows, first.windows), (2, 3));
     let resolved = &messages[1].incident;
@@ -264,6 +264,31 @@ async fn a_redelivered_batch_republishes_the_same_messages_and_opens_no_second_i
     assert_eq!(next.late, 1);
     assert_eq!(kinds(&next.messages), [(Transition::Opened, at(1)), (Transition::Resolved, at(4))]);
     assert_eq!(next.new_messages().count(), 1);
+}
+
+#[tokio::test]
+async fn a_new_champion_continues_the_open_incident_and_a_redelivery_under_it_republishes() {
+    // The fleet switches models while pump-1 is in an incident: the windows the new model
+    // scores continue (and resolve) the same incident; nothing opens twice.
+    let store = MemoryStore::new();
+    let all = series("pump-1", "..mmm.....");
+    let (before, after) = all.split_at(5);
+    let (points, alerts) = split(before);
+    let opened = track_batch(&store, &policy(), "m1", &points, &alerts).await.unwrap();
+    assert_eq!(kinds(&opened.messages), [(Transition::Opened, at(4))]);
+    let (points, alerts) = split(after);
+    let resolved = track_batch(&store, &policy(), "m2", &points, &alerts).await.unwrap();
+    assert_eq!(kinds(&resolved.messages), [(Transition::Resolved, at(8))]);
+    assert_eq!(resolved.messages[0].incident.incident_id, opened.messages[0].incident.incident_id);
+    assert_eq!(resolved.messages[0].incident.model_version, "m1", "named by the model that opened it");
+    // The first batch re-delivered to an instance on m2: the same message again, no new incident.
+    let (points, alerts) = split(before);
+    let again = track_batch(&store, &policy(), "m2", &points, &alerts).await.unwrap();
+    assert_eq!(again.new_messages().count(), 0);
+    assert_eq!(again.messages.iter().map(|m| &m.message_id).collect::<Vec<_>>(), opened.messages.iter().map(|m| &m.message_id).collect::<Vec<_>>());
+    let incidents = store.incidents(sinks::IncidentQuery { limit: 10, ..Default::default() }).await.unwrap();
+    assert_eq!(incidents.len(), 1);
+    assert_eq!(incidents[0].status, IncidentStatus::Resolved);
 }
 
 /// A store double: the first conditional write of each device loses to "another instance" that

@@ -32,13 +32,51 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Records a batch's outcome with its observers: drift, the live view, logs and metrics.
-    /// The scored points move into the live view (nothing after this reads them).
+    /// Records a batch's outcome with its observers: the challenger in shadow, drift, the live
+    /// view, logs and metrics. The scored points move into the live view (nothing after this
+    /// reads them).
     pub fn observe(&self, outcome: &mut BatchOutcome) {
+        self.shadow(outcome);
         self.model
             .observe(&outcome.summary.model_version, &outcome.windows);
+        self.watch_drift();
         self.live.record(std::mem::take(&mut outcome.points));
         crate::telemetry::events::BatchScored(outcome).emit(&self.metrics);
+    }
+
+    /// Scores the batch's windows with the challenger, if one is named, and records how it
+    /// compares (never stored, never alerted). A batch a champion switch overtook is left out:
+    /// its points are not the serving champion's.
+    fn shadow(&self, outcome: &BatchOutcome) {
+        let Some((challenger, _)) = self.model.challenger() else { return };
+        let champion = self.model.get();
+        if champion.info.model_version != outcome.summary.model_version || outcome.windows.is_empty() {
+            return;
+        }
+        let version = &challenger.info.model_version;
+        let now = domain::time::now_ms();
+        match crate::shadow::compare(champion.info.threshold, &outcome.points, &outcome.windows, &challenger) {
+            Ok(comparison) => {
+                self.model.shadow.record(version, &comparison, now);
+                self.emit(crate::telemetry::events::ShadowScored { challenger_version: version, comparison: &comparison });
+            }
+            Err(error) => {
+                self.model.shadow.failed(version, now);
+                self.emit(crate::telemetry::events::ShadowFailed { challenger_version: version, error: &error });
+            }
+        }
+    }
+
+    /// At most once a minute: has drift lasted long enough to recommend retraining?
+    fn watch_drift(&self) {
+        let now = domain::time::now_ms();
+        if !self.model.retrain.due(now) {
+            return;
+        }
+        let Some(report) = self.model.drift() else { return };
+        if let Some(recommendation) = self.model.retrain.observe(&report, now) {
+            self.emit(crate::telemetry::events::RetrainingRecommended(&recommendation));
+        }
     }
 
     /// Emits an event on this service's metrics.

@@ -8,7 +8,7 @@ use domain::{Alert, DeadLetter, IncidentMessage, RejectionKind, Severity};
 use pipeline::{BatchOutcome, StoreWrite};
 
 use super::metrics::{
-    Metrics, ANOMALIES, BATCH_DURATION, INCIDENTS, INVOCATIONS, MODEL_FOLLOW, MODEL_RELOADS, REFUSED,
+    Metrics, ANOMALIES, BATCH_DURATION, INCIDENTS, INVOCATIONS, MODEL_FOLLOW, MODEL_RELOADS, REFUSED, RETRAINING_RECOMMENDED, SHADOW_WINDOWS,
     STORE_WRITE_DURATION, STORE_WRITE_FAILURES, WINDOWS_SCORED,
 };
 
@@ -315,6 +315,54 @@ impl InternalEvent for ModelReloaded<'_> {
             }
         };
         metrics.add(&MODEL_RELOADS, &[outcome], 1);
+    }
+}
+
+/// A batch scored by the challenger in shadow: its windows by agreement with the champion.
+pub struct ShadowScored<'a> {
+    pub challenger_version: &'a str,
+    pub comparison: &'a crate::shadow::Comparison,
+}
+
+impl InternalEvent for ShadowScored<'_> {
+    fn emit(self, metrics: &Metrics) {
+        for agreement in crate::shadow::Agreement::ALL {
+            let n = self.comparison.count(agreement);
+            if n > 0 {
+                metrics.add(&SHADOW_WINDOWS, &[agreement.as_str(), self.challenger_version], n);
+            }
+        }
+    }
+}
+
+/// The challenger could not score a batch (the champion's work is unaffected).
+pub struct ShadowFailed<'a> {
+    pub challenger_version: &'a str,
+    pub error: &'a dyn std::error::Error,
+}
+
+impl InternalEvent for ShadowFailed<'_> {
+    fn emit(self, metrics: &Metrics) {
+        tracing::warn!(challenger = %self.challenger_version, error = %self.error, "the challenger could not score a batch in shadow");
+        metrics.add(&SHADOW_WINDOWS, &["failed", self.challenger_version], 1);
+    }
+}
+
+/// Drift lasted long enough: retraining the champion is recommended (the handler does not
+/// retrain by itself).
+pub struct RetrainingRecommended<'a>(pub &'a crate::retrain::Recommendation);
+
+impl InternalEvent for RetrainingRecommended<'_> {
+    fn emit(self, metrics: &Metrics) {
+        let r = self.0;
+        let features: Vec<String> = r.features.iter().take(5).map(|(f, psi)| format!("{f} (PSI {psi:.2})")).collect();
+        tracing::warn!(
+            model_version = %r.model_version,
+            drifting_since = %domain::time::format_ms(r.drifting_since_ms),
+            features = %features.join(", "),
+            "retraining recommended: the live windows have drifted from the training data for ANOMALY_RETRAIN_AFTER_HOURS (README, Updating the model)"
+        );
+        metrics.add(&RETRAINING_RECOMMENDED, &[&r.model_version], 1);
     }
 }
 

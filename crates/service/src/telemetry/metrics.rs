@@ -150,6 +150,21 @@ pub const MODEL_FOLLOW: Instrument = Instrument {
     labels: &["role", "outcome"],
     kind: Kind::Counter,
 };
+/// Per window of every batch the challenger scored in shadow.
+pub const SHADOW_WINDOWS: Instrument = Instrument {
+    name: "shadow_windows",
+    help: "Windows scored by the challenger in shadow, by agreement with the champion (both, champion_only, challenger_only, neither; failed: batches it could not score)",
+    labels: &["agreement", "challenger_version"],
+    kind: Kind::Counter,
+};
+/// Once per unbroken run of drift as long as `ANOMALY_RETRAIN_AFTER_HOURS` (the alert rule
+/// `retraining-recommended` fires on it).
+pub const RETRAINING_RECOMMENDED: Instrument = Instrument {
+    name: "retraining_recommended",
+    help: "Drift lasted ANOMALY_RETRAIN_AFTER_HOURS: retraining the model in service is recommended",
+    labels: &["model_version"],
+    kind: Kind::Counter,
+};
 pub const MODEL_INFO: Instrument = Instrument {
     name: "model_info",
     help: "The model in service (value 1)",
@@ -170,7 +185,7 @@ pub const TELEMETRY_EXPORT_FAILURES: Instrument = Instrument {
 };
 
 /// Every metric this handler emits, in both exporters.
-pub const INSTRUMENTS: [&Instrument; 13] = [
+pub const INSTRUMENTS: [&Instrument; 15] = [
     &INVOCATIONS,
     &WINDOWS_SCORED,
     &ANOMALIES,
@@ -181,6 +196,8 @@ pub const INSTRUMENTS: [&Instrument; 13] = [
     &STORE_WRITE_FAILURES,
     &MODEL_RELOADS,
     &MODEL_FOLLOW,
+    &SHADOW_WINDOWS,
+    &RETRAINING_RECOMMENDED,
     &MODEL_INFO,
     &DRIFT_PSI,
     &TELEMETRY_EXPORT_FAILURES,

@@ -21,24 +21,20 @@ pub const LOAD_TRACKERS: &str = "SET NOCOUNT ON;
 SELECT r.ordinal, CAST(0 AS bigint) AS kind, t.version, t.state AS document, CAST(0 AS bigint) AS at_ms
 FROM OPENJSON(@P1) WITH (
     ordinal bigint '$.ordinal',
-    device_id nvarchar(128) '$.device_id',
-    model_version nvarchar(128) '$.model_version'
+    device_id nvarchar(128) '$.device_id'
 ) AS r
 JOIN dbo.incident_trackers AS t
     ON t.device_id = r.device_id COLLATE Latin1_General_100_BIN2
-    AND t.model_version = r.model_version COLLATE Latin1_General_100_BIN2
 UNION ALL
 SELECT r.ordinal, CAST(1 AS bigint), CAST(0 AS bigint), m.document, m.at_ms
 FROM OPENJSON(@P1) WITH (
     ordinal bigint '$.ordinal',
     device_id nvarchar(128) '$.device_id',
-    model_version nvarchar(128) '$.model_version',
     from_ms bigint '$.from_ms',
     to_ms bigint '$.to_ms'
 ) AS r
 JOIN dbo.incident_messages AS m
     ON m.device_id = r.device_id COLLATE Latin1_General_100_BIN2
-    AND m.model_version = r.model_version COLLATE Latin1_General_100_BIN2
     AND m.at_ms BETWEEN r.from_ms AND r.to_ms
 ORDER BY 1, 2, 5;";
 
@@ -68,11 +64,11 @@ FROM OPENJSON(@P1) WITH (
 INSERT INTO @written (ordinal)
 SELECT s.ordinal FROM @saves AS s
 JOIN dbo.incident_trackers AS t WITH (UPDLOCK, HOLDLOCK)
-    ON t.device_id = s.device_id AND t.model_version = s.model_version
+    ON t.device_id = s.device_id
     AND t.version = s.expected_version;
-UPDATE t SET t.version = t.version + 1, t.state = s.state, t.updated_at = @P2
+UPDATE t SET t.version = t.version + 1, t.model_version = s.model_version, t.state = s.state, t.updated_at = @P2
 FROM dbo.incident_trackers AS t
-JOIN @saves AS s ON t.device_id = s.device_id AND t.model_version = s.model_version
+JOIN @saves AS s ON t.device_id = s.device_id
 JOIN @written AS w ON w.ordinal = s.ordinal
 WHERE s.expected_version IS NOT NULL;
 INSERT INTO @written (ordinal)
@@ -80,7 +76,7 @@ SELECT s.ordinal FROM @saves AS s
 WHERE s.expected_version IS NULL
     AND NOT EXISTS (
         SELECT 1 FROM dbo.incident_trackers AS t WITH (UPDLOCK, HOLDLOCK)
-        WHERE t.device_id = s.device_id AND t.model_version = s.model_version);
+        WHERE t.device_id = s.device_id);
 INSERT INTO dbo.incident_trackers (device_id, model_version, version, state, updated_at)
 SELECT s.device_id, s.model_version, 1, s.state, @P2
 FROM @saves AS s JOIN @written AS w ON w.ordinal = s.ordinal
@@ -138,7 +134,6 @@ OPTION (RECOMPILE);";
 struct RequestRow<'a> {
     ordinal: usize,
     device_id: &'a str,
-    model_version: &'a str,
     from_ms: i64,
     to_ms: i64,
 }
@@ -176,11 +171,9 @@ pub fn load(requests: &[TrackerRequest]) -> Result<Statement, StoreError> {
         .enumerate()
         .map(|(ordinal, r)| {
             check_length("device_id", &r.device_id, MAX_KEY_UNITS)?;
-            check_length("model_version", &r.model_version, MAX_KEY_UNITS)?;
             Ok(RequestRow {
                 ordinal,
                 device_id: &r.device_id,
-                model_version: &r.model_version,
                 from_ms: r.from_ms,
                 to_ms: r.to_ms,
             })

@@ -33,6 +33,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "V003__incidents.sql",
         sql: include_str!("../../../../sql/V003__incidents.sql"),
     },
+    Migration {
+        version: 4,
+        name: "V004__idempotent_across_models.sql",
+        sql: include_str!("../../../../sql/V004__idempotent_across_models.sql"),
+    },
 ];
 
 pub const BOOTSTRAP: &str = "IF OBJECT_ID(N'dbo.schema_migrations', N'U') IS NULL

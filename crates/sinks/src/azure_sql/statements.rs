@@ -63,8 +63,7 @@ FROM (
         j.contributions, j.features, j.top_channel, j.explanation, j.partition_id, j.sequence_number,
         j.event_offset, j.enqueued_time, j.inserted_at,
         ROW_NUMBER() OVER (
-            PARTITION BY j.device_id COLLATE Latin1_General_100_BIN2, j.window_end COLLATE Latin1_General_100_BIN2,
-                j.model_version COLLATE Latin1_General_100_BIN2
+            PARTITION BY j.device_id COLLATE Latin1_General_100_BIN2, j.window_end COLLATE Latin1_General_100_BIN2
             ORDER BY j.ordinal) AS occurrence
     FROM OPENJSON(@P1) WITH (
         device_id nvarchar(128) '$.device_id',
@@ -90,8 +89,7 @@ WHERE b.occurrence = 1
     AND NOT EXISTS (
         SELECT 1 FROM dbo.anomalies AS a WITH (UPDLOCK, HOLDLOCK)
         WHERE a.device_id = b.device_id COLLATE Latin1_General_100_BIN2
-            AND a.window_end = b.window_end COLLATE Latin1_General_100_BIN2
-            AND a.model_version = b.model_version COLLATE Latin1_General_100_BIN2);
+            AND a.window_end = b.window_end COLLATE Latin1_General_100_BIN2);
 SELECT CAST(@@ROWCOUNT AS bigint) AS inserted;";
 
 /// Newest window first by instant; ties by device, then newest insert (as SQLite). `RECOMPILE`

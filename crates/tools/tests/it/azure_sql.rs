@@ -129,8 +129,9 @@ async fn concurrent_redelivery_to_two_instances_stores_each_row_once_on_the_gate
     let (a, b) = (Arc::new(a), Arc::new(b));
     let mut rows = crate::store_contract::rows_for_round_trip_count(500);
     let tag = format!("race-{}", std::process::id());
+    // Windows of its own (rows are unique by device and window, whatever the model).
     for r in &mut rows {
-        r.model_version = tag.clone();
+        r.device_id = format!("{}-{tag}", r.device_id);
     }
     let (ra, rb) = tokio::join!(a.insert(rows.clone()), b.insert(rows.clone()));
     assert_eq!(

@@ -85,7 +85,7 @@ fn incidents_reads_the_handlers_settings_and_names_a_bad_one() {
         stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(messages.len(), 1, "{stdout}");
     assert_eq!(messages[0]["transition"], "opened");
-    assert_eq!(messages[0]["incident"]["incident_id"], "m/valve/2026-01-01T00:01:00Z");
+    assert_eq!(messages[0]["incident"]["incident_id"], "valve/2026-01-01T00:01:00Z");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("1 incidents opened") && stderr.contains("1 still open"), "{stderr}");
 

@@ -257,6 +257,26 @@ pub(crate) fn readme_settings() -> BTreeSet<String> {
         .collect()
 }
 
+/// Every setting the handler reads is in the README's configuration table (the names as the
+/// configuration code spells them).
+#[test]
+fn the_readme_documents_every_setting_the_handler_reads() {
+    let table = readme_settings();
+    let mut read = BTreeSet::new();
+    for file in ["crates/service/src/configuration.rs", "crates/model-store/src/settings.rs", "crates/sinks/src/azure_sql/settings.rs"] {
+        let text = std::fs::read_to_string(repo_path(file)).unwrap();
+        for part in text.split('"').skip(1).step_by(2) {
+            let setting = part.starts_with("ANOMALY_") || part.starts_with("FUNCTIONS_") || part == "APPLICATIONINSIGHTS_CONNECTION_STRING";
+            if setting && part.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                read.insert(part.to_string());
+            }
+        }
+    }
+    assert!(read.len() >= 20, "{read:?}");
+    let missing: Vec<_> = read.difference(&table).collect();
+    assert!(missing.is_empty(), "read by the handler, not in the README's table: {missing:?}");
+}
+
 /// `%Name%` references in every function.json.
 pub(crate) fn function_json_settings() -> BTreeSet<String> {
     let mut paths = Vec::new();
@@ -283,8 +303,9 @@ fn the_function_app_sets_every_setting_the_handler_and_function_json_read() {
         .filter_map(|l| l.strip_suffix('\''))
         .map(str::to_string)
         .collect();
-    // Set by the host itself, or not needed because the package puts the library beside the binary.
-    let not_ours = ["FUNCTIONS_CUSTOMHANDLER_PORT", "ORT_DYLIB_PATH"];
+    // Set by the host itself, or not needed because the package puts the library beside the
+    // binary, or the account-key form of the model store (Azurite; Azure uses the identity form).
+    let not_ours = ["FUNCTIONS_CUSTOMHANDLER_PORT", "ORT_DYLIB_PATH", "ANOMALY_MODEL_STORE"];
     let table = readme_settings();
     assert!(table.len() >= 15, "{table:?}");
     for name in table.iter().filter(|n| !not_ours.contains(&n.as_str())) {

@@ -289,3 +289,112 @@ async fn shared_key_handler_follows_the_pointer_and_never_serves_an_unverified_m
     ])
     .await;
 }
+
+/// `n` windows of two devices from the `skip`-th on, every third one shifted far off (anomalous
+/// for the default model and its variants), as the host delivers them.
+fn batch(skip: usize, n: usize) -> serde_json::Value {
+    let mut w: Vec<_> = healthy_windows(2, 6.0, 77).into_iter().skip(skip).take(n).collect();
+    for window in w.iter_mut().step_by(3) {
+        shift_channel(window, "vibration", 60.0);
+    }
+    invocation(encoded(serde_json::json!(texts(&w))), many_metadata(n, skip as i64 + 1))
+}
+
+#[tokio::test]
+async fn shared_key_a_challenger_is_scored_in_shadow_and_never_stored_or_alerted() {
+    let azurite = azurite_or_skip!();
+    let store = store(&azurite, "shadow");
+    model_ops::promote(&store, Some(&checked("ae-shadow-champ")), "op").await.unwrap();
+    // A trigger-happy challenger: its threshold is a hundredth of the champion's.
+    let eager = model_ops::check(model_variant("ae-shadow-eager", Some("0.00095652007255163")), "eager").unwrap();
+    model_ops::challenge(&store, Some(&eager), "op").await.unwrap();
+    let app = spawn_app_with(|s| {
+        s.model_store = Some(settings(&azurite, "shadow"));
+        s.model_poll = std::time::Duration::from_millis(200);
+    })
+    .await;
+    let body: serde_json::Value = app.get("/api/model").await.json().await.unwrap();
+    assert_eq!(body["challenger"]["model_version"], "ae-shadow-eager", "set before the first invocation");
+    assert_eq!(body["challenger"]["shadow"], serde_json::Value::Null, "nothing scored yet");
+
+    let (status, reply) = invoke(&app, &batch(0, 30)).await;
+    assert_eq!(status, 200);
+    let champion_alerts = alerts(&reply);
+    assert_eq!(champion_alerts.len(), 10, "the champion's alerts only");
+    assert!(champion_alerts.iter().all(|a| a["model_version"] == "ae-shadow-champ"));
+    assert_eq!(app.stored_count().await, 10, "the challenger's verdicts are not stored");
+
+    let body: serde_json::Value = app.get("/api/model").await.json().await.unwrap();
+    let hour = &body["challenger"]["shadow"]["hours"][0];
+    assert_eq!(hour["windows"], 30);
+    assert_eq!(hour["both"], 10);
+    assert_eq!(hour["champion_only"], 0);
+    assert!(hour["challenger_only"].as_u64().unwrap() > 0, "{hour}");
+    assert!(hour["challenger_anomaly_rate"].as_f64().unwrap() > hour["champion_anomaly_rate"].as_f64().unwrap());
+    let ratios: u64 = hour["challenger_score_ratio"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).sum();
+    assert_eq!(ratios, 30);
+    app.assert_metrics(&["sensor_anomaly_shadow_windows_total{agreement=\"both\",challenger_version=\"ae-shadow-eager\"} 10"]).await;
+}
+
+/// Two instances, one store: both switch within the poll interval; a batch re-delivered to an
+/// instance on the other model (the fleet mid-switch) is stored once, its alerts and incident
+/// messages keep their ids.
+#[tokio::test]
+async fn shared_key_two_instances_switch_together_and_a_redelivery_across_models_is_stored_once() {
+    let azurite = azurite_or_skip!();
+    let store = store(&azurite, "fleet");
+    model_ops::promote(&store, Some(&checked("ae-fleet-old-01")), "op").await.unwrap();
+    let shared = Scratch::new("fleet-store");
+    let db = shared.path("anomalies.sqlite");
+    let instance = |poll_ms: u64| {
+        let (settings, db) = (settings(&azurite, "fleet"), db.clone());
+        spawn_app_with(move |s| {
+            s.model_store = Some(settings);
+            s.model_poll = std::time::Duration::from_millis(poll_ms);
+            s.sqlite_path = db;
+        })
+    };
+    let (a, b) = (instance(250).await, instance(250).await);
+    // A third instance that polls hourly: it stays on the old model after the promotion.
+    let laggard = instance(3_600_000).await;
+
+    let (status, first) = invoke(&a, &batch(0, 30)).await;
+    assert_eq!(status, 200);
+    assert_eq!(a.stored_count().await, 10);
+
+    let started = std::time::Instant::now();
+    model_ops::promote(&store, Some(&checked("ae-fleet-new-01")), "op").await.unwrap();
+    let (_, took_a) = wait_model(&a, "instance a", |m| m["model_version"] == "ae-fleet-new-01").await;
+    let (_, took_b) = wait_model(&b, "instance b", |m| m["model_version"] == "ae-fleet-new-01").await;
+    let fleet = started.elapsed();
+    eprintln!("fleet switched in {fleet:?} (a {took_a:?}, b {took_b:?}; poll 250 ms)");
+    assert!(fleet < std::time::Duration::from_secs(5), "{fleet:?}");
+
+    // The first batch re-delivered to b (now on the new model): nothing stored again, the same
+    // alert ids and incident message ids.
+    let (status, again) = invoke(&b, &batch(0, 30)).await;
+    assert_eq!(status, 200);
+    assert_eq!(b.stored_count().await, 10);
+    let ids = |reply: &serde_json::Value, binding: &str| -> Vec<String> {
+        let mut ids: Vec<String> = output(reply, binding)
+            .iter()
+            .map(|m| m.get("alert_id").or_else(|| m.get("message_id")).unwrap().as_str().unwrap().to_string())
+            .collect();
+        ids.sort();
+        ids
+    };
+    assert_eq!(ids(&again, "alerts"), ids(&first, "alerts"));
+    assert_eq!(ids(&again, "incidents"), ids(&first, "incidents"));
+    assert!(!ids(&first, "incidents").is_empty());
+
+    // A new batch reaches b (new model) and then the laggard (old model): stored once, alerted
+    // under one id per window.
+    let (_, on_new) = invoke(&b, &batch(100, 30)).await;
+    let stored = b.stored_count().await;
+    assert_eq!(stored, 20);
+    let laggard_model: serde_json::Value = laggard.get("/api/model").await.json().await.unwrap();
+    assert_eq!(laggard_model["model_version"], "ae-fleet-old-01");
+    let (_, on_old) = invoke(&laggard, &batch(100, 30)).await;
+    assert_eq!(laggard.stored_count().await, stored, "the window is stored once, whichever champion scored it");
+    assert_eq!(ids(&on_old, "alerts"), ids(&on_new, "alerts"));
+}

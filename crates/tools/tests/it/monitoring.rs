@@ -22,11 +22,12 @@ use crate::helpers::repo_path;
 
 /// The span names exported as dependencies (asserted in `app_insights.rs`).
 pub const DEPENDENCY_NAMES: [&str; 3] = ["store.insert", "onnxruntime.run", "outputs.build"];
-pub const ALERT_QUERIES: [&str; 4] = [
+pub const ALERT_QUERIES: [&str; 5] = [
     "anomaly-rate.kql",
     "invocation-latency.kql",
     "drift.kql",
     "failed-invocations.kql",
+    "retraining-recommended.kql",
 ];
 
 fn queries() -> Vec<(String, String)> {

@@ -153,8 +153,7 @@ async fn alerts_carry_the_explanation_and_are_forwardable_strings() {
     assert_eq!(
         a["alert_id"],
         format!(
-            "{}/{}/{}",
-            a["model_version"].as_str().unwrap(),
+            "{}/{}",
             a["device_id"].as_str().unwrap(),
             a["window_end"].as_str().unwrap()
         )

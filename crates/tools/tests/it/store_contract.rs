@@ -62,7 +62,8 @@ pub async fn keeps_the_contract(store: &dyn AnomalyStore) {
     store.ping().await.expect("ping on a healthy store");
     assert!(ends(store, query(None, None, 10)).await.is_empty());
 
-    // Idempotent: the same rows again are not new; another model version is another row.
+    // Idempotent: the same rows again are not new, whichever model scored them (a window
+    // re-delivered while the fleet switches champions is stored once).
     let rows = vec![
         row("d1", "2026-01-01T00:01:00Z", "v1"),
         row("d1", "2026-01-01T00:01:00.5Z", "v1"),
@@ -79,10 +80,13 @@ pub async fn keeps_the_contract(store: &dyn AnomalyStore) {
             ])
             .await
             .unwrap(),
-        1
+        0
     );
+    let kept = store.history(query(Some("d1"), None, 10)).await.unwrap();
+    assert!(kept.iter().all(|r| r.model_version == "v1"), "the first stored verdict stays");
     // The same instant written differently is the same window only when the text is canonical;
     // the pipeline canonicalises before storing, so stores compare the text they are given.
+    assert_eq!(store.insert(vec![row("d1", "2026-01-01T00:01:00.000Z", "v2")]).await.unwrap(), 1);
 
     // Stored as given, with the store's insert time.
     let stored = store.history(query(Some("d2"), None, 10)).await.unwrap();
@@ -108,7 +112,7 @@ pub async fn keeps_the_contract(store: &dyn AnomalyStore) {
         ends(store, query(None, None, 10)).await,
         [
             ("d1".into(), "2026-01-01T00:01:00.5Z".into()),
-            ("d1".into(), "2026-01-01T00:01:00Z".into()),
+            ("d1".into(), "2026-01-01T00:01:00.000Z".into()),
             ("d1".into(), "2026-01-01T00:01:00Z".into()),
             ("d2".into(), "2026-01-01T00:00:59Z".into()),
         ]
@@ -204,7 +208,7 @@ async fn keys_mean_the_same_everywhere(store: &dyn AnomalyStore) {
 
 fn incident(device: &str, first: &str, last: &str, status: IncidentStatus) -> Incident {
     Incident {
-        incident_id: Incident::id("v1", device, first),
+        incident_id: Incident::id(device, first),
         device_id: device.into(),
         model_version: "v1".into(),
         status,
@@ -238,7 +242,6 @@ fn tracker(device: &str, watermark: &str) -> TrackerState {
 fn request(device: &str, from: &str, to: &str) -> TrackerRequest {
     TrackerRequest {
         device_id: device.into(),
-        model_version: "v1".into(),
         from_ms: sinks::unix_ms(from).unwrap(),
         to_ms: sinks::unix_ms(to).unwrap(),
     }
@@ -306,13 +309,24 @@ async fn keeps_the_incident_contract(store: &dyn AnomalyStore) {
     assert_eq!(loaded[1].tracker.as_ref().map(|t| t.version), Some(2));
     assert_eq!(loaded[1].messages, vec![opened.clone(), closing.clone()], "window order, each once");
 
+    // One tracker per device whatever the model: a new champion's save moves the same tracker
+    // (it continues the device's incident), and creating another under it is a conflict.
+    let mut by_next_model = tracker("inc-2", t2);
+    by_next_model.model_version = "v2".into();
+    let created = store.save_trackers(vec![save(by_next_model.clone(), None, vec![], vec![])]).await.unwrap();
+    assert_eq!((created.saved, created.conflicts), (0, vec!["inc-2".to_string()]));
+    let moved = store.save_trackers(vec![save(by_next_model.clone(), Some(1), vec![], vec![])]).await.unwrap();
+    assert_eq!(moved.saved, 1);
+    let loaded = store.load_trackers(vec![request("inc-2", t1, t2)]).await.unwrap().remove(0).tracker.unwrap();
+    assert_eq!((loaded.version, loaded.state.model_version.as_str()), (2, "v2"));
+
     // Listing: open first, then by activity; filters by device, status and activity time.
     let late = incident("inc-3", t1, t2, IncidentStatus::Resolved);
     let third = save(tracker("inc-3", t2), None, vec![late.clone()], vec![]);
     store.save_trackers(vec![third]).await.unwrap();
     assert_eq!(
         incident_ids(store, incidents_query(None, None, None)).await,
-        [Incident::id("v1", "inc-2", t1), resolved.incident_id.clone(), late.incident_id.clone()]
+        [Incident::id("inc-2", t1), resolved.incident_id.clone(), late.incident_id.clone()]
     );
     assert_eq!(incident_ids(store, incidents_query(None, Some(IncidentStatus::Resolved), Some(t3))).await, [resolved.incident_id.clone()]);
     assert_eq!(incident_ids(store, incidents_query(Some("inc-3"), None, None)).await, [late.incident_id.clone()]);
@@ -351,6 +365,63 @@ pub fn rows_for_round_trip_count(n: usize) -> Vec<AnomalyRow> {
             )
         })
         .collect()
+}
+
+/// A database written before keys left out the model version (schema version 0) is rebuilt on
+/// open: of one window's rows the first stored stays, of one device's trackers the one written
+/// last; what the new keys promise holds from then on.
+#[tokio::test]
+async fn sqlite_store_migrates_a_database_keyed_by_model_version() {
+    let scratch = Scratch::new("sqlite-v0");
+    let path = scratch.path("old.sqlite");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE anomalies (
+                id INTEGER PRIMARY KEY, device_id TEXT NOT NULL, window_end TEXT NOT NULL, window_end_ms INTEGER NOT NULL,
+                model_version TEXT NOT NULL, score REAL NOT NULL, threshold REAL NOT NULL, severity TEXT NOT NULL,
+                contributions TEXT NOT NULL, features TEXT NOT NULL, top_channel TEXT NOT NULL, explanation TEXT NOT NULL,
+                partition_id TEXT, sequence_number INTEGER, event_offset TEXT, enqueued_time TEXT, inserted_at TEXT NOT NULL,
+                UNIQUE (device_id, window_end, model_version));
+             CREATE TABLE incident_trackers (device_id TEXT NOT NULL, model_version TEXT NOT NULL, version INTEGER NOT NULL,
+                state TEXT NOT NULL, updated_at TEXT NOT NULL, PRIMARY KEY (device_id, model_version));
+             CREATE TABLE incident_messages (message_id TEXT PRIMARY KEY, device_id TEXT NOT NULL, model_version TEXT NOT NULL,
+                at_ms INTEGER NOT NULL, document TEXT NOT NULL);
+             CREATE INDEX incident_messages_by_window ON incident_messages (device_id, model_version, at_ms);",
+        )
+        .unwrap();
+        for (version, score) in [("v1", 1.5), ("v2", 2.5)] {
+            conn.execute(
+                "INSERT INTO anomalies (device_id, window_end, window_end_ms, model_version, score, threshold, severity,
+                    contributions, features, top_channel, explanation, inserted_at)
+                 VALUES ('d1', '2026-01-01T00:01:00Z', 1767225660000, ?1, ?2, 1.0, 'low', '{}', '{}', 'x', 'e', 't')",
+                rusqlite::params![version, score],
+            )
+            .unwrap();
+        }
+        for (version, watermark, updated) in [("v2", "2026-01-01T00:05:00Z", "2026-01-02"), ("v1", "2026-01-01T00:03:00Z", "2026-01-01")] {
+            let state = serde_json::to_string(&tracker("d1", watermark)).unwrap();
+            conn.execute(
+                "INSERT INTO incident_trackers VALUES ('d1', ?1, 3, ?2, ?3)",
+                rusqlite::params![version, state, updated],
+            )
+            .unwrap();
+        }
+    }
+    let store = SqliteStore::open(&path, std::time::Duration::from_millis(500)).unwrap();
+    let rows = store.history(query(Some("d1"), None, 10)).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!((rows[0].model_version.as_str(), rows[0].score), ("v1", 1.5), "the first stored row stays");
+    let loaded = store.load_trackers(vec![request("d1", "2026-01-01T00:00:00Z", "2026-01-01T00:01:00Z")]).await.unwrap();
+    assert_eq!(loaded[0].tracker.as_ref().unwrap().state.watermark, "2026-01-01T00:05:00Z", "the tracker written last stays");
+    assert_eq!(store.insert(vec![row("d1", "2026-01-01T00:01:00Z", "v3")]).await.unwrap(), 0);
+    drop(store);
+    // Opening it again changes nothing; the schema version is recorded.
+    let store = SqliteStore::open(&path, std::time::Duration::from_millis(500)).unwrap();
+    assert_eq!(store.history(query(None, None, 10)).await.unwrap().len(), 1);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+    assert_eq!(version, 1);
 }
 
 #[tokio::test]

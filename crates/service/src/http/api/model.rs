@@ -17,6 +17,7 @@ pub async fn model_info(State(state): AppStateRef) -> Response {
             "detector": m.info.detector,
             "threshold": m.info.threshold,
             "origin": origin,
+            "shadow": state.model.shadow.report(&m.info.model_version),
         })
     });
     let model_store = state.follower.as_ref().map(|f| {

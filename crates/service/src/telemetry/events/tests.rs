@@ -227,6 +227,20 @@ fn every_event_reaches_both_exporters_with_the_declared_names_and_labels() {
     ModelReloaded::Replaced { from: "a", to: "b", source: "f" }.emit(&metrics);
     let error = std::io::Error::other("bad file");
     ModelReloaded::Refused { serving: "b", error: &error }.emit(&metrics);
+    ModelFollowed::Switched { from: "a", to: "b", source: "blob" }.emit(&metrics);
+    ModelFollowed::ChallengerSet { model_version: "c", blob: "blob" }.emit(&metrics);
+    ModelFollowed::ChallengerCleared.emit(&metrics);
+    ModelFollowed::Refused { role: Role::Challenger, model_version: "c", error: &error }.emit(&metrics);
+    ModelFollowed::Unreachable { store: "http://store/models", error: &error }.emit(&metrics);
+    let comparison = crate::shadow::Comparison { counts: [1, 2, 3, 4], ..Default::default() };
+    ShadowScored { challenger_version: "c", comparison: &comparison }.emit(&metrics);
+    ShadowFailed { challenger_version: "c", error: &error }.emit(&metrics);
+    let recommendation = crate::retrain::Recommendation {
+        model_version: "b".into(),
+        drifting_since_ms: 0,
+        features: vec![("temperature_mean".into(), 0.4)],
+    };
+    RetrainingRecommended(&recommendation).emit(&metrics);
 
     let prometheus = prometheus_series(&metrics.render());
     provider.force_flush().unwrap();

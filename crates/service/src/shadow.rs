@@ -1,0 +1,258 @@
+//! Shadow scoring: when the model store names a challenger, every window of every `ScoreWindows`
+//! batch is scored by it too, after the batch's own work. Its verdicts are never stored and raise
+//! no alert; what is kept is how it compares with the champion, per hour of the handler's clock:
+//! agreement (both anomalous, only the champion, only the challenger, neither), each model's
+//! anomaly (would-be alert) rate, and the distribution of each model's score relative to its own
+//! threshold. The counts go to the metrics (`shadow_windows`) and to `/api/model`.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
+use serde::Serialize;
+
+use domain::{ScoredPoint, Severity, WindowRecord};
+use scoring::{Model, ModelError};
+
+/// Hours of comparison kept (two days: a full daily cycle with room).
+pub const SHADOW_HOURS: usize = 48;
+/// Upper edges of the score/threshold buckets; the last bucket is everything from 4 up. A window
+/// is anomalous from 1.
+pub const RATIO_EDGES: [f64; 7] = [0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 4.0];
+const BUCKETS: usize = RATIO_EDGES.len() + 1;
+
+/// How the two models' verdicts on one window compare (the `agreement` label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Agreement {
+    Both,
+    ChampionOnly,
+    ChallengerOnly,
+    Neither,
+}
+
+impl Agreement {
+    pub const ALL: [Agreement; 4] = [Agreement::Both, Agreement::ChampionOnly, Agreement::ChallengerOnly, Agreement::Neither];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Agreement::Both => "both",
+            Agreement::ChampionOnly => "champion_only",
+            Agreement::ChallengerOnly => "challenger_only",
+            Agreement::Neither => "neither",
+        }
+    }
+
+    fn of(champion: bool, challenger: bool) -> Self {
+        match (champion, challenger) {
+            (true, true) => Agreement::Both,
+            (true, false) => Agreement::ChampionOnly,
+            (false, true) => Agreement::ChallengerOnly,
+            (false, false) => Agreement::Neither,
+        }
+    }
+}
+
+/// One batch compared.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Comparison {
+    /// Windows by [`Agreement`], in [`Agreement::ALL`] order.
+    pub counts: [u64; 4],
+    pub champion_ratios: [u64; BUCKETS],
+    pub challenger_ratios: [u64; BUCKETS],
+}
+
+impl Comparison {
+    pub fn count(&self, agreement: Agreement) -> u64 {
+        self.counts[Agreement::ALL.iter().position(|a| *a == agreement).unwrap_or(0)]
+    }
+
+    pub fn windows(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+}
+
+fn bucket(ratio: f64) -> usize {
+    RATIO_EDGES.iter().position(|&edge| ratio < edge).unwrap_or(RATIO_EDGES.len())
+}
+
+/// Scores `records` with `challenger` in one run and compares each window with the champion's
+/// point for it. `points` are the champion's verdicts in record order, without the windows it
+/// could not score (those, and the challenger's own non-finite scores, are left out).
+pub fn compare(
+    champion_threshold: f64,
+    points: &[ScoredPoint],
+    records: &[WindowRecord],
+    challenger: &Model,
+) -> Result<Comparison, ModelError> {
+    let verdicts = challenger.assess(records)?;
+    let threshold = challenger.info.threshold;
+    let mut out = Comparison::default();
+    let mut next = points.iter().peekable();
+    for (i, record) in records.iter().enumerate() {
+        let Some(point) = next.next_if(|p| p.device_id == record.device_id && p.window_end_ms == record.window_end_ms) else {
+            continue; // the champion could not score it
+        };
+        if !verdicts.is_finite(i) {
+            continue;
+        }
+        let champion = point.severity != Severity::Normal;
+        let challenger_anomalous = verdicts.severity(i) != Severity::Normal;
+        let agreement = Agreement::of(champion, challenger_anomalous);
+        out.counts[Agreement::ALL.iter().position(|a| *a == agreement).unwrap_or(0)] += 1;
+        out.champion_ratios[bucket(point.score / champion_threshold)] += 1;
+        out.challenger_ratios[bucket(verdicts.score(i) / threshold)] += 1;
+    }
+    Ok(out)
+}
+
+/// One hour of comparison.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ShadowHour {
+    /// The hour's start (RFC 3339, the handler's clock).
+    pub hour: String,
+    #[serde(skip)]
+    hour_ms: i64,
+    pub windows: u64,
+    pub both: u64,
+    pub champion_only: u64,
+    pub challenger_only: u64,
+    pub neither: u64,
+    /// Anomalous windows / windows: what each would have alerted on.
+    pub champion_anomaly_rate: f64,
+    pub challenger_anomaly_rate: f64,
+    /// Windows per score/threshold bucket (edges [`RATIO_EDGES`]).
+    pub champion_score_ratio: [u64; BUCKETS],
+    pub challenger_score_ratio: [u64; BUCKETS],
+    /// Batches the challenger could not score.
+    pub failures: u64,
+}
+
+impl ShadowHour {
+    fn add(&mut self, c: &Comparison) {
+        self.both += c.count(Agreement::Both);
+        self.champion_only += c.count(Agreement::ChampionOnly);
+        self.challenger_only += c.count(Agreement::ChallengerOnly);
+        self.neither += c.count(Agreement::Neither);
+        self.windows += c.windows();
+        for (sum, n) in self.champion_score_ratio.iter_mut().zip(c.champion_ratios) {
+            *sum += n;
+        }
+        for (sum, n) in self.challenger_score_ratio.iter_mut().zip(c.challenger_ratios) {
+            *sum += n;
+        }
+        let rate = |n: u64| if self.windows == 0 { 0.0 } else { n as f64 / self.windows as f64 };
+        self.champion_anomaly_rate = rate(self.both + self.champion_only);
+        self.challenger_anomaly_rate = rate(self.both + self.challenger_only);
+    }
+}
+
+/// What `/api/model` shows of the shadow.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ShadowReport {
+    pub challenger_version: String,
+    /// When this challenger's comparison started.
+    pub since: String,
+    pub ratio_edges: [f64; 7],
+    /// Newest hour first.
+    pub hours: Vec<ShadowHour>,
+}
+
+struct Log {
+    challenger_version: String,
+    since: String,
+    hours: VecDeque<ShadowHour>,
+}
+
+/// The comparison of the current challenger, hour by hour; it starts over with each challenger.
+#[derive(Default)]
+pub struct Shadow {
+    log: Mutex<Option<Log>>,
+}
+
+const HOUR_MS: i64 = 3_600_000;
+
+impl Shadow {
+    fn with_hour(&self, challenger_version: &str, now_ms: i64, f: impl FnOnce(&mut ShadowHour)) {
+        let mut guard = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        if guard.as_ref().is_none_or(|l| l.challenger_version != challenger_version) {
+            *guard = Some(Log {
+                challenger_version: challenger_version.to_string(),
+                since: domain::time::format_ms(now_ms),
+                hours: VecDeque::new(),
+            });
+        }
+        let Some(log) = guard.as_mut() else { return };
+        let hour_ms = now_ms.div_euclid(HOUR_MS) * HOUR_MS;
+        if log.hours.front().is_none_or(|h| h.hour_ms != hour_ms) {
+            log.hours.push_front(ShadowHour {
+                hour: domain::time::format_ms(hour_ms),
+                hour_ms,
+                ..ShadowHour::default()
+            });
+            log.hours.truncate(SHADOW_HOURS);
+        }
+        if let Some(hour) = log.hours.front_mut() {
+            f(hour);
+        }
+    }
+
+    pub fn record(&self, challenger_version: &str, comparison: &Comparison, now_ms: i64) {
+        self.with_hour(challenger_version, now_ms, |h| h.add(comparison));
+    }
+
+    pub fn failed(&self, challenger_version: &str, now_ms: i64) {
+        self.with_hour(challenger_version, now_ms, |h| h.failures += 1);
+    }
+
+    /// The comparison of `challenger_version`, if that is the one being recorded.
+    pub fn report(&self, challenger_version: &str) -> Option<ShadowReport> {
+        let guard = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        let log = guard.as_ref().filter(|l| l.challenger_version == challenger_version)?;
+        Some(ShadowReport {
+            challenger_version: log.challenger_version.clone(),
+            since: log.since.clone(),
+            ratio_edges: RATIO_EDGES,
+            hours: log.hours.iter().cloned().collect(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_put_the_threshold_at_one() {
+        assert_eq!(bucket(0.0), 0);
+        assert_eq!(bucket(0.99), 3);
+        assert_eq!(bucket(1.0), 4);
+        assert_eq!(bucket(3.9), 6);
+        assert_eq!(bucket(4.0), 7);
+        assert_eq!(bucket(f64::INFINITY), 7);
+    }
+
+    #[test]
+    fn hours_roll_over_and_a_new_challenger_starts_over() {
+        let shadow = Shadow::default();
+        let c = Comparison { counts: [1, 2, 3, 4], ..Comparison::default() };
+        let t0 = 1_767_225_600_000; // 2026-01-01T00:00:00Z
+        shadow.record("c1", &c, t0 + 5);
+        shadow.record("c1", &c, t0 + 10);
+        shadow.failed("c1", t0 + 11);
+        shadow.record("c1", &c, t0 + HOUR_MS + 1);
+        let report = shadow.report("c1").unwrap();
+        assert_eq!(report.hours.len(), 2);
+        let older = &report.hours[1];
+        assert_eq!((older.windows, older.both, older.champion_only, older.challenger_only, older.neither, older.failures), (20, 2, 4, 6, 8, 1));
+        assert_eq!(older.hour, "2026-01-01T00:00:00Z");
+        assert!((older.champion_anomaly_rate - 6.0 / 20.0).abs() < 1e-12);
+        assert!((older.challenger_anomaly_rate - 8.0 / 20.0).abs() < 1e-12);
+        assert_eq!(shadow.report("c2"), None);
+        shadow.record("c2", &c, t0 + 2 * HOUR_MS);
+        assert_eq!(shadow.report("c1"), None);
+        assert_eq!(shadow.report("c2").unwrap().hours.len(), 1);
+        for i in 0..(SHADOW_HOURS as i64 + 5) {
+            shadow.record("c2", &c, t0 + i * HOUR_MS);
+        }
+        assert_eq!(shadow.report("c2").unwrap().hours.len(), SHADOW_HOURS);
+    }
+}
