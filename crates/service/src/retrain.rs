@@ -4,13 +4,19 @@
 //! line, the `retraining_recommended` metric, the alert rule of the same name). It does not
 //! retrain: the README shows the retrain → upload → shadow → promote loop. The watch starts over
 //! when drift ends or the champion changes.
+//!
+//! Drift only counts once the monitor covers its whole period (`ANOMALY_DRIFT_HOURS` of data):
+//! a few hours of a daily cycle read as drift against a training set that saw the whole day (a
+//! healthy simulated feed does after a restart), and would recommend retraining after every cold
+//! start.
 
 use std::sync::Mutex;
 use std::time::Duration;
 
 use scoring::drift::{DriftReport, DriftStatus};
 
-/// Drift is looked at no more often than this (a report walks every feature's bins).
+/// Drift is looked at no more often than this (a report walks every feature's bins), and at
+/// least ten times within the configured run.
 pub const CHECK_EVERY_MS: i64 = 60_000;
 
 /// What the signal carries.
@@ -33,21 +39,33 @@ struct State {
 
 pub struct RetrainWatch {
     after: Duration,
+    check_every_ms: i64,
     state: Mutex<State>,
+}
+
+/// Hours of data the report covers, from its first hour to the end of its last.
+fn covered_hours(report: &DriftReport) -> i64 {
+    let at = |t: &Option<String>| t.as_deref().and_then(domain::time::parse);
+    match (at(&report.from), at(&report.until)) {
+        (Some(from), Some(until)) => (until - from).whole_hours(),
+        _ => 0,
+    }
 }
 
 impl RetrainWatch {
     pub fn new(after: Duration) -> Self {
+        let tenth = i64::try_from(after.as_millis() / 10).unwrap_or(i64::MAX);
         RetrainWatch {
             after,
+            check_every_ms: tenth.min(CHECK_EVERY_MS),
             state: Mutex::new(State::default()),
         }
     }
 
-    /// Whether it is time to look at drift again (at most every [`CHECK_EVERY_MS`]).
+    /// Whether it is time to look at drift again.
     pub fn due(&self, now_ms: i64) -> bool {
         let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        state.last_check_ms.is_none_or(|t| now_ms - t >= CHECK_EVERY_MS)
+        state.last_check_ms.is_none_or(|t| now_ms - t >= self.check_every_ms)
     }
 
     /// Takes the drift `report` seen at `now_ms`; returns the recommendation when this look
@@ -62,7 +80,7 @@ impl RetrainWatch {
                 ..State::default()
             };
         }
-        if report.status != DriftStatus::Drift {
+        if report.status != DriftStatus::Drift || covered_hours(report) < report.hours {
             state.drifting_since_ms = None;
             state.signalled = false;
             return None;
@@ -99,8 +117,8 @@ mod tests {
             model_version: model.into(),
             windows: 500,
             hours: 24,
-            from: None,
-            until: None,
+            from: Some("2026-01-01T00:00:00Z".into()),
+            until: Some("2026-01-02T00:00:00Z".into()),
             warn_psi: scoring::drift::WARN_PSI,
             drift_psi: scoring::drift::DRIFT_PSI,
             features: vec![
@@ -131,11 +149,24 @@ mod tests {
     }
 
     #[test]
+    fn drift_over_part_of_the_period_does_not_count() {
+        let watch = RetrainWatch::new(Duration::ZERO);
+        let mut partial = report("m", 0.5);
+        partial.until = Some("2026-01-01T06:00:00Z".into());
+        assert_eq!(watch.observe(&partial, 0), None, "6 of 24 hours covered");
+        assert!(watch.observe(&report("m", 0.5), 1).is_some());
+    }
+
+    #[test]
     fn looks_at_most_once_a_minute() {
         let watch = RetrainWatch::new(Duration::from_secs(3600));
         assert!(watch.due(0));
         watch.observe(&report("m", 0.0), 0);
         assert!(!watch.due(CHECK_EVERY_MS - 1));
         assert!(watch.due(CHECK_EVERY_MS));
+        // A short run is looked at ten times within it.
+        let quick = RetrainWatch::new(Duration::from_secs(100));
+        quick.observe(&report("m", 0.0), 0);
+        assert!(quick.due(10_000) && !quick.due(9_999));
     }
 }

@@ -1,11 +1,26 @@
 //! Drift through the running handler: healthy simulated windows stay `ok`; one shifted feature
-//! drifts alone.
+//! drifts alone, and (with `ANOMALY_RETRAIN_AFTER_HOURS` at zero here) retraining is recommended
+//! once for it and never for the healthy feed.
 
 use serde_json::{json, Map, Value};
 
 use crate::helpers::{
-    encoded, healthy_windows, invocation, invoke, many_metadata, spawn_app, TestApp,
+    encoded, healthy_windows, invocation, invoke, many_metadata, spawn_app_with, TestApp,
 };
+
+/// A handler that recommends retraining as soon as it sees drift (the setting's floor is an
+/// hour; the watch itself is unit-tested over hours in `service::retrain`).
+async fn spawn_app() -> TestApp {
+    spawn_app_with(|s| s.retrain_after = std::time::Duration::ZERO).await
+}
+
+async fn recommendations(app: &TestApp) -> usize {
+    let text = app.get("/api/metrics").await.text().await.unwrap();
+    text.lines()
+        .filter(|l| l.starts_with("sensor_anomaly_retraining_recommended_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as usize
+}
 
 async fn feed(app: &TestApp, windows: &[Map<String, Value>]) {
     for (i, chunk) in windows.chunks(256).enumerate() {
@@ -59,6 +74,7 @@ async fn healthy_windows_stay_ok_and_a_shifted_feature_drifts_alone() {
     );
     assert_eq!(report["hours"], 24);
     assert_eq!(report["status"], "ok", "{:?}", psi(&report));
+    assert_eq!(recommendations(&app).await, 0);
 
     let model = app.state.model.get();
     let i = model
@@ -82,6 +98,7 @@ async fn healthy_windows_stay_ok_and_a_shifted_feature_drifts_alone() {
     let features = psi(&report);
     eprintln!("shifted: {features:?}");
     assert_eq!(report["status"], "drift");
+    assert_eq!(recommendations(&app).await, 1, "once for the run of drift, not per batch");
     for (feature, psi, status) in &features {
         if feature == "pressure_mean" {
             assert!(*psi >= 0.2, "{feature} {psi}");
