@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import shutil
 import statistics
 import subprocess
@@ -105,6 +106,9 @@ def main(argv=None) -> int:
         for i in range(a.promotions):
             target = models[(i + 1) % 2]
             version = "ae-lifecycle-0" + ("2" if (i + 1) % 2 else "1")
+            # At a random point of the poll interval, as an operator would: the switch time
+            # then spreads over the interval instead of always hitting just after a poll.
+            time.sleep(random.uniform(0, a.poll_secs))
             cli("promote", "--file", str(target), "--by", "bench")
             promoted = time.perf_counter()
             seen = {}
@@ -134,13 +138,30 @@ def main(argv=None) -> int:
             store_env["ANOMALY_MODEL_CONTAINER"] = "shadow"
             cli("promote", "--file", str(Path(a.model).absolute()), "--by", "bench")
             cli("challenge", "--file", str(models[0]), "--by", "bench")
+            # The handler with these settings serves the challenger in shadow (checked, so the
+            # comparison below is not of two identical runs).
+            check_env = dict(store_env, ANOMALY_MODEL_PATH=str(Path(a.model).absolute()),
+                             ANOMALY_SQLITE_PATH=str(scratch / "check.sqlite"),
+                             ORT_DYLIB_PATH=os.environ.get("ORT_DYLIB_PATH", str(ROOT / ".ort/lib")))
+            proc, check_port = start_handler([a.handler], check_env, cwd=scratch)
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{check_port}/api/model", timeout=5) as r:
+                    challenger = json.load(r)["challenger"]
+            finally:
+                proc.terminate()
+                proc.wait(timeout=30)
+            if not challenger or challenger["model_version"] != "ae-lifecycle-01":
+                sys.exit(f"the shadow run would have no challenger: {challenger}")
             bench_report = scratch / "bench-shadow.json"
             cmd = [sys.executable, str(ROOT / "scripts/bench.py"),
                    "--handler", f"alone={a.handler}", "--handler", f"shadow={a.handler}",
                    "--report", str(bench_report), *a.bench_args.split()]
             for setting in shadow_env:
                 cmd += ["--handler-env", f"shadow:{setting}"]
-            out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+            run = subprocess.run(cmd, capture_output=True, text=True)
+            if run.returncode != 0:
+                sys.exit(f"scripts/bench.py failed:\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}")
+            out = run.stdout
             print(out[out.find("| measure"):], flush=True)
             report["shadow"] = json.loads(bench_report.read_text())["medians"]
     finally:

@@ -30,8 +30,8 @@ pub enum FollowError {
     Model(#[from] ModelError),
     #[error("the file's metadata says model_version {found:?}, the pointer says {expected:?}")]
     VersionMismatch { expected: String, found: String },
-    #[error("the challenger's features differ from the champion's: it cannot be scored on the same windows")]
-    FeatureMismatch,
+    #[error("the challenger reads features the champion's windows do not carry ({}): it cannot be scored on the same windows", .0.join(", "))]
+    FeatureMismatch(Vec<String>),
     #[error("loading the model stopped: {0}")]
     Join(String),
 }
@@ -130,9 +130,10 @@ impl Follower {
         let Some(versioned) = pointer else {
             // No pointer (never set, or deleted): the packaged model.
             if !matches!(self.model.origin(), Origin::Packaged { .. }) {
+                let started = std::time::Instant::now();
                 match load_packaged(self.packaged.clone()).await {
                     Ok((model, origin)) => {
-                        self.switch_champion(model, origin, "packaged", metrics);
+                        self.switch_champion(model, origin, "packaged", started.elapsed(), metrics);
                         polled.champion_switched = true;
                     }
                     Err(error) => {
@@ -154,10 +155,11 @@ impl Follower {
         let mut complete = true;
 
         if self.model.origin().sha256() != Some(pointer.champion.sha256.as_str()) && !seen.refused.contains(&pointer.champion.sha256) {
+            let started = std::time::Instant::now();
             match self.fetch(&pointer.champion).await {
                 Ok(model) => {
                     let origin = Origin::Store { blob: pointer.champion.blob.clone(), sha256: pointer.champion.sha256.clone() };
-                    self.switch_champion(model, origin, &pointer.champion.blob, metrics);
+                    self.switch_champion(model, origin, &pointer.champion.blob, started.elapsed(), metrics);
                     polled.champion_switched = true;
                 }
                 Err(error) => {
@@ -177,10 +179,9 @@ impl Follower {
             Some(named) if current.as_deref() != Some(named.sha256.as_str()) && !seen.refused.contains(&named.sha256) => {
                 let champion = self.model.get();
                 let fetched = self.fetch(named).await.and_then(|m| {
-                    if m.info.feature_names == champion.info.feature_names {
-                        Ok(m)
-                    } else {
-                        Err(FollowError::FeatureMismatch)
+                    match crate::shadow::feature_map(&champion.info.feature_names, &m.info.feature_names) {
+                        Ok(_) => Ok(m),
+                        Err(missing) => Err(FollowError::FeatureMismatch(missing)),
                     }
                 });
                 match fetched {
@@ -206,10 +207,10 @@ impl Follower {
         polled
     }
 
-    fn switch_champion(&self, model: Model, origin: Origin, source: &str, metrics: &Metrics) {
+    fn switch_champion(&self, model: Model, origin: Origin, source: &str, took: Duration, metrics: &Metrics) {
         let to = model.info.model_version.clone();
         let old = self.model.replace(model, origin);
-        ModelFollowed::Switched { from: &old.info.model_version, to: &to, source }.emit(metrics);
+        ModelFollowed::Switched { from: &old.info.model_version, to: &to, source, took }.emit(metrics);
     }
 
     /// Reports a refusal; returns whether the poll can still count as complete (false when it

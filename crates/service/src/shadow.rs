@@ -74,16 +74,57 @@ fn bucket(ratio: f64) -> usize {
     RATIO_EDGES.iter().position(|&edge| ratio < edge).unwrap_or(RATIO_EDGES.len())
 }
 
+/// Where each of the challenger's features is among the champion's (the windows are decoded for
+/// the champion), or the challenger's features the champion's windows do not carry.
+pub fn feature_map(champion: &[String], challenger: &[String]) -> Result<Vec<usize>, Vec<String>> {
+    let mut missing = Vec::new();
+    let map: Vec<usize> = challenger
+        .iter()
+        .filter_map(|name| {
+            let at = champion.iter().position(|c| c == name);
+            if at.is_none() {
+                missing.push(name.clone());
+            }
+            at
+        })
+        .collect();
+    if missing.is_empty() {
+        Ok(map)
+    } else {
+        Err(missing)
+    }
+}
+
 /// Scores `records` with `challenger` in one run and compares each window with the champion's
 /// point for it. `points` are the champion's verdicts in record order, without the windows it
-/// could not score (those, and the challenger's own non-finite scores, are left out).
+/// could not score (those, and the challenger's own non-finite scores, are left out). `map`
+/// ([`feature_map`]) reorders the champion's features for the challenger; the identity order
+/// costs no copy.
 pub fn compare(
     champion_threshold: f64,
     points: &[ScoredPoint],
     records: &[WindowRecord],
     challenger: &Model,
+    map: &[usize],
 ) -> Result<Comparison, ModelError> {
-    let verdicts = challenger.assess(records)?;
+    let identity = map.len() == records.first().map_or(map.len(), |r| r.features.len())
+        && map.iter().enumerate().all(|(i, &j)| i == j);
+    let remapped: Vec<WindowRecord>;
+    let records_for_challenger = if identity {
+        records
+    } else {
+        remapped = records
+            .iter()
+            .map(|r| WindowRecord {
+                device_id: r.device_id.clone(),
+                window_end: r.window_end.clone(),
+                window_end_ms: r.window_end_ms,
+                features: map.iter().map(|&j| r.features.get(j).copied().unwrap_or(f32::NAN)).collect(),
+            })
+            .collect();
+        &remapped
+    };
+    let verdicts = challenger.assess(records_for_challenger)?;
     let threshold = challenger.info.threshold;
     let mut out = Comparison::default();
     let mut next = points.iter().peekable();
@@ -219,6 +260,64 @@ impl Shadow {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_challenger_may_read_the_champions_features_in_any_order_but_no_others() {
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let champion = names(&["a", "b", "c"]);
+        assert_eq!(feature_map(&champion, &names(&["a", "b", "c"])), Ok(vec![0, 1, 2]));
+        assert_eq!(feature_map(&champion, &names(&["c", "a"])), Ok(vec![2, 0]));
+        assert_eq!(feature_map(&champion, &names(&["a", "x", "y"])), Err(names(&["x", "y"])));
+    }
+
+    /// Windows whose features are in another order than the challenger's, with the map back,
+    /// compare exactly as the same windows in the challenger's own order.
+    #[test]
+    fn reordered_windows_compare_as_the_challengers_own() {
+        let path = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/default.onnx"));
+        let model = Model::load_file(path).unwrap();
+        let f = model.feature_count();
+        let records: Vec<WindowRecord> = (0..40)
+            .map(|i| WindowRecord {
+                device_id: format!("d{}", i % 3),
+                window_end: format!("w{i}"),
+                window_end_ms: i,
+                // The training means (normal), and every fourth window one feature 10 sd off.
+                features: model
+                    .info
+                    .feature_mean
+                    .iter()
+                    .zip(&model.info.feature_std)
+                    .enumerate()
+                    .map(|(j, (m, sd))| (m + if i % 4 == 0 && j as i64 == i % f as i64 { 10.0 * sd } else { 0.0 }) as f32)
+                    .collect(),
+            })
+            .collect();
+        let verdicts = model.assess(&records).unwrap();
+        let points: Vec<ScoredPoint> = (0..records.len())
+            .map(|i| ScoredPoint {
+                device_id: records[i].device_id.clone(),
+                window_end: records[i].window_end.clone(),
+                window_end_ms: records[i].window_end_ms,
+                score: verdicts.score(i),
+                severity: verdicts.severity(i),
+                contributions: verdicts.channel_values(i),
+            })
+            .collect();
+        let identity: Vec<usize> = (0..f).collect();
+        let own = compare(model.info.threshold, &points, &records, &model, &identity).unwrap();
+        assert!(own.count(Agreement::Both) > 0 && own.count(Agreement::Neither) > 0, "{own:?}");
+        assert_eq!(own.count(Agreement::ChampionOnly) + own.count(Agreement::ChallengerOnly), 0);
+        // The champion's windows carry the features reversed; the map points back.
+        let reversed: Vec<WindowRecord> = records
+            .iter()
+            .map(|r| WindowRecord { features: r.features.iter().rev().copied().collect(), ..r.clone() })
+            .collect();
+        let back: Vec<usize> = (0..f).map(|j| f - 1 - j).collect();
+        assert_eq!(compare(model.info.threshold, &points, &reversed, &model, &back).unwrap(), own);
+        // Without the map the challenger would read them wrong.
+        assert_ne!(compare(model.info.threshold, &points, &reversed, &model, &identity).unwrap(), own);
+    }
 
     #[test]
     fn buckets_put_the_threshold_at_one() {

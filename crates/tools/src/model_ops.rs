@@ -19,8 +19,8 @@ pub enum ModelOpError {
     Raced { change: &'static str },
     #[error("there is no challenger to promote: name a file with --file, or set one with `model challenge --file`")]
     NoChallenger,
-    #[error("the challenger's features differ from the champion's ({detail}): it cannot be scored on the same windows in shadow; promote it instead")]
-    FeatureMismatch { detail: String },
+    #[error("the challenger reads features the champion's windows do not carry ({}): it cannot be scored on the same windows in shadow; promote it instead", .missing.join(", "))]
+    FeatureMismatch { missing: Vec<String> },
 }
 
 /// What a change did, for the command's output.
@@ -89,7 +89,7 @@ pub async fn challenge(store: &ModelStore, file: Option<&Checked>, by: &str) -> 
         Some(checked) => {
             let champion = before.as_ref().ok_or(PointerError::NoChampion)?;
             let champion_model = fetch(store, &champion.pointer.champion).await?;
-            same_features(&champion_model, &checked.model)?;
+            shadow_compatible(&champion_model, &checked.model)?;
             Some(upload(store, checked).await?)
         }
         None => None,
@@ -113,18 +113,12 @@ pub async fn fetch(store: &ModelStore, model: &ModelRef) -> Result<Model, ModelO
     Ok(Model::load_bytes(&bytes, &model.blob)?)
 }
 
-/// A challenger is scored on the windows decoded for the champion: it must read the same
-/// features in the same order.
-pub fn same_features(champion: &Model, challenger: &Model) -> Result<(), ModelOpError> {
-    let (a, b) = (&champion.info.feature_names, &challenger.info.feature_names);
-    if a == b {
-        return Ok(());
-    }
-    let detail = match a.iter().zip(b).position(|(x, y)| x != y) {
-        Some(i) => format!("feature {i} is {:?} in the champion, {:?} in the challenger", a[i], b[i]),
-        None => format!("{} features in the champion, {} in the challenger", a.len(), b.len()),
-    };
-    Err(ModelOpError::FeatureMismatch { detail })
+/// A challenger is scored on the windows decoded for the champion: it may read their features
+/// in another order, or fewer of them, but none they do not carry (the handler's own rule).
+pub fn shadow_compatible(champion: &Model, challenger: &Model) -> Result<(), ModelOpError> {
+    service::shadow::feature_map(&champion.info.feature_names, &challenger.info.feature_names)
+        .map(|_| ())
+        .map_err(|missing| ModelOpError::FeatureMismatch { missing })
 }
 
 /// One line per role, for `model status` and after a change.

@@ -55,7 +55,12 @@ impl AppState {
         }
         let version = &challenger.info.model_version;
         let now = domain::time::now_ms();
-        match crate::shadow::compare(champion.info.threshold, &outcome.points, &outcome.windows, &challenger) {
+        // The follower only names a challenger whose features the champion's windows carry; a
+        // champion switched since then may not (the batch is then counted as failed).
+        let compared = crate::shadow::feature_map(&champion.info.feature_names, &challenger.info.feature_names)
+            .map_err(|missing| scoring::ModelError::Contract(format!("the champion's windows carry no {}", missing.join(", "))))
+            .and_then(|map| crate::shadow::compare(champion.info.threshold, &outcome.points, &outcome.windows, &challenger, &map));
+        match compared {
             Ok(comparison) => {
                 self.model.shadow.record(version, &comparison, now);
                 self.emit(crate::telemetry::events::ShadowScored { challenger_version: version, comparison: &comparison });

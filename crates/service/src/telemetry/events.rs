@@ -384,8 +384,8 @@ impl Role {
 
 /// What following the model store's pointer did (`model_follow`).
 pub enum ModelFollowed<'a> {
-    /// A new champion serves on this instance.
-    Switched { from: &'a str, to: &'a str, source: &'a str },
+    /// A new champion serves on this instance; `took`: its download, verification and load.
+    Switched { from: &'a str, to: &'a str, source: &'a str, took: std::time::Duration },
     ChallengerSet { model_version: &'a str, blob: &'a str },
     ChallengerCleared,
     /// A named model was not put in service; the serving one stays.
@@ -401,8 +401,8 @@ pub enum ModelFollowed<'a> {
 impl InternalEvent for ModelFollowed<'_> {
     fn emit(self, metrics: &Metrics) {
         let (role, outcome) = match self {
-            ModelFollowed::Switched { from, to, source } => {
-                tracing::info!(%from, %to, %source, "champion switched: following the model store");
+            ModelFollowed::Switched { from, to, source, took } => {
+                tracing::info!(%from, %to, %source, took_ms = took.as_millis() as u64, "champion switched: following the model store");
                 ("champion", "switched")
             }
             ModelFollowed::ChallengerSet { model_version, blob } => {

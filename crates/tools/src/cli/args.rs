@@ -30,16 +30,22 @@ pub(crate) enum Command {
         #[command(flatten)]
         sim: SimArgs,
         /// Output file (default: standard output).
-        #[arg(long, conflicts_with = "event_hub")]
+        #[arg(long, conflicts_with_all = ["event_hub", "url"])]
         out: Option<PathBuf>,
+        /// Or POST the simulation's window records to a running handler's ScoreWindows (e.g.
+        /// http://127.0.0.1:8080) as host-shaped invocations: traffic for a local handler
+        /// without Event Hubs.
+        #[arg(long, conflicts_with = "event_hub")]
+        url: Option<String>,
         #[command(flatten)]
         hub: HubArgs,
         /// With --event-hub: publish Stream-Analytics-shaped window records (for the windows
         /// hub; there is no local Stream Analytics) instead of raw samples (the telemetry hub).
         #[arg(long, requires = "event_hub")]
         windows: bool,
-        /// Tumbling window size for --windows, in seconds (the default model is trained on 60).
-        #[arg(long, default_value_t = 60, requires = "windows")]
+        /// Tumbling window size for --windows and --url, in seconds (the default model is
+        /// trained on 60).
+        #[arg(long, default_value_t = 60)]
         window_secs: i64,
         /// With --event-hub: at most this many events per second.
         #[arg(long, requires = "event_hub")]

@@ -274,3 +274,31 @@ fn generate(
     }
     Ok(())
 }
+
+/// `simulate --url`: the simulation's windows, as Stream Analytics would emit them, posted to a
+/// running handler as host invocations.
+pub(crate) fn simulation_to_handler(
+    config: sensor_anomaly::simulate::SimConfig,
+    spec: sensor_anomaly::windowing::WindowSpec,
+    url: &str,
+) -> Result<()> {
+    let simulated = sensor_anomaly::simulate::windows(&config, spec, false);
+    let bodies: Vec<String> = simulated
+        .records
+        .into_iter()
+        .map(|w| serde_json::Value::Object(w).to_string())
+        .collect();
+    let binding = Settings::from_env()
+        .map(|s| s.trigger_binding)
+        .unwrap_or_else(|_| "events".into());
+    let runtime = super::quiet_runtime()?;
+    let totals = runtime.block_on(replay::to_handler(url, &bodies, &binding))?;
+    println!(
+        "sent {} windows to {url} in {} invocations: {} alerts, {} dead letters",
+        bodies.len(),
+        totals.invocations,
+        totals.alerts,
+        totals.dead_letters
+    );
+    Ok(())
+}

@@ -43,6 +43,12 @@ pub(crate) fn run(cli: Cli) -> Result<()> {
             let pacing = eventhubs::Pacing { rate, realtime };
             hubs::publish_simulation(&hub, config, shape, pacing, max_batch_bytes)
         }
+        Command::Simulate {
+            sim,
+            url: Some(url),
+            window_secs,
+            ..
+        } => hubs::simulation_to_handler(sim.config()?, WindowSpec::tumbling(window_secs)?, &url),
         Command::Simulate { sim, out, .. } => files::simulate_to_file(sim, out),
         Command::Alerts {
             hub,

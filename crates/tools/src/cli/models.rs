@@ -5,7 +5,7 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 
 use super::args::ModelCommand;
-use model_store::{Caller, ModelStore, StoreSettings};
+use model_store::{Caller, Change, ModelStore, StoreSettings};
 use sensor_anomaly::model_ops::{self, Changed};
 
 pub(crate) fn run(command: ModelCommand) -> Result<()> {
@@ -51,12 +51,20 @@ fn who(by: Option<String>) -> String {
 }
 
 fn report(changed: Changed) {
-    let before = changed.before.as_ref().map(|p| p.champion.model_version.as_str());
-    println!(
-        "{}: champion {} (was {})",
-        changed.after.change.as_str(),
-        changed.after.champion.model_version,
-        before.unwrap_or("the packaged model")
-    );
+    let after = &changed.after;
+    match after.change {
+        Change::Challenge | Change::ClearChallenger => println!(
+            "{}: challenger {} (champion {})",
+            after.change.as_str(),
+            after.challenger.as_ref().map_or("none", |c| c.model_version.as_str()),
+            after.champion.model_version
+        ),
+        Change::Promote | Change::Rollback => println!(
+            "{}: champion {} (was {})",
+            after.change.as_str(),
+            after.champion.model_version,
+            changed.before.as_ref().map_or("the packaged model", |p| p.champion.model_version.as_str())
+        ),
+    }
     print!("{}", model_ops::describe(&changed.after));
 }

@@ -227,7 +227,7 @@ fn every_event_reaches_both_exporters_with_the_declared_names_and_labels() {
     ModelReloaded::Replaced { from: "a", to: "b", source: "f" }.emit(&metrics);
     let error = std::io::Error::other("bad file");
     ModelReloaded::Refused { serving: "b", error: &error }.emit(&metrics);
-    ModelFollowed::Switched { from: "a", to: "b", source: "blob" }.emit(&metrics);
+    ModelFollowed::Switched { from: "a", to: "b", source: "blob", took: Duration::from_millis(5) }.emit(&metrics);
     ModelFollowed::ChallengerSet { model_version: "c", blob: "blob" }.emit(&metrics);
     ModelFollowed::ChallengerCleared.emit(&metrics);
     ModelFollowed::Refused { role: Role::Challenger, model_version: "c", error: &error }.emit(&metrics);
