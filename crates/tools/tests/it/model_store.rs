@@ -218,6 +218,15 @@ async fn identity_path_reaches_the_credential_and_says_what_to_check() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no model store is configured"));
 }
 
+/// `body` is what the OpenAPI document says `schema` is.
+fn assert_matches_openapi(body: &serde_json::Value, schema: &str) {
+    let openapi: serde_json::Value = serde_json::from_str(service::http::OPENAPI).unwrap();
+    let document = serde_json::json!({"$ref": format!("#/components/schemas/{schema}"), "components": openapi["components"]});
+    let validator = jsonschema::validator_for(&document).expect("the OpenAPI schema compiles");
+    let errors: Vec<String> = validator.iter_errors(body).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "{errors:?}\n{body}");
+}
+
 /// Polls `GET /api/model` until `done` holds; returns the body and how long it took.
 async fn wait_model(app: &TestApp, what: &str, done: impl Fn(&serde_json::Value) -> bool) -> (serde_json::Value, std::time::Duration) {
     let started = std::time::Instant::now();
@@ -247,6 +256,7 @@ async fn shared_key_handler_follows_the_pointer_and_never_serves_an_unverified_m
     assert_eq!(body["origin"]["sha256"], model_store::sha256_hex(&std::fs::read(default_model()).unwrap()));
     assert_eq!(body["model_store"]["container"], format!("{}/follow", azurite.endpoint()));
     assert_eq!(body["challenger"], serde_json::Value::Null);
+    assert_matches_openapi(&body, "ModelInfo");
 
     // A promotion reaches the handler within a poll or two; so does a challenger.
     let promoted = model_ops::promote(&store, Some(&checked("ae-follow-00001")), "op").await.unwrap();
@@ -337,6 +347,7 @@ async fn shared_key_a_challenger_is_scored_in_shadow_and_never_stored_or_alerted
     assert_eq!(hour["champion_only"], 0);
     assert!(hour["challenger_only"].as_u64().unwrap() > 0, "{hour}");
     assert!(hour["challenger_anomaly_rate"].as_f64().unwrap() > hour["champion_anomaly_rate"].as_f64().unwrap());
+    assert_matches_openapi(&body, "ModelInfo");
     let ratios: u64 = hour["challenger_score_ratio"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).sum();
     assert_eq!(ratios, 30);
     app.assert_metrics(&["sensor_anomaly_shadow_windows_total{agreement=\"both\",challenger_version=\"ae-shadow-eager\"} 10"]).await;
