@@ -59,6 +59,21 @@ try {
   const openShown = statuses.filter((s) => s === "open").length;
   if (Number(await page.locator("#incidents-open").innerText()) !== listed.open) fail("the open-incident count is not the API's");
 
+  // 1c. The challenger: none here (the demo follows no model store); a challenger in shadow, as
+  // /api/dashboard/data would give it, is named with its agreement and would-be alert rate.
+  if ((await page.locator("#challenger").innerText()) !== "none") fail("a challenger is shown without one");
+  const shadowText = await page.evaluate(async () => {
+    const data = await (await fetch(api("/api/dashboard/data"))).json();
+    data.challenger = { version: "ae-challenger", detector: "pca", threshold: 1.5,
+      shadow: { hour: "2026-01-01T10:00:00Z", windows: 1000, both: 40, champion_only: 2, challenger_only: 8, neither: 950,
+                champion_anomaly_rate: 0.042, challenger_anomaly_rate: 0.048 } };
+    renderData(data);
+    return document.getElementById("challenger").textContent + " | " + document.getElementById("shadow").textContent;
+  });
+  for (const needed of ["ae-challenger", "agrees on 99.0% of 1,000 windows", "would alert on 4.8% (champion 4.2%)"]) {
+    if (!shadowText.includes(needed)) fail(`the challenger line lacks "${needed}": ${shadowText}`);
+  }
+
   // 2. The drill-down: click a device; its chart has points and each channel's contribution.
   const device = stored[0].device_id;
   await page.locator(`#devices tr[data-device="${device}"]`).click();

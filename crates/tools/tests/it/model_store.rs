@@ -348,6 +348,11 @@ async fn shared_key_a_challenger_is_scored_in_shadow_and_never_stored_or_alerted
     assert!(hour["challenger_only"].as_u64().unwrap() > 0, "{hour}");
     assert!(hour["challenger_anomaly_rate"].as_f64().unwrap() > hour["champion_anomaly_rate"].as_f64().unwrap());
     assert_matches_openapi(&body, "ModelInfo");
+    let dashboard: serde_json::Value = app.get("/api/dashboard/data").await.json().await.unwrap();
+    assert_eq!(dashboard["challenger"]["version"], "ae-shadow-eager");
+    assert_eq!(dashboard["challenger"]["shadow"]["both"], 10);
+    assert_eq!(dashboard["challenger"]["shadow"]["windows"], 30);
+    assert_matches_openapi(&dashboard, "DashboardData");
     let ratios: u64 = hour["challenger_score_ratio"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).sum();
     assert_eq!(ratios, 30);
     app.assert_metrics(&["sensor_anomaly_shadow_windows_total{agreement=\"both\",challenger_version=\"ae-shadow-eager\"} 10"]).await;

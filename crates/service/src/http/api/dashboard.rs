@@ -118,6 +118,21 @@ async fn compute(state: &AppState) -> Result<Value, ApiError> {
         .count();
     let devices = state.live.devices();
     let model = state.model.get();
+    // The challenger in shadow and how it compares this hour (the newest hour recorded).
+    let challenger = state.model.challenger().map(|(c, _)| {
+        let shadow = state
+            .model
+            .shadow
+            .report(&c.info.model_version)
+            .and_then(|r| r.hours.into_iter().next())
+            .map(|h| json!({
+                "hour": h.hour, "windows": h.windows, "both": h.both,
+                "champion_only": h.champion_only, "challenger_only": h.challenger_only,
+                "neither": h.neither, "champion_anomaly_rate": h.champion_anomaly_rate,
+                "challenger_anomaly_rate": h.challenger_anomaly_rate,
+            }));
+        json!({"version": c.info.model_version, "detector": c.info.detector, "threshold": c.info.threshold, "shadow": shadow})
+    });
     let metrics = &state.metrics;
     Ok(json!({
         "generated_at": timefmt::format(timefmt::now()),
@@ -127,6 +142,7 @@ async fn compute(state: &AppState) -> Result<Value, ApiError> {
             "threshold": model.info.threshold,
             "channels": model.info.channels,
         },
+        "challenger": challenger,
         "drift": state.model.drift().map(|d| json!({"status": d.status, "windows": d.windows, "hours": d.hours,
             "worst": d.features.iter().filter_map(|f| Some((&f.feature, f.psi?))).max_by(|a, b| a.1.total_cmp(&b.1)).map(|(feature, psi)| json!({"feature": feature, "psi": psi}))})),
         "counters": {
