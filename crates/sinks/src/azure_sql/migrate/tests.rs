@@ -53,6 +53,28 @@ fn the_key_columns_end_up_binary_and_the_key_is_rebuilt_on_them() {
 }
 
 #[test]
+fn v4_keys_windows_and_trackers_without_the_model_version_keeping_the_first_row() {
+    let v4 = MIGRATIONS.iter().find(|m| m.version == 4).unwrap().sql;
+    let at = |needle: &str| v4.find(needle).unwrap_or_else(|| panic!("{needle}"));
+    // Anomalies: drop the key, keep each window's first row (lowest id), key on the window alone.
+    let (drop, dedupe, add) = (
+        at("DROP CONSTRAINT uq_anomalies_window"),
+        at("PARTITION BY device_id, window_end ORDER BY id) AS occurrence"),
+        at("ADD CONSTRAINT uq_anomalies_window UNIQUE (device_id, window_end);"),
+    );
+    assert!(drop < dedupe && dedupe < add && at("DELETE FROM ranked WHERE occurrence > 1") < add);
+    // Trackers: the most recently written one per device, keyed on the device alone.
+    let (drop, keep, add) = (
+        at("DROP CONSTRAINT pk_incident_trackers"),
+        at("PARTITION BY device_id ORDER BY updated_at DESC, version DESC) AS recency"),
+        at("ADD CONSTRAINT pk_incident_trackers PRIMARY KEY CLUSTERED (device_id);"),
+    );
+    assert!(drop < keep && keep < add && at("DELETE FROM ranked WHERE recency > 1") < add);
+    // Guarded on the old key's columns, so a second run changes nothing.
+    assert_eq!(v4.matches("AND c.name = N'model_version'").count(), 2);
+}
+
+#[test]
 fn every_migration_and_runner_statement_parses_as_tsql() {
     for m in MIGRATIONS {
         for batch in batches(m.sql) {
