@@ -107,13 +107,14 @@ impl Follower {
     pub async fn poll_once(&self, metrics: &Metrics) -> Polled {
         let mut seen = self.seen.lock().await;
         let mut polled = Polled::default();
+        // The pointer could not be read: the serving models stay, the next poll tries again.
+        let unreachable = |error: StoreError| {
+            ModelFollowed::Unreachable { store: &self.store.target(), error: &error }.emit(metrics);
+            Polled { unreachable: true, ..Polled::default() }
+        };
         let etag = match self.store.pointer_etag().await {
             Ok(etag) => etag,
-            Err(error) => {
-                ModelFollowed::Unreachable { store: &self.store.target(), error: &error }.emit(metrics);
-                polled.unreachable = true;
-                return polled;
-            }
+            Err(error) => return unreachable(error),
         };
         if seen.pointer_seen && etag == seen.etag {
             polled.unchanged = true;
@@ -121,11 +122,7 @@ impl Follower {
         }
         let pointer = match self.store.pointer().await {
             Ok(pointer) => pointer,
-            Err(error) => {
-                ModelFollowed::Unreachable { store: &self.store.target(), error: &error }.emit(metrics);
-                polled.unreachable = true;
-                return polled;
-            }
+            Err(error) => return unreachable(error),
         };
         let Some(versioned) = pointer else {
             // No pointer (never set, or deleted): the packaged model.
