@@ -177,21 +177,30 @@ def measure(name: str, binary: str, a, scratch: Path, bodies: tuple) -> dict:
     proc, port = start_handler([binary], env, cwd=scratch)
     ready_s = time.perf_counter() - started
     try:
-        many = scratch / "many.lua"
-        single_dir = scratch / "one"
-        args = [str(folder), str(count)]
-        if a.warmup > 0:
-            wrk(port, "/ScoreWindows", many, args, a, a.warmup)
-        cpu_before = cpu_seconds(proc.pid)
-        invocations = wrk(port, "/ScoreWindows", many, args, a, a.duration)
-        cpu = cpu_seconds(proc.pid) - cpu_before
-        cpu_before = cpu_seconds(proc.pid)
-        score = wrk(port, "/api/score", many, [str(single_dir), "1"], a, a.duration)
-        score_cpu = cpu_seconds(proc.pid) - cpu_before
-        memory = rss_mib(proc.pid)
+        return measured(name, a, proc, port, ready_s, bodies, scratch)
+    except SystemExit as failure:
+        # A failed request: say what the handler logged about it.
+        logged = [l.rstrip() for l in getattr(proc, "stderr_lines", []) if " ERROR " in l or " WARN " in l]
+        raise SystemExit(f"{failure}\n{name}'s last warnings and errors:\n" + "\n".join(logged[-10:])) from None
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
+
+
+def measured(name: str, a, proc, port: int, ready_s: float, bodies: tuple, scratch: Path) -> dict:
+    folder, count, one = bodies
+    many = scratch / "many.lua"
+    single_dir = scratch / "one"
+    args = [str(folder), str(count)]
+    if a.warmup > 0:
+        wrk(port, "/ScoreWindows", many, args, a, a.warmup)
+    cpu_before = cpu_seconds(proc.pid)
+    invocations = wrk(port, "/ScoreWindows", many, args, a, a.duration)
+    cpu = cpu_seconds(proc.pid) - cpu_before
+    cpu_before = cpu_seconds(proc.pid)
+    score = wrk(port, "/api/score", many, [str(single_dir), "1"], a, a.duration)
+    score_cpu = cpu_seconds(proc.pid) - cpu_before
+    memory = rss_mib(proc.pid)
     return {
         "handler": name,
         "ready_s": ready_s,

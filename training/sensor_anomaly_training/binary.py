@@ -82,4 +82,5 @@ def start_handler(command: list, env: dict, cwd=None, timeout: float = 30.0):
         proc.wait()
         reader.join(timeout=5)
         raise PipelineError("the handler did not start:\n" + "".join(seen[-20:]))
+    proc.stderr_lines = seen  # the handler's log, growing as it runs: for a caller explaining a failure
     return proc, found["port"]

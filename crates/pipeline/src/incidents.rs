@@ -23,6 +23,7 @@
 //! reads the tracker again (its windows are now at or before the watermark: a re-delivery) and
 //! publishes the winner's messages. Neither store ever holds two incidents for one episode.
 
+use rand::Rng;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use domain::{
@@ -315,7 +316,11 @@ impl IncidentOutcome {
 }
 
 /// How many times a batch reads the trackers again after losing a conditional write.
-pub const MAX_CONFLICT_ROUNDS: usize = 4;
+pub const MAX_CONFLICT_ROUNDS: usize = 6;
+
+/// The longest wait before the first re-read, in microseconds; it doubles each round after
+/// (at most 31 ms over all rounds, against a batch's few milliseconds of work).
+const CONFLICT_BACKOFF_US: u64 = 1_000;
 
 /// The incident step of one batch: `points` are every scored window, `alerts` the alerts of the
 /// anomalous ones in the same order.
@@ -354,6 +359,13 @@ pub async fn track_batch(
                 ),
                 source: None,
             });
+        }
+        if round > 0 {
+            // Batches that lost to each other read again at once and collide again: a short
+            // random wait, doubling per round, lets one of them finish first.
+            let ceiling_us = CONFLICT_BACKOFF_US << (round - 1);
+            let wait = rand::rng().random_range(ceiling_us / 2..=ceiling_us);
+            tokio::time::sleep(std::time::Duration::from_micros(wait)).await;
         }
         let requests: Vec<TrackerRequest> = todo
             .iter()
