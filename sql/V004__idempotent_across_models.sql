@@ -4,16 +4,21 @@
 -- (and alerted) a second time, and an incident open under the old champion was opened again.
 -- Of the rows one window has under several models the first stored stays; of a device's
 -- trackers the one written last. The index on messages follows the new lookup (device, window).
--- Guarded: a second run (sqlcmd, or `sensor-anomaly db migrate`) changes nothing.
+-- Guarded: a second run (sqlcmd, or `sensor-anomaly db migrate`) changes nothing, and a run by
+-- hand that died between dropping a key and adding it back adds it on the next run.
 IF EXISTS (
     SELECT 1 FROM sys.index_columns AS ic
     JOIN sys.key_constraints AS k ON k.parent_object_id = ic.object_id AND k.unique_index_id = ic.index_id
     JOIN sys.columns AS c ON c.object_id = ic.object_id AND c.column_id = ic.column_id
     WHERE k.name = N'uq_anomalies_window' AND k.parent_object_id = OBJECT_ID(N'dbo.anomalies')
         AND c.name = N'model_version'
+) OR NOT EXISTS (
+    SELECT 1 FROM sys.key_constraints
+    WHERE name = N'uq_anomalies_window' AND parent_object_id = OBJECT_ID(N'dbo.anomalies')
 )
 BEGIN
-    ALTER TABLE dbo.anomalies DROP CONSTRAINT uq_anomalies_window;
+    IF EXISTS (SELECT 1 FROM sys.key_constraints WHERE name = N'uq_anomalies_window' AND parent_object_id = OBJECT_ID(N'dbo.anomalies'))
+        ALTER TABLE dbo.anomalies DROP CONSTRAINT uq_anomalies_window;
     WITH ranked AS (
         SELECT ROW_NUMBER() OVER (PARTITION BY device_id, window_end ORDER BY id) AS occurrence
         FROM dbo.anomalies
@@ -28,9 +33,13 @@ IF EXISTS (
     JOIN sys.columns AS c ON c.object_id = ic.object_id AND c.column_id = ic.column_id
     WHERE k.name = N'pk_incident_trackers' AND k.parent_object_id = OBJECT_ID(N'dbo.incident_trackers')
         AND c.name = N'model_version'
+) OR NOT EXISTS (
+    SELECT 1 FROM sys.key_constraints
+    WHERE name = N'pk_incident_trackers' AND parent_object_id = OBJECT_ID(N'dbo.incident_trackers')
 )
 BEGIN
-    ALTER TABLE dbo.incident_trackers DROP CONSTRAINT pk_incident_trackers;
+    IF EXISTS (SELECT 1 FROM sys.key_constraints WHERE name = N'pk_incident_trackers' AND parent_object_id = OBJECT_ID(N'dbo.incident_trackers'))
+        ALTER TABLE dbo.incident_trackers DROP CONSTRAINT pk_incident_trackers;
     WITH ranked AS (
         SELECT ROW_NUMBER() OVER (PARTITION BY device_id ORDER BY updated_at DESC, version DESC) AS recency
         FROM dbo.incident_trackers

@@ -11,4 +11,4 @@ pub mod store;
 pub use azure_core::http::Etag;
 pub use pointer::{Change, ModelRef, Pointer, PointerError};
 pub use settings::{StoreAuth, StoreSettings, StoreSettingsError};
-pub use store::{sha256_hex, Caller, ModelStore, StoreError, Versioned};
+pub use store::{sha256_hex, Caller, ModelStore, Redacted, StoreError, Versioned, MAX_MODEL_BYTES};

@@ -34,15 +34,23 @@ pub enum StoreError {
     /// 409/412: a conditional write lost (someone else changed the pointer, or the blob exists).
     #[error("{what} changed in {target} since it was read")]
     Conflict { what: String, target: String },
+    /// The container itself is missing (deleted, misnamed, or the URL names a path): not the
+    /// same as "no pointer yet", which would send every instance back to its packaged model.
+    #[error("the container is missing: {target} (Bicep creates it; locally the first `sensor-anomaly model promote` does)")]
+    ContainerMissing { target: String },
     /// 401/403: the identity lacks the role, or the key is wrong.
     #[error("not authorized on {target}: {detail} (the identity needs Storage Blob Data Reader to follow, Contributor to promote)")]
     Unauthorized { target: String, detail: String },
+    /// No token could be had (no `az login`, the managed identity endpoint did not answer): may
+    /// succeed later, unlike a 401/403.
+    #[error("not authorized on {target}: no token: {detail} (in Azure the app's managed identity needs Storage Blob Data Reader to follow; an operator runs `az login` and needs Contributor to promote)")]
+    NoToken { target: String, detail: Redacted },
     /// Unreachable, throttled, 5xx, timed out: may succeed later.
     #[error("{target} is unavailable: {source}")]
     Unavailable {
         target: String,
         #[source]
-        source: azure_core::Error,
+        source: Redacted,
     },
     /// The blob is there but is not what the pointer promised.
     #[error("{blob} in {target} {problem}")]
@@ -53,15 +61,64 @@ pub enum StoreError {
     Client {
         target: String,
         #[source]
-        source: azure_core::Error,
+        source: Redacted,
     },
 }
 
 impl StoreError {
     /// Whether retrying the same operation later can succeed.
     pub fn is_transient(&self) -> bool {
-        matches!(self, StoreError::Unavailable { .. })
+        matches!(self, StoreError::Unavailable { .. } | StoreError::NoToken { .. })
     }
+}
+
+/// An SDK error's whole text with SAS signatures cut out. The transport's errors name the
+/// request URL, query included, and with an account key that query is a signed SAS: kept as
+/// the source it would reach `{error:#}` and the logs.
+#[derive(Debug, Clone)]
+pub struct Redacted(String);
+
+impl Redacted {
+    pub fn of(error: &(dyn std::error::Error + 'static)) -> Self {
+        let mut text = error.to_string();
+        let mut source = error.source();
+        while let Some(inner) = source {
+            let more = inner.to_string();
+            if !text.contains(&more) {
+                text.push_str(": ");
+                text.push_str(&more);
+            }
+            source = inner.source();
+        }
+        // One line: each error becomes one log line, and a credential chain spans several.
+        let text: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+        Redacted(redact_signatures(&text.join("; ")))
+    }
+}
+
+impl std::fmt::Display for Redacted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Redacted {}
+
+/// `sig=<anything up to a delimiter>` becomes `sig=REDACTED`, wherever it appears.
+pub fn redact_signatures(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.to_ascii_lowercase().find("sig=") {
+        let value = at + "sig=".len();
+        out.push_str(&rest[..value]);
+        out.push_str("REDACTED");
+        let end = rest[value..]
+            .find(|c: char| c == '&' || c == ')' || c == '"' || c == '\'' || c.is_whitespace())
+            .map_or(rest.len(), |n| value + n);
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// A pointer as read, with the ETag a change must be conditional on.
@@ -100,7 +157,7 @@ impl ModelStore {
     /// A store client for `settings`. No request is made until an operation runs.
     pub fn new(settings: StoreSettings, caller: Caller) -> Result<Self, StoreError> {
         let target = settings.container_url().to_string();
-        let client_error = |source| StoreError::Client { target: target.clone(), source };
+        let client_error = |source: azure_core::Error| StoreError::Client { target: target.clone(), source: Redacted::of(&source) };
         let credential: Option<Arc<dyn TokenCredential>> = match (&settings.auth, caller) {
             (StoreAuth::SharedKey { .. }, _) => None,
             (StoreAuth::Identity { client_id }, Caller::Handler) => {
@@ -135,7 +192,7 @@ impl ModelStore {
             let expiry = time::OffsetDateTime::now_utc() + SAS_LIFETIME;
             let sas = crate::sas::account_sas(account, key.expose(), expiry).map_err(|e| StoreError::Client {
                 target: self.target(),
-                source: azure_core::Error::with_message(azure_core::error::ErrorKind::Credential, e.to_string()),
+                source: Redacted(e.to_string()),
             })?;
             url.set_query(Some(&sas));
         }
@@ -148,7 +205,7 @@ impl ModelStore {
         };
         BlobContainerClient::new(url, self.credential.clone(), Some(options)).map_err(|source| StoreError::Client {
             target: self.target(),
-            source,
+            source: Redacted::of(&source),
         })
     }
 
@@ -157,21 +214,27 @@ impl ModelStore {
     }
 
     fn classify(&self, what: &str, error: azure_core::Error) -> StoreError {
+        use azure_core::error::ErrorKind;
         let target = self.target();
+        let code = match error.kind() {
+            ErrorKind::HttpResponse { error_code, .. } => error_code.as_deref(),
+            _ => None,
+        };
         match error.http_status() {
+            Some(StatusCode::NotFound) if code == Some("ContainerNotFound") => StoreError::ContainerMissing { target },
             Some(StatusCode::NotFound) => StoreError::NotFound { what: what.into(), target },
             Some(StatusCode::Conflict) | Some(StatusCode::PreconditionFailed) => {
                 StoreError::Conflict { what: what.into(), target }
             }
             Some(StatusCode::Unauthorized) | Some(StatusCode::Forbidden) => StoreError::Unauthorized {
                 target,
-                detail: error.to_string(),
+                detail: Redacted::of(&error).to_string(),
             },
-            _ if matches!(error.kind(), azure_core::error::ErrorKind::Credential) => StoreError::Unauthorized {
+            _ if matches!(error.kind(), ErrorKind::Credential) => StoreError::NoToken {
                 target,
-                detail: error.to_string(),
+                detail: Redacted::of(&error),
             },
-            _ => StoreError::Unavailable { target, source: error },
+            _ => StoreError::Unavailable { target, source: Redacted::of(&error) },
         }
     }
 
@@ -210,8 +273,10 @@ impl ModelStore {
         let blob = self.blob(POINTER_BLOB)?;
         match blob.get_properties(None).await {
             Ok(response) => Ok(response.etag().ok().flatten()),
-            Err(e) if e.http_status() == Some(StatusCode::NotFound) => Ok(None),
-            Err(e) => Err(self.classify("the pointer", e)),
+            Err(e) => match self.classify("the pointer", e) {
+                StoreError::NotFound { .. } => Ok(None),
+                other => Err(other),
+            },
         }
     }
 
@@ -226,7 +291,7 @@ impl ModelStore {
         }
         options.blob_content_type = Some("application/json".into());
         let body: RequestContent<azure_core::Bytes, azure_core::http::NoFormat> = azure_core::Bytes::from(pointer.to_bytes()).into();
-        let result = blob.upload(body, Some(options)).await.map_err(|e| self.classify("the pointer", e.into()))?;
+        let result = blob.upload(body, Some(options)).await.map_err(|e| self.classify("the pointer", e))?;
         result.etag.ok_or_else(|| StoreError::Corrupt {
             blob: POINTER_BLOB.into(),
             target: self.target(),
@@ -234,8 +299,9 @@ impl ModelStore {
         })
     }
 
-    /// Uploads a model file under its content-addressed name, unless that blob is there (then
-    /// it is the same bytes, which [`ModelStore::download_model`] checks on every read).
+    /// Uploads a model file under its content-addressed name, unless that blob is there; then
+    /// it is read back and must be these bytes (a blob written under the name by anything else
+    /// is [`StoreError::Corrupt`]).
     pub async fn upload_model(&self, model_version: &str, bytes: &[u8]) -> Result<ModelRef, StoreError> {
         let sha256 = sha256_hex(bytes);
         let model = ModelRef {
@@ -248,8 +314,19 @@ impl ModelStore {
         let mut options = BlobClientUploadOptions::default().if_not_exists();
         options.blob_content_type = Some("application/octet-stream".into());
         let body: RequestContent<azure_core::Bytes, azure_core::http::NoFormat> = azure_core::Bytes::copy_from_slice(bytes).into();
-        match blob.upload(body, Some(options)).await.map_err(|e| self.classify(&model.blob, e.into())) {
-            Ok(_) | Err(StoreError::Conflict { .. }) => Ok(model),
+        if bytes.len() > MAX_MODEL_BYTES {
+            return Err(StoreError::Corrupt {
+                blob: model.blob,
+                target: self.target(),
+                problem: format!("would be {} bytes, more than the {MAX_MODEL_BYTES} a handler downloads", bytes.len()),
+            });
+        }
+        match blob.upload(body, Some(options)).await.map_err(|e| self.classify(&model.blob, e)) {
+            Ok(_) => Ok(model),
+            Err(StoreError::Conflict { .. }) => {
+                self.download_model(&model).await?;
+                Ok(model)
+            }
             Err(e) => Err(e),
         }
     }
@@ -279,7 +356,7 @@ impl ModelStore {
         let result = blob
             .download(Some(BlobClientDownloadOptions::default()))
             .await
-            .map_err(|e| self.classify(name, e.into()))?;
+            .map_err(|e| self.classify(name, e))?;
         let etag = result.properties.etag.clone();
         let mut body = result.body;
         let mut bytes = Vec::new();
@@ -295,5 +372,43 @@ impl ModelStore {
             bytes.extend_from_slice(&chunk);
         }
         Ok((bytes, etag))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signatures_are_cut_from_error_text_wherever_they_are() {
+        let text = "error sending request for url (http://127.0.0.1:10000/devstoreaccount1/models/pointer.json?sv=2018-11-09&ss=b&srt=sco&sp=rwdlac&se=2026-12-05T07%3A00%3A00Z&sig=AbC%2Fd%2B%3D)";
+        let redacted = redact_signatures(text);
+        assert!(!redacted.contains("AbC"), "{redacted}");
+        assert!(redacted.ends_with("&sig=REDACTED)"), "{redacted}");
+        assert_eq!(redact_signatures("a SIG=x&sig=y b"), "a SIG=REDACTED&sig=REDACTED b");
+        assert_eq!(redact_signatures("nothing secret"), "nothing secret");
+
+        #[derive(Debug)]
+        struct Inner;
+        impl std::fmt::Display for Inner {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("for url (https://a.blob.core.windows.net/m?sig=secret)")
+            }
+        }
+        impl std::error::Error for Inner {}
+        #[derive(Debug)]
+        struct Outer(Inner);
+        impl std::fmt::Display for Outer {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("request failed")
+            }
+        }
+        impl std::error::Error for Outer {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let whole = Redacted::of(&Outer(Inner)).to_string();
+        assert_eq!(whole, "request failed: for url (https://a.blob.core.windows.net/m?sig=REDACTED)");
     }
 }

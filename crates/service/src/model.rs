@@ -95,12 +95,15 @@ impl InService {
     }
 
     /// Puts `model` in service; batches already running finish on the one it replaces. Drift
-    /// starts over against the new model's training data.
+    /// starts over against the new model's training data, and the shadow comparison against
+    /// the new champion.
     pub fn replace(&self, model: Model, origin: Origin) -> Arc<Model> {
-        self.model.replace(model, |m| {
+        let old = self.model.replace(model, |m| {
             *self.drift_lock() = drift_monitor(m, self.drift_hours);
             *self.origin.lock().unwrap_or_else(|p| p.into_inner()) = origin;
-        })
+        });
+        self.shadow.reset();
+        old
     }
 
     fn drift_lock(&self) -> std::sync::MutexGuard<'_, Option<DriftMonitor>> {

@@ -3,7 +3,8 @@
 //! champion and challenger it names. A model is served only after its bytes match the
 //! pointer's SHA-256 and it passes the checks of any model load (contract, metadata, a probe
 //! inference); otherwise the serving model stays, the refusal is logged and counted, and that
-//! file is not tried again until the pointer names another. No pointer: the packaged model.
+//! file is not tried again in that role until the pointer changes. No pointer: the packaged
+//! model.
 //!
 //! Every instance polls on its own, so the fleet has switched at most one poll interval (plus a
 //! download and a load) after a promotion.
@@ -61,8 +62,11 @@ struct Seen {
     /// The pointer version fully followed (None: not yet, or no pointer).
     etag: Option<Etag>,
     pointer_seen: bool,
-    /// Files that will not load, by SHA-256: reported once, not downloaded again.
-    refused: HashSet<String>,
+    /// Files refused in a role under the pointer version `refused_under`, by SHA-256: reported
+    /// once, not downloaded again while that version stands. Any change to the pointer clears
+    /// them: a challenger refused for features the champion lacks may fit the next champion.
+    refused: HashSet<(Role, String)>,
+    refused_under: Option<Etag>,
 }
 
 pub struct Follower {
@@ -150,8 +154,12 @@ impl Follower {
         };
         let pointer = versioned.pointer;
         let mut complete = true;
+        if seen.refused_under.as_ref() != Some(&versioned.etag) {
+            seen.refused.clear();
+            seen.refused_under = Some(versioned.etag.clone());
+        }
 
-        if self.model.origin().sha256() != Some(pointer.champion.sha256.as_str()) && !seen.refused.contains(&pointer.champion.sha256) {
+        if self.model.origin().sha256() != Some(pointer.champion.sha256.as_str()) && !seen.refused.contains(&(Role::Champion, pointer.champion.sha256.clone())) {
             let started = std::time::Instant::now();
             match self.fetch(&pointer.champion).await {
                 Ok(model) => {
@@ -159,9 +167,26 @@ impl Follower {
                     self.switch_champion(model, origin, &pointer.champion.blob, started.elapsed(), metrics);
                     polled.champion_switched = true;
                 }
-                Err(error) => {
-                    complete &= self.refused(&mut seen, Role::Champion, &pointer.champion, &error, metrics);
-                    polled.refused += 1;
+                Err(error) => self.refused(&mut seen, &mut polled, &mut complete, Role::Champion, &pointer.champion, &error, metrics),
+            }
+        }
+        if !complete {
+            // The champion could not be fetched this time: the challenger waits for it, rather
+            // than being checked against the champion it replaces.
+            return polled;
+        }
+        // A challenger already in service must still fit the champion now serving.
+        if polled.champion_switched {
+            if let Some((challenger, origin)) = self.model.challenger() {
+                let champion = self.model.get();
+                if let (Err(missing), Some(named)) = (
+                    crate::shadow::feature_map(&champion.info.feature_names, &challenger.info.feature_names),
+                    pointer.challenger.as_ref().filter(|c| origin.sha256() == Some(c.sha256.as_str())),
+                ) {
+                    self.model.set_challenger(None);
+                    let error = FollowError::FeatureMismatch(missing);
+                    self.refused(&mut seen, &mut polled, &mut complete, Role::Challenger, named, &error, metrics);
+                    polled.challenger_changed = true;
                 }
             }
         }
@@ -173,7 +198,7 @@ impl Follower {
                 ModelFollowed::ChallengerCleared.emit(metrics);
                 polled.challenger_changed = true;
             }
-            Some(named) if current.as_deref() != Some(named.sha256.as_str()) && !seen.refused.contains(&named.sha256) => {
+            Some(named) if current.as_deref() != Some(named.sha256.as_str()) && !seen.refused.contains(&(Role::Challenger, named.sha256.clone())) => {
                 let champion = self.model.get();
                 let fetched = self.fetch(named).await.and_then(|m| {
                     match crate::shadow::feature_map(&champion.info.feature_names, &m.info.feature_names) {
@@ -188,10 +213,7 @@ impl Follower {
                         ModelFollowed::ChallengerSet { model_version: &version, blob: &named.blob }.emit(metrics);
                         polled.challenger_changed = true;
                     }
-                    Err(error) => {
-                        complete &= self.refused(&mut seen, Role::Challenger, named, &error, metrics);
-                        polled.refused += 1;
-                    }
+                    Err(error) => self.refused(&mut seen, &mut polled, &mut complete, Role::Challenger, named, &error, metrics),
                 }
             }
             _ => {}
@@ -210,16 +232,31 @@ impl Follower {
         ModelFollowed::Switched { from: &old.info.model_version, to: &to, source, took }.emit(metrics);
     }
 
-    /// Reports a refusal; returns whether the poll can still count as complete (false when it
-    /// should be retried).
-    fn refused(&self, seen: &mut Seen, role: Role, named: &ModelRef, error: &FollowError, metrics: &Metrics) -> bool {
-        ModelFollowed::Refused { role, model_version: &named.model_version, error }.emit(metrics);
-        if error.is_transient() {
-            false
-        } else {
-            seen.refused.insert(named.sha256.clone());
-            true
+    /// Reports a model that was not put in service. A store that could not be read is
+    /// "unreachable" and leaves the poll incomplete, to be tried again next time; anything else
+    /// is a refusal, counted once for this pointer version and role.
+    #[allow(clippy::too_many_arguments)]
+    fn refused(
+        &self,
+        seen: &mut Seen,
+        polled: &mut Polled,
+        complete: &mut bool,
+        role: Role,
+        named: &ModelRef,
+        error: &FollowError,
+        metrics: &Metrics,
+    ) {
+        if let FollowError::Store(store_error) = error {
+            if store_error.is_transient() {
+                ModelFollowed::Unreachable { store: &self.store.target(), error: store_error }.emit(metrics);
+                polled.unreachable = true;
+                *complete = false;
+                return;
+            }
         }
+        ModelFollowed::Refused { role, model_version: &named.model_version, error }.emit(metrics);
+        polled.refused += 1;
+        seen.refused.insert((role, named.sha256.clone()));
     }
 
     /// Downloads (verified against the pointer's SHA-256 and size) and loads a named model.

@@ -223,17 +223,25 @@ impl Shadow {
         }
         let Some(log) = guard.as_mut() else { return };
         let hour_ms = now_ms.div_euclid(HOUR_MS) * HOUR_MS;
-        if log.hours.front().is_none_or(|h| h.hour_ms != hour_ms) {
-            log.hours.push_front(ShadowHour {
+        // Newest first. A batch that read the clock before the hour turned can record after
+        // one that read it after: it adds to its own hour, wherever that is.
+        let at = log.hours.iter().position(|h| h.hour_ms <= hour_ms).unwrap_or(log.hours.len());
+        if log.hours.get(at).is_none_or(|h| h.hour_ms != hour_ms) {
+            log.hours.insert(at, ShadowHour {
                 hour: domain::time::format_ms(hour_ms),
                 hour_ms,
                 ..ShadowHour::default()
             });
             log.hours.truncate(SHADOW_HOURS);
         }
-        if let Some(hour) = log.hours.front_mut() {
+        if let Some(hour) = log.hours.get_mut(at) {
             f(hour);
         }
+    }
+
+    /// Starts the comparison over (the champion it compares against changed).
+    pub fn reset(&self) {
+        *self.log.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
     pub fn record(&self, challenger_version: &str, comparison: &Comparison, now_ms: i64) {
@@ -353,5 +361,20 @@ mod tests {
             shadow.record("c2", &c, t0 + i * HOUR_MS);
         }
         assert_eq!(shadow.report("c2").unwrap().hours.len(), SHADOW_HOURS);
+    }
+
+    #[test]
+    fn a_batch_that_read_the_clock_before_the_hour_turned_adds_to_its_own_hour() {
+        let shadow = Shadow::default();
+        let c = Comparison { counts: [1, 0, 0, 0], ..Comparison::default() };
+        let t0 = 1_767_225_600_000;
+        shadow.record("c", &c, t0 + 10);
+        shadow.record("c", &c, t0 + HOUR_MS + 5); // the next hour's batch records first
+        shadow.record("c", &c, t0 + HOUR_MS - 1); // the slow batch of the hour before
+        shadow.record("c", &c, t0 + HOUR_MS + 9);
+        let hours = shadow.report("c").unwrap().hours;
+        assert_eq!(hours.iter().map(|h| (h.hour_ms, h.windows)).collect::<Vec<_>>(), vec![(t0 + HOUR_MS, 2), (t0, 2)]);
+        shadow.reset();
+        assert_eq!(shadow.report("c"), None, "a new champion starts the comparison over");
     }
 }

@@ -17,6 +17,8 @@ pub enum ModelOpError {
     Pointer(#[from] PointerError),
     #[error("the pointer changed while this {change} was being made (someone else changed it): nothing was written; run `sensor-anomaly model status` and try again")]
     Raced { change: &'static str },
+    #[error("the model file has {bytes} bytes, more than the {} a handler downloads", model_store::MAX_MODEL_BYTES)]
+    TooLarge { bytes: usize },
     #[error("there is no challenger to promote: name a file with --file, or set one with `model challenge --file`")]
     NoChallenger,
     #[error("the challenger reads features the champion's windows do not carry ({}): it cannot be scored on the same windows in shadow; promote it instead", .missing.join(", "))]
@@ -28,6 +30,9 @@ pub enum ModelOpError {
 pub struct Changed {
     pub before: Option<Pointer>,
     pub after: Pointer,
+    /// The challenger this change had to stop shadowing: it reads features the new champion's
+    /// windows do not carry (and the features it missed).
+    pub challenger_cleared: Option<(ModelRef, Vec<String>)>,
 }
 
 /// A model file checked the way the handler checks one, and its reference once uploaded.
@@ -37,6 +42,9 @@ pub struct Checked {
 }
 
 pub fn check(bytes: Vec<u8>, source: &str) -> Result<Checked, ModelOpError> {
+    if bytes.len() > model_store::MAX_MODEL_BYTES {
+        return Err(ModelOpError::TooLarge { bytes: bytes.len() });
+    }
     let model = Model::load_bytes(&bytes, source)?;
     Ok(Checked { model, bytes })
 }
@@ -46,16 +54,46 @@ async fn upload(store: &ModelStore, checked: &Checked) -> Result<ModelRef, Model
     Ok(store.upload_model(&checked.model.info.model_version, &checked.bytes).await?)
 }
 
-/// Writes `after` if the pointer is still `before`'s version.
-async fn write(store: &ModelStore, before: Option<Versioned>, after: Pointer) -> Result<Changed, ModelOpError> {
+/// Writes `after` if the pointer is still `before`'s version. A conflict can also be this very
+/// write answered twice (it landed, its response was lost, the retry found the ETag moved): the
+/// pointer is read back, and if it is `after` the change is done, not raced.
+pub async fn write(store: &ModelStore, before: Option<Versioned>, after: Pointer) -> Result<Changed, ModelOpError> {
     let expected = before.as_ref().map(|v| v.etag.clone());
     match store.put_pointer(&after, expected.as_ref()).await {
-        Ok(_) => Ok(Changed {
-            before: before.map(|v| v.pointer),
-            after,
-        }),
-        Err(StoreError::Conflict { .. }) => Err(ModelOpError::Raced { change: after.change.as_str() }),
-        Err(e) => Err(e.into()),
+        Ok(_) => {}
+        Err(StoreError::Conflict { .. }) => {
+            let now = store.pointer().await?;
+            if now.map(|v| v.pointer) != Some(after.clone()) {
+                return Err(ModelOpError::Raced { change: after.change.as_str() });
+            }
+        }
+        Err(e) => return Err(e.into()),
+    }
+    Ok(Changed {
+        before: before.map(|v| v.pointer),
+        after,
+        challenger_cleared: None,
+    })
+}
+
+/// A new champion must be able to feed the challenger it keeps; when it cannot, the
+/// challenger stops in the same write (the handler would refuse it), and the change says so.
+async fn keep_challenger_if_it_fits(
+    store: &ModelStore,
+    champion: &Model,
+    after: &mut Pointer,
+) -> Result<Option<(ModelRef, Vec<String>)>, ModelOpError> {
+    let Some(challenger) = after.challenger.clone() else {
+        return Ok(None);
+    };
+    let model = fetch(store, &challenger).await?;
+    match shadow_compatible(champion, &model) {
+        Ok(()) => Ok(None),
+        Err(ModelOpError::FeatureMismatch { missing }) => {
+            after.challenger = None;
+            Ok(Some((challenger, missing)))
+        }
+        Err(e) => Err(e),
     }
 }
 
@@ -64,22 +102,29 @@ fn now() -> String {
 }
 
 /// `model promote`: `file` (checked and uploaded) becomes the champion; without a file, the
-/// current challenger does.
+/// current challenger does, once its stored bytes are verified and load.
 pub async fn promote(store: &ModelStore, file: Option<&Checked>, by: &str) -> Result<Changed, ModelOpError> {
-    let uploaded = match file {
-        Some(checked) => Some(upload(store, checked).await?),
-        None => None,
+    let fetched;
+    let (before, model, champion) = match file {
+        Some(checked) => {
+            let model = upload(store, checked).await?;
+            (store.pointer().await?, model, &checked.model)
+        }
+        None => {
+            let before = store.pointer().await?;
+            let named = before
+                .as_ref()
+                .and_then(|v| v.pointer.challenger.clone())
+                .ok_or(ModelOpError::NoChallenger)?;
+            fetched = fetch(store, &named).await?;
+            (before, named, &fetched)
+        }
     };
-    let before = store.pointer().await?;
-    let model = match uploaded {
-        Some(model) => model,
-        None => before
-            .as_ref()
-            .and_then(|v| v.pointer.challenger.clone())
-            .ok_or(ModelOpError::NoChallenger)?,
-    };
-    let after = Pointer::promote(before.as_ref().map(|v| &v.pointer), model, by, &now());
-    write(store, before, after).await
+    let mut after = Pointer::promote(before.as_ref().map(|v| &v.pointer), model, by, &now());
+    let cleared = keep_challenger_if_it_fits(store, champion, &mut after).await?;
+    let mut changed = write(store, before, after).await?;
+    changed.challenger_cleared = cleared;
+    Ok(changed)
 }
 
 /// `model challenge`: `file` is scored in shadow beside the champion (None: stop).
@@ -101,10 +146,13 @@ pub async fn challenge(store: &ModelStore, file: Option<&Checked>, by: &str) -> 
 /// `model rollback`: the previous champion serves again.
 pub async fn rollback(store: &ModelStore, by: &str) -> Result<Changed, ModelOpError> {
     let before = store.pointer().await?;
-    let after = Pointer::rollback(before.as_ref().map(|v| &v.pointer), by, &now())?;
+    let mut after = Pointer::rollback(before.as_ref().map(|v| &v.pointer), by, &now())?;
     // The champion it goes back to must still be in the store, unchanged.
-    fetch(store, &after.champion).await?;
-    write(store, before, after).await
+    let champion = fetch(store, &after.champion).await?;
+    let cleared = keep_challenger_if_it_fits(store, &champion, &mut after).await?;
+    let mut changed = write(store, before, after).await?;
+    changed.challenger_cleared = cleared;
+    Ok(changed)
 }
 
 /// A stored model, verified against its reference and loaded.

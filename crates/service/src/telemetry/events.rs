@@ -367,7 +367,7 @@ impl InternalEvent for RetrainingRecommended<'_> {
 }
 
 /// Which model a follow event is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Role {
     Champion,
     Challenger,

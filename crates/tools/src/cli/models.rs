@@ -66,5 +66,12 @@ fn report(changed: Changed) {
             changed.before.as_ref().map_or("the packaged model", |p| p.champion.model_version.as_str())
         ),
     }
+    if let Some((challenger, missing)) = &changed.challenger_cleared {
+        println!(
+            "challenger {} cleared: it reads features the new champion's windows do not carry ({})",
+            challenger.model_version,
+            missing.join(", ")
+        );
+    }
     print!("{}", model_ops::describe(&changed.after));
 }

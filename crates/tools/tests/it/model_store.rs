@@ -59,6 +59,7 @@ fn cli(azurite: &Azurite, container: &str, args: &[&str]) -> std::process::Outpu
 async fn shared_key_promote_challenge_rollback_through_the_pointer() {
     let azurite = azurite_or_skip!();
     let store = store(&azurite, "lifecycle");
+    store.ensure_container().await.unwrap();
     assert!(store.pointer().await.unwrap().is_none(), "no pointer before the first promotion");
 
     let first = model_ops::promote(&store, Some(&checked("ae-test-first-1")), "op").await.unwrap();
@@ -139,6 +140,7 @@ async fn shared_key_racing_operators_one_wins_and_none_is_lost() {
 async fn shared_key_corrupt_and_invalid_models_are_refused() {
     let azurite = azurite_or_skip!();
     let store = store(&azurite, "corrupt");
+    store.ensure_container().await.unwrap();
     let scratch = Scratch::new("model-cli");
 
     // The CLI refuses a file that is not a model before anything is uploaded.
@@ -193,6 +195,42 @@ async fn shared_key_corrupt_and_invalid_models_are_refused() {
     std::fs::write(scratch.path("same.onnx"), model_variant("ae-corrupt-0005", None)).unwrap();
     let out = cli(&azurite, "corrupt", &["challenge", "--file", scratch.path("same.onnx").to_str().unwrap()]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("SHA-256"), "{out:?}");
+}
+
+#[tokio::test]
+async fn shared_key_a_missing_container_is_not_an_empty_store_and_a_write_answered_twice_is_not_a_race() {
+    let azurite = azurite_or_skip!();
+    // No container: an error, never "no pointer" (which would send the fleet back to its
+    // packaged model).
+    let store = store(&azurite, "repeat");
+    assert!(matches!(store.pointer().await, Err(StoreError::ContainerMissing { .. })), "{:?}", store.pointer().await);
+    assert!(matches!(store.pointer_etag().await, Err(StoreError::ContainerMissing { .. })));
+    let out = cli(&azurite, "repeat", &["status"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("the container is missing"), "{}", String::from_utf8_lossy(&out.stderr));
+    store.ensure_container().await.unwrap();
+    assert!(store.pointer().await.unwrap().is_none());
+    assert!(store.pointer_etag().await.unwrap().is_none());
+
+    model_ops::promote(&store, Some(&checked("ae-repeat-00001")), "op").await.unwrap();
+    let read = store.pointer().await.unwrap().unwrap();
+    let second = store.upload_model("ae-repeat-00002", &model_variant("ae-repeat-00002", None)).await.unwrap();
+    let after = Pointer::promote(Some(&read.pointer), second, "op", "t");
+    // The write lands but its answer is lost; the retry finds the ETag moved. Reading the
+    // pointer back shows it is this very change: done, not raced (a second rollback would
+    // otherwise go back two models).
+    store.put_pointer(&after, Some(&read.etag)).await.unwrap();
+    let again = model_ops::write(&store, Some(read.clone()), after.clone()).await.unwrap();
+    assert_eq!(again.after, after);
+    // Any other change computed from the same read is still a race.
+    let other = Pointer::challenge(Some(&read.pointer), None, "someone-else", "t").unwrap();
+    assert!(matches!(model_ops::write(&store, Some(read), other).await, Err(ModelOpError::Raced { .. })));
+    assert_eq!(store.pointer().await.unwrap().unwrap().pointer, after);
+
+    // Uploading bytes already stored is read back, checked and taken as done.
+    let planted = checked("ae-repeat-00003");
+    let first = store.upload_model("ae-repeat-00003", &planted.bytes).await.unwrap();
+    assert_eq!(store.upload_model("ae-repeat-00003", &planted.bytes).await.unwrap(), first);
 }
 
 #[tokio::test]
@@ -286,6 +324,27 @@ async fn shared_key_handler_follows_the_pointer_and_never_serves_an_unverified_m
     assert_eq!(body["model_version"], "ae-follow-00001");
     app.assert_metrics(&["sensor_anomaly_model_follow_total{role=\"champion\",outcome=\"refused\"} 2"]).await;
 
+    // A file named before it is uploaded: refused (not found). Once it is there and the pointer
+    // is written again it serves: a refusal lasts only as long as the pointer that named it.
+    let bytes = model_variant("ae-follow-00003", None);
+    let sha256 = model_store::sha256_hex(&bytes);
+    let early = model_store::ModelRef {
+        model_version: "ae-follow-00003".into(),
+        blob: model_store::ModelRef::blob_name("ae-follow-00003", &sha256),
+        sha256,
+        bytes: bytes.len() as u64,
+    };
+    let read = store.pointer().await.unwrap().unwrap();
+    store.put_pointer(&Pointer::promote(Some(&read.pointer), early.clone(), "op", "t"), Some(&read.etag)).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    let body: serde_json::Value = app.get("/api/model").await.json().await.unwrap();
+    assert_eq!(body["model_version"], "ae-follow-00001");
+    app.assert_metrics(&["sensor_anomaly_model_follow_total{role=\"champion\",outcome=\"refused\"} 3"]).await;
+    store.upload_model("ae-follow-00003", &bytes).await.unwrap();
+    let read = store.pointer().await.unwrap().unwrap();
+    store.put_pointer(&Pointer::promote(Some(&read.pointer), early, "op", "t2"), Some(&read.etag)).await.unwrap();
+    wait_model(&app, "the file once uploaded", |b| b["model_version"] == "ae-follow-00003").await;
+
     // Back to a good file; rollback and clearing the challenger follow too.
     let read = store.pointer().await.unwrap().unwrap();
     store.put_pointer(&Pointer::promote(Some(&read.pointer), good, "op", "t"), Some(&read.etag)).await.unwrap();
@@ -299,7 +358,8 @@ async fn shared_key_handler_follows_the_pointer_and_never_serves_an_unverified_m
     let error: serde_json::Value = response.json().await.unwrap();
     assert!(error["error"].as_str().unwrap().contains("sensor-anomaly model promote"), "{error}");
     app.assert_metrics(&[
-        "sensor_anomaly_model_follow_total{role=\"champion\",outcome=\"switched\"} 2",
+        "sensor_anomaly_model_follow_total{role=\"champion\",outcome=\"switched\"} 3",
+        "sensor_anomaly_model_follow_total{role=\"champion\",outcome=\"refused\"} 3",
         "sensor_anomaly_model_follow_total{role=\"challenger\",outcome=\"set\"} 1",
         "sensor_anomaly_model_follow_total{role=\"challenger\",outcome=\"cleared\"} 1",
     ])

@@ -70,8 +70,11 @@ fn v4_keys_windows_and_trackers_without_the_model_version_keeping_the_first_row(
         at("ADD CONSTRAINT pk_incident_trackers PRIMARY KEY CLUSTERED (device_id);"),
     );
     assert!(drop < keep && keep < add && at("DELETE FROM ranked WHERE recency > 1") < add);
-    // Guarded on the old key's columns, so a second run changes nothing.
+    // Guarded on the old key's columns, so a second run changes nothing; and on the key being
+    // absent, so a run by hand that died between the drop and the add finishes next time.
     assert_eq!(v4.matches("AND c.name = N'model_version'").count(), 2);
+    assert_eq!(v4.matches(") OR NOT EXISTS (").count(), 2);
+    assert_eq!(v4.matches("IF EXISTS (SELECT 1 FROM sys.key_constraints WHERE name = N'").count(), 2, "drop only a key that is there");
 }
 
 #[test]
