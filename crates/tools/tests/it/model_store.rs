@@ -234,6 +234,42 @@ async fn shared_key_a_missing_container_is_not_an_empty_store_and_a_write_answer
 }
 
 #[tokio::test]
+async fn shared_key_a_promotion_clears_a_challenger_the_new_champion_cannot_feed() {
+    let azurite = azurite_or_skip!();
+    let store = store(&azurite, "refit");
+    model_ops::promote(&store, Some(&checked("ae-refit-chmp01")), "op").await.unwrap();
+    model_ops::challenge(&store, Some(&checked("ae-refit-chal01")), "op").await.unwrap();
+    // A champion whose vibration channel has another name: its windows carry no vibration_*
+    // feature, which the challenger reads.
+    let mut renamed = model_variant("ae-refit-other1", None);
+    let mut at = 0;
+    while let Some(found) = renamed[at..].windows(9).position(|w| w == b"vibration") {
+        renamed[at + found..at + found + 9].copy_from_slice(b"vibratiox");
+        at += found + 9;
+    }
+    let renamed = model_ops::check(renamed, "renamed").expect("the renamed model loads");
+    let changed = model_ops::promote(&store, Some(&renamed), "op").await.unwrap();
+    let (cleared, missing) = changed.challenger_cleared.expect("the challenger is cleared");
+    assert_eq!(cleared.model_version, "ae-refit-chal01");
+    assert!(!missing.is_empty() && missing.iter().all(|f| f.starts_with("vibration_")), "{missing:?}");
+    let stored = store.pointer().await.unwrap().unwrap().pointer;
+    assert_eq!((stored.champion.model_version.as_str(), stored.challenger), ("ae-refit-other1", None));
+    // Naming it again is refused against this champion; after a rollback it fits again.
+    let again = model_ops::challenge(&store, Some(&checked("ae-refit-chal01")), "op").await;
+    assert!(matches!(again, Err(ModelOpError::FeatureMismatch { .. })), "{:?}", again.err());
+    model_ops::rollback(&store, "op").await.unwrap();
+    model_ops::challenge(&store, Some(&checked("ae-refit-chal01")), "op").await.unwrap();
+    // Rolling back to the renamed champion is not possible (it left the history), but promoting
+    // it again clears the challenger again, and the CLI says so.
+    let scratch = Scratch::new("refit");
+    std::fs::write(scratch.path("renamed.onnx"), &renamed.bytes).unwrap();
+    let out = cli(&azurite, "refit", &["promote", "--file", scratch.path("renamed.onnx").to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("challenger ae-refit-chal01 cleared"), "{stdout}");
+}
+
+#[tokio::test]
 async fn identity_path_reaches_the_credential_and_says_what_to_check() {
     // No Azurite: the identity form needs Entra ID, which nothing here provides. The CLI takes
     // the developer tools' login (`az login`), finds none, and says so in one line, naming the
