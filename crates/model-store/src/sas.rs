@@ -52,13 +52,7 @@ pub fn account_sas(account: &str, key_base64: &str, expiry: OffsetDateTime) -> R
 
 /// Percent-encodes a query value (the signature's `+`, `/` and `=`, the expiry's `:`).
 fn encode(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
 }
 
 #[cfg(test)]

@@ -130,7 +130,7 @@ pub struct Versioned {
 
 /// Lowercase hex SHA-256.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    domain::wire::hex(&Sha256::digest(bytes))
 }
 
 pub struct ModelStore {

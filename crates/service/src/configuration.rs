@@ -11,6 +11,9 @@ use sinks::azure_sql::settings::{SqlSettings, SqlSettingsError};
 use crate::telemetry::app_insights::{AppInsightsSettings, AppInsightsSettingsError};
 
 /// Settings whose values are credentials: never echoed, even when invalid.
+/// `ANOMALY_RETRAIN_AFTER_HOURS` when unset.
+pub const DEFAULT_RETRAIN_AFTER: Duration = Duration::from_secs(6 * 3600);
+
 pub const SECRET_SETTINGS: [&str; 3] = [
     "ANOMALY_SQL_CONNECTION_STRING",
     "APPLICATIONINSIGHTS_CONNECTION_STRING",
@@ -124,7 +127,7 @@ impl Default for Settings {
             publish_window_alerts: true,
             model_store: None,
             model_poll: Duration::from_secs(30),
-            retrain_after: Duration::from_secs(6 * 3600),
+            retrain_after: DEFAULT_RETRAIN_AFTER,
         }
     }
 }
@@ -215,36 +218,9 @@ impl Settings {
             incident_policy: incident_policy(&get)?,
             publish_window_alerts: flag_or(&get, "ANOMALY_PUBLISH_WINDOW_ALERTS", true)?,
             model_store: StoreSettings::from_lookup(&lookup)?,
-            model_poll: match number(&get, "ANOMALY_MODEL_POLL_SECS", 30u64, 1)? {
-                s if s <= 3600 => Duration::from_secs(s),
-                s => {
-                    return Err(ConfigError::Invalid {
-                        name: "ANOMALY_MODEL_POLL_SECS",
-                        value: s.to_string(),
-                        problem: "must be at most 3600 (an hour)".into(),
-                    })
-                }
-            },
-            retrain_after: match number(&get, "ANOMALY_RETRAIN_AFTER_HOURS", 6u64, 1)? {
-                h if h <= 168 => Duration::from_secs(h * 3600),
-                h => {
-                    return Err(ConfigError::Invalid {
-                        name: "ANOMALY_RETRAIN_AFTER_HOURS",
-                        value: h.to_string(),
-                        problem: "must be at most 168 (a week)".into(),
-                    })
-                }
-            },
-            drift_hours: match number(&get, "ANOMALY_DRIFT_HOURS", defaults.drift_hours, 1)? {
-                h if h <= 168 => h,
-                h => {
-                    return Err(ConfigError::Invalid {
-                        name: "ANOMALY_DRIFT_HOURS",
-                        value: h.to_string(),
-                        problem: "must be at most 168 (a week)".into(),
-                    })
-                }
-            },
+            model_poll: Duration::from_secs(number_at_most(&get, "ANOMALY_MODEL_POLL_SECS", defaults.model_poll.as_secs(), 1, 3600, "an hour")?),
+            retrain_after: Duration::from_secs(3600 * number_at_most(&get, "ANOMALY_RETRAIN_AFTER_HOURS", defaults.retrain_after.as_secs() / 3600, 1, 168, "a week")?),
+            drift_hours: number_at_most(&get, "ANOMALY_DRIFT_HOURS", defaults.drift_hours, 1, 168, "a week")?,
         })
     }
 }
@@ -349,6 +325,28 @@ fn flag_or(
             name,
             value: v,
             problem: "must be true or false".into(),
+        }),
+    }
+}
+
+/// [`number`], also at most `max` (`what` says how long that is, for the message).
+fn number_at_most<T>(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: T,
+    min: T,
+    max: T,
+    what: &str,
+) -> Result<T, ConfigError>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
+{
+    match number(get, name, default, min)? {
+        v if v <= max => Ok(v),
+        v => Err(ConfigError::Invalid {
+            name,
+            value: v.to_string(),
+            problem: format!("must be at most {max} ({what})"),
         }),
     }
 }

@@ -59,7 +59,7 @@ fn drift_monitor(model: &Model, hours: u32) -> Option<DriftMonitor> {
 
 impl InService {
     pub fn new(model: Model, origin: Origin, drift_hours: u32) -> Self {
-        Self::with_retrain_after(model, origin, drift_hours, std::time::Duration::from_secs(6 * 3600))
+        Self::with_retrain_after(model, origin, drift_hours, crate::configuration::DEFAULT_RETRAIN_AFTER)
     }
 
     /// As [`InService::new`], recommending retraining after `retrain_after` of unbroken drift.
