@@ -93,19 +93,36 @@ impl<'de: 'a, 'a> Deserialize<'de> for RawEntries<'a> {
 /// `dataType: string` form) is decoded in one scan ([`decode_encoded_bodies`]) into the array
 /// it encodes, which [`trigger_events`] reads as it reads the string. Anything else is parsed
 /// as a `Value`, and entries go into the map in document order, as `serde_json` puts them.
+///
+/// The host writes `Data` first, so its first entry's string is usually decoded where it lies:
+/// the scan that undoes its escaping also finds where it ends, and `serde_json` reads the rest
+/// of the request with that string cut out (a scan of the string less). Whenever that does not
+/// apply or does not parse, the request is read the general way, which gives every refusal.
 pub fn parse_request(bytes: &[u8]) -> Result<InvocationRequest, serde_json::Error> {
+    if let Some(request) = parse_leading_bodies(bytes) {
+        return Ok(request);
+    }
     let raw: RawRequest = serde_json::from_slice(bytes)?;
+    build_request(raw, None)
+}
+
+/// The request with its `Data` entries parsed; `first` is the first entry's value when it was
+/// decoded already (its raw text is then a placeholder).
+fn build_request(raw: RawRequest, first: Option<Vec<String>>) -> Result<InvocationRequest, serde_json::Error> {
     let many = is_many(&raw.metadata);
+    let mut first = first;
     let mut data = Map::new();
-    for (key, value) in raw.data.0 {
+    for (index, (key, value)) in raw.data.0.into_iter().enumerate() {
         let text = value.get();
-        let decoded = many
-            .then(|| text.strip_prefix('"')?.strip_suffix('"'))
-            .flatten()
-            .and_then(decode_encoded_bodies)
-            .map(|bodies| Value::Array(bodies.into_iter().map(Value::String).collect()));
+        let decoded = match first.take().filter(|_| index == 0) {
+            Some(bodies) => Some(bodies),
+            None => many
+                .then(|| text.strip_prefix('"')?.strip_suffix('"'))
+                .flatten()
+                .and_then(decode_encoded_bodies),
+        };
         let value = match decoded {
-            Some(value) => value,
+            Some(bodies) => Value::Array(bodies.into_iter().map(Value::String).collect()),
             None => serde_json::from_str(text)?,
         };
         data.insert(key, value);
@@ -116,15 +133,62 @@ pub fn parse_request(bytes: &[u8]) -> Result<InvocationRequest, serde_json::Erro
     })
 }
 
+/// The host's usual request, `{"Data":{"<binding>":"<encoded array of bodies>",...},...}`:
+/// the bodies decoded in the scan that finds the string's end, and the rest of the request,
+/// with `0` where the string was, read by `serde_json` (so every other entry, duplicate key,
+/// nesting limit and trailing byte is judged as the general way judges it). `None` sends the
+/// request the general way: another shape, a string that is not the plain form, a request
+/// that does not parse, or a trigger that is not `many` (its string is then one body).
+fn parse_leading_bodies(bytes: &[u8]) -> Option<InvocationRequest> {
+    let mut at = 0;
+    for token in [b"{".as_slice(), b"\"Data\"", b":", b"{", b"\""] {
+        at = after_token(bytes, at, token)?;
+    }
+    // The entry's name: plain text (an escape sends the request the general way).
+    at += bytes[at..].iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+    for token in [b"\"".as_slice(), b":", b"\""] {
+        at = after_token(bytes, at, token)?;
+    }
+    let opening = at - 1;
+    let (bodies, closing) = scan_encoded_bodies(bytes, at)?;
+    let mut rest = Vec::with_capacity(opening + 1 + bytes.len() - closing);
+    rest.extend_from_slice(&bytes[..opening]);
+    rest.push(b'0');
+    rest.extend_from_slice(&bytes[closing..]);
+    let raw: RawRequest = serde_json::from_slice(&rest).ok()?;
+    if !is_many(&raw.metadata) || raw.data.0.first().map(|(_, v)| v.get()) != Some("0") {
+        return None;
+    }
+    build_request(raw, Some(bodies)).ok()
+}
+
+/// The index past `token` when only JSON whitespace comes before it from `at`.
+fn after_token(bytes: &[u8], mut at: usize, token: &[u8]) -> Option<usize> {
+    while bytes.get(at).is_some_and(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r')) {
+        at += 1;
+    }
+    bytes.get(at..at + token.len()).filter(|t| *t == token)?;
+    Some(at + token.len())
+}
+
 /// The bodies of a JSON array of strings that is itself the content of a JSON string (the raw
 /// text between its quotes): both levels of escaping undone in one scan. `None` for anything
 /// but the plain form (`\u` escapes, control characters, other values, other whitespace), which
 /// the caller parses the general way; when it answers, it answers what two `serde_json` passes
 /// would (the fuzz target `invocation` checks it).
 pub fn decode_encoded_bodies(raw: &str) -> Option<Vec<String>> {
-    let raw = raw.as_bytes();
+    let mut quoted = Vec::with_capacity(raw.len() + 1);
+    quoted.extend_from_slice(raw.as_bytes());
+    quoted.push(b'"');
+    let (bodies, end) = scan_encoded_bodies(&quoted, 0)?;
+    (end == quoted.len()).then_some(bodies)
+}
+
+/// [`decode_encoded_bodies`] of the string whose content starts at `bytes[start]`; also the
+/// index just past its closing quote.
+fn scan_encoded_bodies(raw: &[u8], start: usize) -> Option<(Vec<String>, usize)> {
     let n = raw.len();
-    let mut i = 0;
+    let mut i = start;
     let skip_space = |i: &mut usize| {
         while *i < n && raw[*i] == b' ' {
             *i += 1;
@@ -137,23 +201,33 @@ pub fn decode_encoded_bodies(raw: &str) -> Option<Vec<String>> {
     }
     i += 1;
     skip_space(&mut i);
-    if raw.get(i) == Some(&b']') {
+    let close = |mut i: usize, out: Vec<String>| {
         i += 1;
         skip_space(&mut i);
-        return (i == n).then_some(out);
+        (raw.get(i) == Some(&b'"')).then_some((out, i + 1))
+    };
+    if raw.get(i) == Some(&b']') {
+        return close(i, out);
     }
+    // Bodies of one invocation are alike in size: each starts with room for the largest so far.
+    let mut room = 0;
     loop {
         // A body starts with a quote, which the outer string writes as `\"`.
         if raw.get(i..i + 2) != Some(b"\\\"".as_slice()) {
             return None;
         }
         i += 2;
-        let mut body = Vec::new();
+        let mut body = Vec::with_capacity(room);
         loop {
-            // Bytes up to the next backslash are the body's own, at both levels.
-            let at = raw[i..].iter().position(|&b| b == b'\\')?;
+            // Bytes up to the next backslash are the body's own, at both levels; a quote there
+            // would end the outer string early and a control character is not JSON.
+            let at = raw[i..].iter().position(|&b| b == b'\\' || b == b'"' || b < 0x20)?;
             body.extend_from_slice(&raw[i..i + at]);
-            i += at + 1;
+            i += at;
+            if raw[i] != b'\\' {
+                return None;
+            }
+            i += 1;
             match *raw.get(i)? {
                 // `\"`: the body's closing quote.
                 b'"' => {
@@ -185,6 +259,7 @@ pub fn decode_encoded_bodies(raw: &str) -> Option<Vec<String>> {
                 _ => return None,
             }
         }
+        room = room.max(body.len());
         out.push(String::from_utf8(body).ok()?);
         skip_space(&mut i);
         match *raw.get(i)? {
@@ -192,11 +267,7 @@ pub fn decode_encoded_bodies(raw: &str) -> Option<Vec<String>> {
                 i += 1;
                 skip_space(&mut i);
             }
-            b']' => {
-                i += 1;
-                skip_space(&mut i);
-                return (i == n).then_some(out);
-            }
+            b']' => return close(i, out),
             _ => return None,
         }
     }
@@ -711,6 +782,48 @@ mod tests {
         }
         assert!(parse_request(b"{\"Data\": 3}").is_err());
         assert!(parse_request(b"not json").is_err());
+    }
+
+    #[test]
+    fn the_leading_encoded_string_is_decoded_where_it_lies_and_the_rest_judged_by_serde_json() {
+        let bodies = vec!["{\"device_id\":\"d\\\"1\",\"x\":1}".to_string(), "{}\n{}".to_string()];
+        let host = many_string_invocation("events", &bodies, "3", 10, "2026-01-01T00:00:00Z").to_string();
+        assert!(parse_leading_bodies(host.as_bytes()).is_some(), "the host's shape takes the one scan: {host}");
+        let deep = format!("{}1{}", "[".repeat(126), "]".repeat(126));
+        let too_deep = format!("{}1{}", "[".repeat(127), "]".repeat(127));
+        let many = r#""SequenceNumberArray":"[1,2]""#;
+        let cases = [
+            host.clone(),
+            // Spaces wherever JSON allows them.
+            format!(" {{ \"Data\" : {{ \"events\" : \"[ \\\"a\\\" , \\\"b\\\" ]\" }} , \"Metadata\" : {{ {many} }} }} "),
+            // A later entry of the same name wins, as in serde_json's map.
+            format!(r#"{{"Data":{{"events":"[\"a\"]","events":"[\"b\"]"}},"Metadata":{{{many}}}}}"#),
+            format!(r#"{{"Data":{{"events":"[\"a\"]","Events":[1]}},"Metadata":{{{many}}},"Other":{{"x":[true]}}}}"#),
+            // Not many: the string is one body.
+            r#"{"Data":{"events":"[\"a\"]"},"Metadata":{"SequenceNumber":4}}"#.to_string(),
+            // Refusals: trailing text, a repeated Data, too deep, a control character, bad UTF-8
+            // after the string, a string that never closes.
+            format!(r#"{{"Data":{{"events":"[\"a\"]"}},"Metadata":{{{many}}}}} x"#),
+            format!(r#"{{"Data":{{"events":"[\"a\"]"}},"Data":{{}},"Metadata":{{{many}}}}}"#),
+            format!(r#"{{"Data":{{"events":"[\"a\"]"}},"Metadata":{{{many},"d":{deep}}}}}"#),
+            format!(r#"{{"Data":{{"events":"[\"a\"]"}},"Metadata":{{{many},"d":{too_deep}}}}}"#),
+            format!("{{\"Data\":{{\"events\":\"[\\\"a\tb\\\"]\"}},\"Metadata\":{{{many}}}}}"),
+            format!(r#"{{"Data":{{"events":"[\"a\"]"}},"Metadata":{{{many}}}"#),
+            r#"{"Data":{"events":"[\"a\"]"#.to_string(),
+        ];
+        for text in cases {
+            let general = serde_json::from_str::<InvocationRequest>(&text);
+            match parse_request(text.as_bytes()) {
+                Ok(fast) => {
+                    let general = general.unwrap_or_else(|e| panic!("serde_json refuses {text}: {e}"));
+                    assert_eq!(trigger_events(&fast, "events"), trigger_events(&general, "events"), "{text}");
+                    assert_eq!(fast.metadata, general.metadata, "{text}");
+                }
+                Err(_) => assert!(general.is_err(), "refused what serde_json reads: {text}"),
+            }
+        }
+        let invalid_utf8 = [&host.as_bytes()[..host.len() - 2], b"\xff}}"].concat();
+        assert!(parse_request(&invalid_utf8).is_err());
     }
 
     #[test]
