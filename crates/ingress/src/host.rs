@@ -217,11 +217,13 @@ fn scan_encoded_bodies(raw: &[u8], start: usize) -> Option<(Vec<String>, usize)>
             return None;
         }
         i += 2;
+        let body_start = i;
         let mut body = Vec::with_capacity(room);
         loop {
             // Bytes up to the next backslash are the body's own, at both levels; a quote there
-            // would end the outer string early and a control character is not JSON.
-            let at = raw[i..].iter().position(|&b| b == b'\\' || b == b'"' || b < 0x20)?;
+            // would end the outer string early. (Control characters, which are not JSON, are
+            // looked for once the body is whole.)
+            let at = memchr::memchr2(b'\\', b'"', &raw[i..])?;
             body.extend_from_slice(&raw[i..i + at]);
             i += at;
             if raw[i] != b'\\' {
@@ -258,6 +260,11 @@ fn scan_encoded_bodies(raw: &[u8], start: usize) -> Option<(Vec<String>, usize)>
                 }
                 _ => return None,
             }
+        }
+        // A control character in the text is not JSON (escaped ones were undone above). Every
+        // byte is looked at, not up to the first found: this loop compiles to vector code.
+        if raw[body_start..i].iter().fold(false, |found, &b| found | (b < 0x20)) {
+            return None;
         }
         room = room.max(body.len());
         out.push(String::from_utf8(body).ok()?);
