@@ -21,7 +21,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use domain::{AnomalyRow, Lineage};
-use crate::{since_instant, window_end_instants, HistoryQuery, StoreError};
+use crate::{since_instant, to_json, window_end_instants, HistoryQuery, StoreError};
 
 /// Column limits of `sql/V001__anomalies.sql`: a longer value is refused before it is sent
 /// (ingress and model loading already refuse longer names).
@@ -175,8 +175,8 @@ pub fn insert(rows: &[AnomalyRow], inserted_at: &str) -> Result<Statement, Store
             score: r.score,
             threshold: r.threshold,
             severity: r.severity.as_str(),
-            contributions: r.contributions.to_string(),
-            features: r.features.to_string(),
+            contributions: to_json(&r.contributions)?,
+            features: to_json(&r.features)?,
             top_channel: &r.top_channel,
             explanation: &r.explanation,
             partition_id: r.lineage.partition_id.as_deref(),
