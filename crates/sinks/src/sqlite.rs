@@ -54,12 +54,27 @@ impl<T> Classify<T> for Result<T, rusqlite::Error> {
 /// One SQLite file, its connection owned by one thread that runs the store's calls in turn:
 /// SQLite has one writer at a time anyway. (From the blocking pool, each waiting call held a
 /// thread parked on a mutex: under 8 concurrent invocations 8 threads, each woken through a
-/// futex and each keeping its allocator heap after the load.) The thread stops when the store
-/// is dropped.
+/// futex and each keeping its allocator heap after the load.) Dropping the store waits for
+/// the thread to finish the calls queued and close the connection (which checkpoints the WAL),
+/// as dropping the connection itself did.
 pub struct SqliteStore {
-    jobs: mpsc::Sender<Job>,
+    /// `None` only while dropping.
+    jobs: Option<mpsc::Sender<Job>>,
+    thread: Option<std::thread::JoinHandle<()>>,
     trackers: Arc<Mutex<TrackerCache>>,
     path: PathBuf,
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        // The last sender gone, the thread's queue ends once drained. (A call in flight holds
+        // no sender: it lets go of its copy once its work is queued.)
+        self.jobs = None;
+        if let Some(thread) = self.thread.take() {
+            // A panic on the thread was caught per call; one outside a call has nothing to add.
+            let _ = thread.join();
+        }
+    }
 }
 
 /// One call's work on the connection; it sends its own answer.
@@ -224,12 +239,13 @@ impl SqliteStore {
         let mut conn = conn;
         prepare_schema(&mut conn)?;
         let (jobs, queue) = mpsc::channel();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("sqlite-store".into())
             .spawn(move || run_jobs(conn, queue))
             .map_err(|e| StoreError::permanent("starting the store's thread", e))?;
         Ok(SqliteStore {
-            jobs,
+            jobs: Some(jobs),
+            thread: Some(thread),
             trackers: Arc::default(),
             path: path.to_path_buf(),
         })
@@ -245,6 +261,11 @@ impl SqliteStore {
     ) -> StoreFuture<'_, T> {
         let jobs = self.jobs.clone();
         Box::pin(async move {
+            let stopped = |context: &str| StoreError::Transient {
+                context: context.to_string(),
+                source: None,
+            };
+            let jobs = jobs.ok_or_else(|| stopped("the store is closing"))?;
             let (reply, answer) = tokio::sync::oneshot::channel();
             let job: Job = Box::new(move |conn| {
                 // A panic mid-write rolled its transaction back; the connection is still usable.
@@ -252,12 +273,9 @@ impl SqliteStore {
                 // The caller may have stopped waiting; the work is done either way.
                 let _ = reply.send(result);
             });
-            let stopped = |context: &str| StoreError::Transient {
-                context: context.to_string(),
-                source: None,
-            };
             jobs.send(job)
                 .map_err(|_| stopped("the store's thread has stopped"))?;
+            drop(jobs);
             match answer.await {
                 Ok(Ok(result)) => result,
                 Ok(Err(_panic)) => Err(stopped("the store task panicked")),

@@ -431,6 +431,27 @@ async fn sqlite_store_keeps_the_contract() {
     keeps_the_contract(&store).await;
 }
 
+/// The connection lives on the store's own thread: dropping the store finishes what was
+/// queued and closes it there and then (the last close checkpoints the WAL and removes it), so
+/// a handler that stops leaves a whole database file behind, not one still being closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_store_closes_its_connection_when_dropped() {
+    let scratch = Scratch::new("sqlite-close");
+    let path = scratch.path("a.sqlite");
+    let wal = scratch.path("a.sqlite-wal");
+    let store = SqliteStore::open(&path, Duration::from_millis(200)).unwrap();
+    let rows: Vec<AnomalyRow> = (0..50)
+        .map(|i| row("d1", &format!("2026-01-01T00:{:02}:00Z", i), "m1"))
+        .collect();
+    assert_eq!(store.insert(rows).await.unwrap(), 50);
+    assert!(wal.exists(), "WAL mode writes the -wal file first");
+    drop(store);
+    assert!(!wal.exists(), "the store was dropped but its connection was not closed");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let stored: i64 = conn.query_row("SELECT COUNT(*) FROM anomalies", [], |r| r.get(0)).unwrap();
+    assert_eq!(stored, 50);
+}
+
 #[tokio::test]
 async fn memory_store_keeps_the_contract() {
     keeps_the_contract(&MemoryStore::new()).await;
