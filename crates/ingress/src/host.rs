@@ -108,9 +108,8 @@ pub fn parse_request(bytes: &[u8]) -> Result<InvocationRequest, serde_json::Erro
 
 /// The request with its `Data` entries parsed; `first` is the first entry's value when it was
 /// decoded already (its raw text is then a placeholder).
-fn build_request(raw: RawRequest, first: Option<Vec<String>>) -> Result<InvocationRequest, serde_json::Error> {
+fn build_request(raw: RawRequest, mut first: Option<Vec<String>>) -> Result<InvocationRequest, serde_json::Error> {
     let many = is_many(&raw.metadata);
-    let mut first = first;
     let mut data = Map::new();
     for (index, (key, value)) in raw.data.0.into_iter().enumerate() {
         let text = value.get();
@@ -150,7 +149,12 @@ fn parse_leading_bodies(bytes: &[u8]) -> Option<InvocationRequest> {
         at = after_token(bytes, at, token)?;
     }
     let opening = at - 1;
-    let (bodies, closing) = scan_encoded_bodies(bytes, at)?;
+    let (bodies, end) = scan_encoded_bodies(bytes, at)?;
+    // The array ends where the string does, at its closing quote.
+    if bytes.get(end) != Some(&b'"') {
+        return None;
+    }
+    let closing = end + 1;
     let mut rest = Vec::with_capacity(opening + 1 + bytes.len() - closing);
     rest.extend_from_slice(&bytes[..opening]);
     rest.push(b'0');
@@ -177,15 +181,13 @@ fn after_token(bytes: &[u8], mut at: usize, token: &[u8]) -> Option<usize> {
 /// the caller parses the general way; when it answers, it answers what two `serde_json` passes
 /// would (the fuzz target `invocation` checks it).
 pub fn decode_encoded_bodies(raw: &str) -> Option<Vec<String>> {
-    let mut quoted = Vec::with_capacity(raw.len() + 1);
-    quoted.extend_from_slice(raw.as_bytes());
-    quoted.push(b'"');
-    let (bodies, end) = scan_encoded_bodies(&quoted, 0)?;
-    (end == quoted.len()).then_some(bodies)
+    let (bodies, end) = scan_encoded_bodies(raw.as_bytes(), 0)?;
+    (end == raw.len()).then_some(bodies)
 }
 
-/// [`decode_encoded_bodies`] of the string whose content starts at `bytes[start]`; also the
-/// index just past its closing quote.
+/// [`decode_encoded_bodies`] of the string content that starts at `raw[start]`, also giving the
+/// index just past the array and the spaces after it (where the content must end). A quote
+/// inside a body's text ends the string early: `None`.
 fn scan_encoded_bodies(raw: &[u8], start: usize) -> Option<(Vec<String>, usize)> {
     let n = raw.len();
     let mut i = start;
@@ -204,7 +206,7 @@ fn scan_encoded_bodies(raw: &[u8], start: usize) -> Option<(Vec<String>, usize)>
     let close = |mut i: usize, out: Vec<String>| {
         i += 1;
         skip_space(&mut i);
-        (raw.get(i) == Some(&b'"')).then_some((out, i + 1))
+        Some((out, i))
     };
     if raw.get(i) == Some(&b']') {
         return close(i, out);
