@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::panic::AssertUnwindSafe;
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::mpsc;
 use std::time::Duration;
 
 use rusqlite::{params, Connection, ErrorCode, OptionalExtension};
@@ -61,7 +61,6 @@ pub struct SqliteStore {
     /// `None` only while dropping.
     jobs: Option<mpsc::Sender<Job>>,
     thread: Option<std::thread::JoinHandle<()>>,
-    trackers: Arc<Mutex<TrackerCache>>,
     path: PathBuf,
 }
 
@@ -77,20 +76,26 @@ impl Drop for SqliteStore {
     }
 }
 
-/// One call's work on the connection; it sends its own answer.
-type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+/// What the store's thread owns: the connection and the trackers it read or wrote.
+struct Worker {
+    conn: Connection,
+    trackers: TrackerCache,
+}
 
-fn run_jobs(mut conn: Connection, jobs: mpsc::Receiver<Job>) {
+/// One call's work on the store's thread; it sends its own answer.
+type Job = Box<dyn FnOnce(&mut Worker) + Send>;
+
+fn run_jobs(mut worker: Worker, jobs: mpsc::Receiver<Job>) {
     for job in jobs {
-        job(&mut conn);
+        job(&mut worker);
     }
 }
 
 /// The trackers this store last read or wrote, parsed, with their versions. A load asks the
 /// database for the version and reads (and parses) the state only when it is not the cached
 /// one: every write moves the version (and tracker rows are never deleted), so another
-/// instance's write is always seen and a stale entry never used. Taken after the connection's
-/// lock, never alone.
+/// instance's write is always seen and a stale entry never used. Owned by the store's thread
+/// beside the connection, so it is only ever used inside that connection's calls.
 #[derive(Default)]
 struct TrackerCache {
     entries: HashMap<String, (i64, TrackerState)>,
@@ -241,12 +246,17 @@ impl SqliteStore {
         let (jobs, queue) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("sqlite-store".into())
-            .spawn(move || run_jobs(conn, queue))
+            .spawn(move || {
+                let worker = Worker {
+                    conn,
+                    trackers: TrackerCache::default(),
+                };
+                run_jobs(worker, queue)
+            })
             .map_err(|e| StoreError::permanent("starting the store's thread", e))?;
         Ok(SqliteStore {
             jobs: Some(jobs),
             thread: Some(thread),
-            trackers: Arc::default(),
             path: path.to_path_buf(),
         })
     }
@@ -257,7 +267,7 @@ impl SqliteStore {
 
     fn blocking<T: Send + 'static>(
         &self,
-        work: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+        work: impl FnOnce(&mut Worker) -> Result<T, StoreError> + Send + 'static,
     ) -> StoreFuture<'_, T> {
         let jobs = self.jobs.clone();
         Box::pin(async move {
@@ -267,9 +277,9 @@ impl SqliteStore {
             };
             let jobs = jobs.ok_or_else(|| stopped("the store is closing"))?;
             let (reply, answer) = tokio::sync::oneshot::channel();
-            let job: Job = Box::new(move |conn| {
+            let job: Job = Box::new(move |worker| {
                 // A panic mid-write rolled its transaction back; the connection is still usable.
-                let result = std::panic::catch_unwind(AssertUnwindSafe(|| work(conn)));
+                let result = std::panic::catch_unwind(AssertUnwindSafe(|| work(worker)));
                 // The caller may have stopped waiting; the work is done either way.
                 let _ = reply.send(result);
             });
@@ -385,11 +395,10 @@ fn read_history(conn: &mut Connection, q: &HistoryQuery) -> Result<Vec<AnomalyRo
 
 fn load_trackers(
     conn: &mut Connection,
-    cache: &Mutex<TrackerCache>,
+    cache: &mut TrackerCache,
     requests: &[TrackerRequest],
 ) -> Result<Vec<LoadedTracker>, StoreError> {
     const CONTEXT: &str = "reading incident trackers";
-    let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
     let tx = conn.transaction().during(CONTEXT)?;
     let mut out = Vec::with_capacity(requests.len());
     {
@@ -465,7 +474,7 @@ fn load_trackers(
 
 fn save_trackers(
     conn: &mut Connection,
-    cache: &Mutex<TrackerCache>,
+    cache: &mut TrackerCache,
     saves: &[TrackerSave],
 ) -> Result<SaveOutcome, StoreError> {
     const CONTEXT: &str = "saving incident trackers";
@@ -547,7 +556,6 @@ fn save_trackers(
     tx.commit().during(CONTEXT)?;
     // Only what is committed is cached; a conflicting tracker is read again next time anyway
     // (its version is not the cached one).
-    let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
     for (save, version) in written_versions {
         let state = &save.state;
         cache.put(state.device_id.clone(), version, state.clone());
@@ -594,18 +602,18 @@ impl AnomalyStore for SqliteStore {
         if rows.is_empty() {
             return Box::pin(async { Ok(0) });
         }
-        self.blocking(move |conn| insert_rows(conn, &rows))
+        self.blocking(move |w| insert_rows(&mut w.conn, &rows))
     }
 
     fn history(&self, query: HistoryQuery) -> StoreFuture<'_, Vec<AnomalyRow>> {
-        self.blocking(move |conn| read_history(conn, &query))
+        self.blocking(move |w| read_history(&mut w.conn, &query))
     }
 
     fn ping(&self) -> StoreFuture<'_, ()> {
         // A write probe: readers never block in WAL mode, so only taking the write lock tells
         // whether an insert would go through now.
-        self.blocking(|conn| {
-            conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK;")
+        self.blocking(|w| {
+            w.conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK;")
                 .during("probing the write lock")
         })
     }
@@ -614,19 +622,17 @@ impl AnomalyStore for SqliteStore {
         if requests.is_empty() {
             return Box::pin(async { Ok(Vec::new()) });
         }
-        let cache = Arc::clone(&self.trackers);
-        self.blocking(move |conn| load_trackers(conn, &cache, &requests))
+        self.blocking(move |w| load_trackers(&mut w.conn, &mut w.trackers, &requests))
     }
 
     fn save_trackers(&self, saves: Vec<TrackerSave>) -> StoreFuture<'_, SaveOutcome> {
         if saves.is_empty() {
             return Box::pin(async { Ok(SaveOutcome::default()) });
         }
-        let cache = Arc::clone(&self.trackers);
-        self.blocking(move |conn| save_trackers(conn, &cache, &saves))
+        self.blocking(move |w| save_trackers(&mut w.conn, &mut w.trackers, &saves))
     }
 
     fn incidents(&self, query: IncidentQuery) -> StoreFuture<'_, Vec<Incident>> {
-        self.blocking(move |conn| read_incidents(conn, &query))
+        self.blocking(move |w| read_incidents(&mut w.conn, &query))
     }
 }
