@@ -181,6 +181,25 @@ fn pipeline_and_store(c: &mut Criterion, f: &Fixture) {
         )
     });
     group.finish();
+
+    // The bench script's steady state: a whole batch delivered again (anomalies already
+    // stored, every device's tracker past its windows, the incident messages read back).
+    let mut group = c.benchmark_group("pipeline");
+    group.throughput(Throughput::Elements(WINDOWS as u64));
+    let store = SqliteStore::open(&dir.join("pipeline.sqlite"), Duration::from_secs(5)).expect("opens");
+    let pipeline = Pipeline::new(Arc::new(store), PipelineOptions::default());
+    runtime
+        .block_on(pipeline.score_batch(&f.model, &f.events, BatchInfo::default()))
+        .expect("scores");
+    group.bench_function("sqlite_redelivery", |b| {
+        b.iter(|| {
+            runtime
+                .block_on(pipeline.score_batch(&f.model, &f.events, BatchInfo::default()))
+                .expect("scores")
+        })
+    });
+    group.finish();
+    drop(pipeline);
     let _ = std::fs::remove_dir_all(&dir);
 
     let mut group = c.benchmark_group("response");

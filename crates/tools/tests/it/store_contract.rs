@@ -458,7 +458,8 @@ async fn memory_store_keeps_the_contract() {
 }
 
 /// Two handlers on one SQLite file: each keeps the trackers it parsed, and one's write is seen by
-/// the other at its next load (the version moved), never hidden by what it kept.
+/// the other at its next load (the version moved, and so did SQLite's data_version), never hidden
+/// by what it kept.
 #[tokio::test]
 async fn sqlite_stores_sharing_a_file_never_load_a_stale_tracker() {
     let scratch = Scratch::new("contract-tracker-cache");
@@ -493,6 +494,17 @@ async fn sqlite_stores_sharing_a_file_never_load_a_stale_tracker() {
     assert_eq!((own.version, own.state.watermark.as_str()), (3, t3));
     let other = b.load_trackers(vec![request("dev", t3, t3)]).await.unwrap().remove(0).tracker.unwrap();
     assert_eq!((other.version, other.state.watermark.as_str()), (3, t3));
+    // a's own write needs no query to be read back while nobody else commits; a write from any
+    // other connection (another process here) moves SQLite's data_version and is read again.
+    let t4 = "2026-02-01T00:04:00Z";
+    let outside = rusqlite::Connection::open(&path).unwrap();
+    let state = serde_json::to_string(&tracker("dev", t4)).unwrap();
+    let changed = outside
+        .execute("UPDATE incident_trackers SET version = 4, state = ?1 WHERE device_id = 'dev'", [state])
+        .unwrap();
+    assert_eq!(changed, 1);
+    let fresh = a.load_trackers(vec![request("dev", t4, t4)]).await.unwrap().remove(0).tracker.unwrap();
+    assert_eq!((fresh.version, fresh.state.watermark.as_str()), (4, t4));
 }
 
 #[tokio::test]
