@@ -304,10 +304,17 @@ async fn keeps_the_incident_contract(store: &dyn AnomalyStore) {
     let other = save(tracker("inc-2", t1), None, vec![incident("inc-2", t1, t1, IncidentStatus::Open)], vec![]);
     let outcome = store.save_trackers(vec![next, other]).await.unwrap();
     assert_eq!((outcome.saved, outcome.conflicts.len()), (2, 0));
-    let loaded = store.load_trackers(vec![request("inc-2", t1, t1), request("inc-1", t1, t3)]).await.unwrap();
-    assert_eq!(loaded[0].tracker.as_ref().map(|t| t.version), Some(1));
-    assert_eq!(loaded[1].tracker.as_ref().map(|t| t.version), Some(2));
-    assert_eq!(loaded[1].messages, vec![opened.clone(), closing.clone()], "window order, each once");
+    // An unknown device first: each device's messages land on its own tracker, whichever
+    // devices around it are re-deliveries.
+    let loaded = store
+        .load_trackers(vec![request("inc-0", t1, t3), request("inc-2", t1, t1), request("inc-1", t1, t3)])
+        .await
+        .unwrap();
+    assert!(loaded[0].tracker.is_none() && loaded[0].messages.is_empty());
+    assert_eq!(loaded[1].tracker.as_ref().map(|t| t.version), Some(1));
+    assert!(loaded[1].messages.is_empty());
+    assert_eq!(loaded[2].tracker.as_ref().map(|t| t.version), Some(2));
+    assert_eq!(loaded[2].messages, vec![opened.clone(), closing.clone()], "window order, each once");
 
     // One tracker per device whatever the model: a new champion's save moves the same tracker
     // (it continues the device's incident), and creating another under it is a conflict.
