@@ -29,12 +29,32 @@ pub enum FollowError {
     Store(#[from] StoreError),
     #[error("the model does not load: {0}")]
     Model(#[from] ModelError),
-    #[error("the file's metadata says model_version {found:?}, the pointer says {expected:?}")]
-    VersionMismatch { expected: String, found: String },
+    #[error(transparent)]
+    VersionMismatch(#[from] VersionMismatch),
     #[error("the challenger reads features the champion's windows do not carry ({}): it cannot be scored on the same windows", .0.join(", "))]
     FeatureMismatch(Vec<String>),
     #[error("loading the model stopped: {0}")]
     Join(String),
+}
+
+/// A stored file whose own `model_version` is not the one its pointer entry names (a file
+/// uploaded under another model's name): serving it would report the wrong model on every
+/// alert, so the handler refuses it, and the CLI refuses to make it the champion.
+#[derive(Debug, thiserror::Error)]
+#[error("the file's metadata says model_version {found:?}, the pointer says {expected:?}")]
+pub struct VersionMismatch {
+    pub expected: String,
+    pub found: String,
+}
+
+pub fn check_version(model: &Model, named: &ModelRef) -> Result<(), VersionMismatch> {
+    if model.info.model_version == named.model_version {
+        return Ok(());
+    }
+    Err(VersionMismatch {
+        expected: named.model_version.clone(),
+        found: model.info.model_version.clone(),
+    })
 }
 
 impl FollowError {
@@ -266,12 +286,7 @@ impl Follower {
         let model = tokio::task::spawn_blocking(move || Model::load_bytes(&bytes, &source))
             .await
             .map_err(|e| FollowError::Join(e.to_string()))??;
-        if model.info.model_version != named.model_version {
-            return Err(FollowError::VersionMismatch {
-                expected: named.model_version.clone(),
-                found: model.info.model_version.clone(),
-            });
-        }
+        check_version(&model, named)?;
         Ok(model)
     }
 }

@@ -19,6 +19,8 @@ pub enum ModelOpError {
     Raced { change: &'static str },
     #[error("the model file has {bytes} bytes, more than the {} a handler downloads", model_store::MAX_MODEL_BYTES)]
     TooLarge { bytes: usize },
+    #[error(transparent)]
+    VersionMismatch(#[from] service::model_follow::VersionMismatch),
     #[error("there is no challenger to promote: name a file with --file, or set one with `model challenge --file`")]
     NoChallenger,
     #[error("the challenger reads features the champion's windows do not carry ({}): it cannot be scored on the same windows in shadow; promote it instead", .missing.join(", "))]
@@ -155,10 +157,13 @@ pub async fn rollback(store: &ModelStore, by: &str) -> Result<Changed, ModelOpEr
     Ok(changed)
 }
 
-/// A stored model, verified against its reference and loaded.
+/// A stored model, verified against its reference and loaded, and refused as the handler
+/// refuses it when its own model_version is not the one the reference names.
 pub async fn fetch(store: &ModelStore, model: &ModelRef) -> Result<Model, ModelOpError> {
     let bytes = store.download_model(model).await?;
-    Ok(Model::load_bytes(&bytes, &model.blob)?)
+    let loaded = Model::load_bytes(&bytes, &model.blob)?;
+    service::model_follow::check_version(&loaded, model)?;
+    Ok(loaded)
 }
 
 /// A challenger is scored on the windows decoded for the champion: it may read their features

@@ -90,6 +90,24 @@ async fn shared_key_promote_challenge_rollback_through_the_pointer() {
     // Uploading the same file again is the same blob: the content-addressed name already holds it.
     let again = store.upload_model("ae-test-first-1", &model_variant("ae-test-first-1", None)).await.unwrap();
     assert_eq!(again, back.after.champion);
+
+    // A file stored under another model's name (a hand-made pointer, another tool) verifies
+    // by its SHA-256 but is not that model: the CLI refuses to promote it, as the handler
+    // refuses to serve it, and the pointer stays as it was.
+    let mislabelled = store.upload_model("ae-test-named-4", &model_variant("ae-test-other-5", None)).await.unwrap();
+    let refused = model_ops::fetch(&store, &mislabelled).await;
+    assert!(
+        matches!(&refused, Err(ModelOpError::VersionMismatch(m)) if m.found == "ae-test-other-5" && m.expected == "ae-test-named-4"),
+        "{:?}",
+        refused.err()
+    );
+    let current = store.pointer().await.unwrap().unwrap();
+    let mut planted = current.pointer.clone();
+    planted.challenger = Some(mislabelled);
+    store.put_pointer(&planted, Some(&current.etag)).await.unwrap();
+    let promoted = model_ops::promote(&store, None, "op").await;
+    assert!(matches!(promoted, Err(ModelOpError::VersionMismatch(_))), "{:?}", promoted.err());
+    assert_eq!(store.pointer().await.unwrap().unwrap().pointer, planted, "nothing was written");
 }
 
 #[tokio::test]
