@@ -15,7 +15,9 @@ Load comes from wrk (2 threads, 8 connections by default) on the same machine, s
 shares the cores with its load generator, as in the issue's figures.
 
 Per handler and round: a fresh SQLite store, a short warm-up, then --duration seconds of
-`ScoreWindows` and --duration seconds of `/api/score` (one window per request), then RSS.
+`ScoreWindows` and --duration seconds of `/api/score` (one window per request), then RSS, then
+--duration seconds of `GET /api/health`: the same server, middleware and request span with
+nothing to read or score, the most requests per second any endpoint can answer on the machine.
 Handlers are interleaved round by round (machines drift); the report takes medians over rounds.
 
 The ceiling is `sensor-anomaly bench-model` on the same windows and model: `Model::run` alone
@@ -41,7 +43,18 @@ sys.path.insert(0, str(ROOT / "training"))
 from sensor_anomaly_training.binary import start_handler  # noqa: E402
 from sensor_anomaly_training.host import invocation  # noqa: E402
 
-# wrk's Lua: cycles the bodies written to a folder, and prints its figures as one JSON line.
+# wrk's Lua: prints its figures as one JSON line.
+WRK_DONE = r"""
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    '{"requests":%d,"duration_us":%d,"bytes":%d,"p50_us":%d,"p90_us":%d,"p99_us":%d,"max_us":%d,"mean_us":%f,"connect_errors":%d,"read_errors":%d,"write_errors":%d,"timeouts":%d,"non_2xx":%d}\n',
+    summary.requests, summary.duration, summary.bytes, latency:percentile(50), latency:percentile(90),
+    latency:percentile(99), latency.max, latency.mean, e.connect, e.read, e.write, e.timeout, e.status))
+end
+"""
+
+# wrk's Lua: cycles the bodies written to a folder.
 WRK_SCRIPT = r"""
 local bodies, n, counter = {}, 0, 0
 local threads, k = {}, 0
@@ -59,14 +72,13 @@ request = function()
   counter = counter + 1
   return wrk.format("POST", wrk.path, {["Content-Type"] = "application/json"}, bodies[(counter % n) + 1])
 end
-done = function(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format(
-    '{"requests":%d,"duration_us":%d,"bytes":%d,"p50_us":%d,"p90_us":%d,"p99_us":%d,"max_us":%d,"mean_us":%f,"connect_errors":%d,"read_errors":%d,"write_errors":%d,"timeouts":%d,"non_2xx":%d}\n',
-    summary.requests, summary.duration, summary.bytes, latency:percentile(50), latency:percentile(90),
-    latency:percentile(99), latency.max, latency.mean, e.connect, e.read, e.write, e.timeout, e.status))
-end
-"""
+""" + WRK_DONE
+
+# wrk's Lua: GET with no body (the HTTP floor: the same server, middleware and request span,
+# nothing to read or score).
+WRK_GET = r"""
+request = function() return wrk.format("GET", wrk.path) end
+""" + WRK_DONE
 
 
 def args_parser():
@@ -201,6 +213,7 @@ def measured(name: str, a, proc, port: int, ready_s: float, bodies: tuple, scrat
     score = wrk(port, "/api/score", many, [str(single_dir), "1"], a, a.duration)
     score_cpu = cpu_seconds(proc.pid) - cpu_before
     memory = rss_mib(proc.pid)
+    floor = wrk(port, "/api/health", scratch / "get.lua", [], a, a.duration)
     return {
         "handler": name,
         "ready_s": ready_s,
@@ -213,6 +226,7 @@ def measured(name: str, a, proc, port: int, ready_s: float, bodies: tuple, scrat
         "score_requests_per_cpu_s": score["requests"] / max(score_cpu, 1e-9),
         "score_p50_ms": score["p50_us"] / 1e3,
         "score_p99_ms": score["p99_us"] / 1e3,
+        "health_requests_per_s": floor["per_second"],
         **memory,
     }
 
@@ -233,6 +247,7 @@ MEASURES = [
     ("score_requests_per_s", "/api/score req/s", "{:,.0f}"),
     ("score_requests_per_cpu_s", "/api/score requests per handler CPU-second", "{:,.0f}"),
     ("score_p99_ms", "/api/score p99 ms", "{:.2f}"),
+    ("health_requests_per_s", "GET /api/health req/s (the HTTP floor)", "{:,.0f}"),
     ("rss_mib", "RSS after load MiB", "{:.1f}"),
     ("peak_rss_mib", "peak RSS MiB", "{:.1f}"),
     ("ready_s", "start to ready s", "{:.3f}"),
@@ -270,6 +285,7 @@ def main(argv=None) -> int:
         (scratch / "one").mkdir()
         (scratch / "one" / "00000.json").write_text(one)
         (scratch / "many.lua").write_text(WRK_SCRIPT)
+        (scratch / "get.lua").write_text(WRK_GET)
         print(f"workload: {count} invocations of {a.windows_per_invocation} windows "
               f"({a.windows_per_event} per event, dataType {a.data_type}), {sum(f.stat().st_size for f in (scratch / 'many').iterdir()) / count / 1024:.0f} KiB each",
               flush=True)

@@ -36,6 +36,7 @@ class ShortBench(unittest.TestCase):
             self.assertGreater(m["windows_per_cpu_s"], 0)
             self.assertGreater(m["score_requests_per_s"], 0)
             self.assertGreater(m["score_requests_per_cpu_s"], 0)
+            self.assertGreater(m["health_requests_per_s"], 0)
             self.assertLessEqual(m["invocation_p50_ms"], m["invocation_p99_ms"])
             self.assertGreater(m["rss_mib"], 0)
             self.assertGreater(m["share_of_ceiling"], 0)
