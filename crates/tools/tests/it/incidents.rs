@@ -70,6 +70,43 @@ async fn a_fault_is_one_incident_and_a_redelivered_batch_is_not_a_second() {
     assert_eq!(listed["count"], 1);
 }
 
+/// Two instances on one SQLite file while a partition moves between them: each reads what the
+/// other wrote (its own cached trackers are stale once the other commits), so the fault is one
+/// incident and a batch re-delivered to the other instance gets the same messages.
+#[tokio::test]
+async fn two_instances_sharing_a_file_make_one_incident_and_the_same_messages() {
+    let a = spawn_app().await;
+    let b = spawn_app_with(|s| s.sqlite_path = a.db_path.clone()).await;
+    let w = one_device(40, 5..15);
+    let batch = |from: usize, to: usize| {
+        invocation(encoded(json!(texts(&w[from..to]))), many_metadata(to - from, 100 + from as i64))
+    };
+    let (first, second, third) = (batch(0, 10), batch(10, 20), batch(20, 40));
+    // a opens it (and caches the tracker it wrote); b takes the next batch and resolves it.
+    let (_, reply) = invoke(&a, &first).await;
+    let opened = incidents(&reply);
+    assert_eq!(kinds(&opened), ["opened"], "{reply}");
+    let (_, reply) = invoke(&b, &second).await;
+    let resolved = incidents(&reply);
+    assert_eq!(kinds(&resolved), ["resolved"], "{reply}");
+    // The second batch re-delivered to a: a must see b's tracker, not its own copy, and answer
+    // with b's message.
+    let (status, reply) = invoke(&a, &second).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(ids(&incidents(&reply)), ids(&resolved), "{reply}");
+    // And the first re-delivered to b: a's message.
+    let (_, reply) = invoke(&b, &first).await;
+    assert_eq!(ids(&incidents(&reply)), ids(&opened), "{reply}");
+    // a goes on with the partition: quiet windows, nothing new.
+    let (_, reply) = invoke(&a, &third).await;
+    assert!(incidents(&reply).is_empty(), "{reply}");
+    for app in [&a, &b] {
+        let listed: Value = app.get("/api/incidents").await.json().await.unwrap();
+        assert_eq!(listed["count"], 1, "{listed}");
+        assert_eq!(listed["incidents"][0]["status"], "resolved", "{listed}");
+    }
+}
+
 #[tokio::test]
 async fn per_window_alerts_can_be_switched_off_and_incidents_stay() {
     let app = spawn_app_with(|s| s.publish_window_alerts = false).await;
