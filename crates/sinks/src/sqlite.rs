@@ -445,8 +445,7 @@ fn load_trackers(
             .during(CONTEXT)?;
         let snapshot = data_version(&tx, CONTEXT)?;
         for r in requests {
-            let key = r.device_id.clone();
-            let tracker = match cache.entries.get_mut(&key) {
+            let tracker = match cache.entries.get_mut(r.device_id.as_str()) {
                 // Nobody else has committed since this entry was known current: it is.
                 Some(c) if c.current_at == snapshot => Some(VersionedTracker {
                     state: c.state.clone(),
@@ -479,7 +478,7 @@ fn load_trackers(
                                 source: None,
                             })?;
                             let state = from_stored::<TrackerState>(&text, "incident tracker")?;
-                            cache.put(key, version, state.clone(), snapshot);
+                            cache.put(r.device_id.clone(), version, state.clone(), snapshot);
                             Some(VersionedTracker { state, version })
                         }
                         (None, _) => None,
